@@ -1,0 +1,1 @@
+"""The agent: connect/lease/heartbeat loop, conda resolution, description upload."""

@@ -1,0 +1,183 @@
+"""The agent's link to its coordinator: dial out, register, heartbeat, run leased jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+
+import grpc
+
+import envd
+from envd.errors import EnvdError, InternalError
+from envd.progress import Stage
+from envd.v1 import agents_pb2, agents_pb2_grpc
+from envd.wire import error_from_rpc, error_to_pb, stage_to_pb
+
+from .job_runner import Assignment, JobRunner
+
+log = logging.getLogger("envd.agent")
+
+
+@dataclass(frozen=True, slots=True)
+class AgentIdentity:
+    agent_id: str
+    host: str
+    platforms: tuple[str, ...]
+    slots: int = 1
+
+
+RunnerFactory = Callable[[str], JobRunner]  # store URL (from the coordinator) → runner
+
+
+class AgentConnection:
+    """Keeps one stream to the coordinator open, reconnecting with backoff. Messages wait in
+    one outbox across reconnects, so a result finished while disconnected is still sent."""
+
+    def __init__(self, target: str, identity: AgentIdentity, make_runner: RunnerFactory) -> None:
+        self.target = target
+        self.identity = identity
+        self.make_runner = make_runner
+        self.runner: JobRunner | None = None
+        self.outbox: asyncio.Queue[agents_pb2.AgentMessage] = asyncio.Queue()
+        self.active: dict[str, asyncio.Task[None]] = {}
+        self.connected = asyncio.Event()
+
+    async def run_forever(self, stop: asyncio.Event) -> None:
+        delay = 0.1
+        while not stop.is_set():
+            try:
+                await self._session(stop)
+                delay = 0.1
+            except EnvdError as err:
+                if err.status in ("FAILED_PRECONDITION", "INVALID_ARGUMENT"):
+                    raise  # refused by the coordinator: retrying cannot help
+                log.warning("coordinator `%s` unreachable: %s", self.target, err.message)
+            self.connected.clear()
+            if stop.is_set():
+                break
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+            except TimeoutError:
+                pass
+            delay = min(delay * 2, 5.0)
+        for task in self.active.values():
+            task.cancel()
+        await asyncio.gather(*self.active.values(), return_exceptions=True)
+
+    async def _session(self, stop: asyncio.Event) -> None:
+        async with grpc.aio.insecure_channel(self.target) as channel:
+            call = agents_pb2_grpc.AgentsStub(channel).Connect(self._outgoing())
+            try:
+                first = await call.read()
+                if first is grpc.aio.EOF or not first.HasField("welcome"):
+                    raise InternalError("the coordinator closed the stream without a welcome")
+                welcome = first.welcome
+                if self.runner is None:
+                    self.runner = self.make_runner(welcome.store_url)
+                log.info(
+                    "connected to %s (envd %s), platforms=%s, store=%s",
+                    self.target, welcome.version, list(self.identity.platforms), welcome.store_url,
+                )  # fmt: skip
+                self.connected.set()
+                beat = asyncio.create_task(self._heartbeat(welcome.heartbeat_interval_ms / 1000))
+                stopper = asyncio.create_task(stop.wait())
+                try:
+                    await self._receive(call, stopper)
+                finally:
+                    beat.cancel()
+                    stopper.cancel()
+                    call.cancel()
+            except grpc.aio.AioRpcError as err:
+                raise error_from_rpc(err) from err
+
+    async def _receive(self, call: grpc.aio.StreamStreamCall, stopper: asyncio.Task[bool]) -> None:
+        while True:
+            read = asyncio.ensure_future(call.read())
+            done, _ = await asyncio.wait({read, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            if stopper in done:
+                read.cancel()
+                return
+            message = read.result()
+            if message is grpc.aio.EOF:
+                return
+            kind = message.WhichOneof("body")
+            if kind == "assignment":
+                self._start(message.assignment)
+            elif kind == "revoked":
+                log.warning(
+                    "lease %s revoked: %s (a result under it will be rejected)",
+                    message.revoked.lease_id, message.revoked.reason,
+                )  # fmt: skip
+
+    async def _outgoing(self) -> AsyncIterator[agents_pb2.AgentMessage]:
+        identity = self.identity
+        yield agents_pb2.AgentMessage(
+            register=agents_pb2.Register(
+                agent_id=identity.agent_id,
+                host=identity.host,
+                platforms=list(identity.platforms),
+                protocol_version=envd.PROTOCOL_VERSION,
+                version=envd.__version__,
+                slots=identity.slots,
+            )
+        )
+        while True:
+            yield await self.outbox.get()
+
+    async def _heartbeat(self, interval: float) -> None:
+        while True:
+            self.outbox.put_nowait(
+                agents_pb2.AgentMessage(heartbeat=agents_pb2.Heartbeat(lease_ids=list(self.active)))
+            )
+            await asyncio.sleep(interval)
+
+    def _start(self, message: agents_pb2.JobAssignment) -> None:
+        job = Assignment(
+            job_id=message.job_id,
+            lease_id=message.lease_id,
+            req_id=message.req_id,
+            platform=message.platform,
+            canonical_spec=message.canonical_spec,
+            no_archives=message.no_archives,
+            requester_user=message.requester.user,
+        )
+        log.info("leased job=%s lease=%s platform=%s", job.job_id, job.lease_id, job.platform)
+        task = asyncio.create_task(self._run(job), name=f"job-{job.job_id}")
+        self.active[job.lease_id] = task
+
+    async def _run(self, job: Assignment) -> None:
+        async def progress(stage: Stage, text: str) -> None:
+            self.outbox.put_nowait(
+                agents_pb2.AgentMessage(
+                    progress=agents_pb2.JobProgress(
+                        lease_id=job.lease_id, stage=stage_to_pb(stage), message=text  # type: ignore[arg-type]
+                    )
+                )
+            )
+
+        assert self.runner is not None
+        try:
+            full_id = await self.runner.run(job, progress)
+            reply = agents_pb2.AgentMessage(
+                result=agents_pb2.JobResult(lease_id=job.lease_id, full_id=full_id)
+            )
+        except EnvdError as err:
+            log.warning("job=%s failed: %s", job.job_id, err.message)
+            reply = agents_pb2.AgentMessage(
+                failure=agents_pb2.JobFailure(lease_id=job.lease_id, error=error_to_pb(err))
+            )
+        except Exception as err:  # job boundary: report, keep the agent alive
+            log.exception("job=%s crashed", job.job_id)
+            wrapped = InternalError(f"agent `{self.identity.agent_id}` crashed on the job: {err}")
+            reply = agents_pb2.AgentMessage(
+                failure=agents_pb2.JobFailure(lease_id=job.lease_id, error=error_to_pb(wrapped))
+            )
+        finally:
+            self.active.pop(job.lease_id, None)
+        self.outbox.put_nowait(reply)
+
+
+def platforms_tuple(values: Sequence[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(values))

@@ -1,0 +1,71 @@
+"""Runs one leased job: resolve, describe, write the description to the store."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from envd.catalog import Catalog
+from envd.clock import Clock
+from envd.description import ResolvedBy, build_description
+from envd.errors import InternalError
+from envd.ids import req_id as compute_req_id
+from envd.progress import Stage
+from envd.spec import spec_from_canonical
+
+from .conda_resolver import CondaResolver
+
+log = logging.getLogger("envd.agent")
+Progress = Callable[[Stage, str], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    job_id: str
+    lease_id: str
+    req_id: str
+    platform: str
+    canonical_spec: bytes
+    no_archives: bool
+    requester_user: str
+
+
+class JobRunner:
+    def __init__(
+        self, *, resolver: CondaResolver, catalog: Catalog, clock: Clock, agent_id: str, host: str
+    ) -> None:
+        self.resolver = resolver
+        self.catalog = catalog
+        self.clock = clock
+        self.agent_id = agent_id
+        self.host = host
+
+    async def run(self, job: Assignment, progress: Progress) -> str:
+        """Resolve the job's spec and store its description; returns the full_id."""
+        spec = spec_from_canonical(json.loads(job.canonical_spec))
+        if compute_req_id(spec) != job.req_id:
+            raise InternalError(
+                f"job `{job.job_id}` carries a spec whose req_id is not `{job.req_id}`",
+                hint="the coordinator and this agent normalize differently: run one envd release",
+            )
+        await progress(Stage.RESOLVING, f"solving on agent `{self.agent_id}`")
+        log.info("solve job=%s req_id=%s platform=%s", job.job_id, job.req_id, job.platform)
+        resolution = await self.resolver.resolve(spec, job.platform)
+        description = build_description(
+            req_id=job.req_id,
+            platform=job.platform,
+            spec=spec,
+            packages=resolution.packages,
+            resolved_at=datetime.fromtimestamp(self.clock.now(), UTC),
+            resolved_by=ResolvedBy(user=job.requester_user, agent=self.agent_id, host=self.host),
+            solver=resolution.solver,
+        )
+        await progress(Stage.UPLOADING, f"writing description of {len(resolution.packages)} packages")
+        await asyncio.to_thread(self.catalog.write_description, description)
+        full_id: str = description["full_id"]
+        log.info("resolved job=%s platform=%s full_id=%s", job.job_id, job.platform, full_id)
+        return full_id

@@ -1,0 +1,1 @@
+"""envd-client: CLI, typed Python API, embedded default."""

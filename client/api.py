@@ -1,0 +1,226 @@
+"""The typed Python API of envd: everything `envd-client` does, callable from code."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import socket
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+
+import envd
+from envd.errors import CoordinatorUnavailableError, EnvdError, IncompatibleVersionError
+from envd.progress import Outcome, ResolveEvent, Stage
+from envd.spec import Spec
+from envd.v1 import common_pb2, environments_pb2, environments_pb2_grpc
+from envd.wire import (
+    PROTOCOL_METADATA_KEY,
+    VERSION_METADATA_KEY,
+    error_from_rpc,
+    event_from_pb,
+    spec_to_pb,
+)
+
+EventCallback = Callable[[ResolveEvent], None]
+_METADATA = ((PROTOCOL_METADATA_KEY, str(envd.PROTOCOL_VERSION)), (VERSION_METADATA_KEY, envd.__version__))
+
+
+@dataclass(frozen=True, slots=True)
+class ServerInfo:
+    version: str
+    protocol_version: int
+    store_url: str
+    platforms: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class ResolveResult:
+    """Per platform, the terminal event (done or failed), or the accepted one with --no-wait."""
+
+    req_id: str = ""
+    events: dict[str, ResolveEvent] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> bool:
+        return any(e.outcome is Outcome.FAILED for e in self.events.values())
+
+    def job_ids(self) -> list[str]:
+        return [e.job_id for e in self.events.values() if e.job_id]
+
+
+@dataclass(frozen=True, slots=True)
+class EnvironmentSummary:
+    req_id: str
+    platform: str
+    full_id: str
+    resolved_at: str
+    is_default: bool
+
+
+class EnvdClient:
+    """A connection to one coordinator (`HOST:PORT` or `unix:PATH`)."""
+
+    def __init__(self, target: str, *, reattach_timeout: float = 120.0) -> None:
+        self.target = target
+        self.reattach_timeout = reattach_timeout
+        self._channel = grpc.insecure_channel(target)
+        self._stub = environments_pb2_grpc.EnvironmentsStub(self._channel)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> EnvdClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def info(self, timeout: float = 10.0) -> ServerInfo:
+        reply = self._call(lambda: self._stub.GetInfo(
+            environments_pb2.GetInfoRequest(), metadata=_METADATA, timeout=timeout,
+            wait_for_ready=True,
+        ))  # fmt: skip
+        if reply.protocol_version != envd.PROTOCOL_VERSION:
+            raise IncompatibleVersionError(
+                f"coordinator speaks protocol {reply.protocol_version} (envd {reply.version}); "
+                f"this client speaks {envd.PROTOCOL_VERSION} (envd {envd.__version__})",
+                hint="install the envd release the coordinator runs",
+            )
+        return ServerInfo(
+            reply.version, reply.protocol_version, reply.store_url, tuple(reply.platforms)
+        )
+
+    def resolve(
+        self,
+        spec: Spec,
+        platforms: Sequence[str],
+        *,
+        force: bool = False,
+        no_wait: bool = False,
+        no_archives: bool = False,
+        on_event: EventCallback | None = None,
+    ) -> ResolveResult:
+        """Resolve `spec` for each platform. If the coordinator goes away mid-way, re-attach to
+        the accepted jobs (it persisted them) until `reattach_timeout`."""
+        request = environments_pb2.ResolveRequest(
+            spec=spec_to_pb(spec),
+            platforms=list(platforms),
+            force=force,
+            no_wait=no_wait,
+            no_archives=no_archives,
+            requester=common_pb2.Requester(user=_user(), host=socket.gethostname()),
+        )
+        result = ResolveResult()
+        try:
+            self._consume(self._stub.Resolve(request, metadata=_METADATA), result, on_event)
+        except CoordinatorUnavailableError:
+            if no_wait or not result.job_ids():
+                raise
+            self._reattach(result, on_event)
+        return result
+
+    def wait(self, job_ids: Sequence[str], on_event: EventCallback | None = None) -> ResolveResult:
+        result = ResolveResult()
+        try:
+            self._consume(self._wait_stream(job_ids), result, on_event)
+        except CoordinatorUnavailableError:
+            self._reattach(result, on_event, list(job_ids))
+        return result
+
+    def get_environment(
+        self, *, req_id: str = "", platform: str = "", full_id: str = ""
+    ) -> tuple[dict[str, Any], bool]:
+        request = environments_pb2.GetEnvironmentRequest(
+            req_id=req_id, platform=platform, full_id=full_id
+        )
+        reply = self._call(lambda: self._stub.GetEnvironment(request, metadata=_METADATA))
+        return json.loads(reply.description_json), reply.is_default
+
+    def list_environments(self, req_id: str = "") -> list[EnvironmentSummary]:
+        request = environments_pb2.ListEnvironmentsRequest(req_id=req_id)
+        reply = self._call(lambda: self._stub.ListEnvironments(request, metadata=_METADATA))
+        return [
+            EnvironmentSummary(e.req_id, e.platform, e.full_id, e.resolved_at, e.is_default)
+            for e in reply.environments
+        ]
+
+    def _wait_stream(self, job_ids: Iterable[str]) -> Any:
+        request = environments_pb2.WaitRequest(job_ids=list(job_ids))
+        return self._stub.Wait(request, metadata=_METADATA)
+
+    def _consume(self, stream: Any, result: ResolveResult, on_event: EventCallback | None) -> None:
+        for event in self._events(stream):
+            result.req_id = result.req_id or event.req_id
+            current = result.events.get(event.platform)
+            if event.stage is Stage.ACCEPTED or event.stage.terminal or current is None:
+                # keep the request's own outcome (dedup/resolved) on later events
+                if current is not None and event.outcome is None:
+                    event = _keep_outcome(event, current)
+                result.events[event.platform] = _merged(event, current)
+            if on_event is not None:
+                on_event(event)
+
+    def _reattach(
+        self, result: ResolveResult, on_event: EventCallback | None, job_ids: list[str] | None = None
+    ) -> None:
+        deadline = time.monotonic() + self.reattach_timeout
+        delay = 0.2
+        while True:
+            pending = job_ids or [
+                e.job_id for e in result.events.values() if e.job_id and not e.stage.terminal
+            ]
+            if not pending:
+                return
+            try:
+                self.info(timeout=max(0.1, deadline - time.monotonic()))  # blocks until it is back
+                self._consume(self._wait_stream(pending), result, on_event)
+                return
+            except CoordinatorUnavailableError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    def _events(self, stream: Any) -> Iterator[ResolveEvent]:
+        try:
+            for message in stream:
+                yield event_from_pb(message)
+        except grpc.RpcError as err:
+            raise error_from_rpc(err) from err
+
+    def _call(self, fn: Callable[[], Any]) -> Any:
+        try:
+            return fn()
+        except grpc.RpcError as err:
+            raise error_from_rpc(err) from err
+
+
+def _merged(event: ResolveEvent, previous: ResolveEvent | None) -> ResolveEvent:
+    """A re-attached terminal event keeps the outcome the first stream promised."""
+    if previous is None or not event.stage.terminal or event.outcome is Outcome.FAILED:
+        return event
+    if previous.outcome in (Outcome.DEDUP, Outcome.RESOLVED) and event.outcome is not None:
+        return _keep_outcome(event, previous)
+    return event
+
+
+def _keep_outcome(event: ResolveEvent, previous: ResolveEvent) -> ResolveEvent:
+    return ResolveEvent(
+        req_id=event.req_id, platform=event.platform, stage=event.stage, job_id=event.job_id,
+        outcome=previous.outcome, message=event.message, full_id=event.full_id,
+        description=event.description, error=event.error, agent=event.agent,
+    )  # fmt: skip
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+__all__ = ["EnvdClient", "EnvdError", "ResolveResult", "ServerInfo"]

@@ -1,0 +1,228 @@
+"""`envd-client`: the command line over the typed API (envd.client.api)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import envd
+from envd.errors import EnvdError, InvalidSpecError
+from envd.ids import req_id as compute_req_id
+from envd.platforms import check_platform, host_platform_name
+from envd.spec_input import LoadedSpec, load_spec, virtual_packages_from_environ
+
+from . import render
+from .api import EnvdClient
+from .config import ClientConfig, load_config
+from .session import open_client
+
+EPILOG = """\
+Without --coordinator (or ENVD_COORDINATOR, or `coordinator` in ~/.config/envd/config.toml),
+envd-client runs the coordinator and an agent in-process, with state and store in ./.envd/.
+Exit codes: 0 ok, 1 internal, 2 bad input, 3 resolution failed, 4 job/agent, 5 coordinator, 6 store.
+"""
+
+
+def _spec_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("spec")
+    group.add_argument("-f", "--file", action="append", default=[], type=Path, dest="files",
+                       help="environment.yml (repeatable)")
+    group.add_argument("-r", "--requirements", action="append", default=[], type=Path,
+                       help="requirements.txt (repeatable)")
+    group.add_argument("-p", "--package", action="append", default=[], dest="packages",
+                       metavar="SPEC", help="conda MatchSpec, e.g. 'numpy>=1.20' (repeatable)")
+    group.add_argument("--pypi", action="append", default=[], metavar="SPEC",
+                       help="PyPI requirement (repeatable)")
+    group.add_argument("--python", help="python version or constraint, e.g. 3.11")
+    group.add_argument("-c", "--channel", action="append", default=[], dest="channels",
+                       help="channel name, URL or folder, in priority order (repeatable)")
+    group.add_argument("--virtual-package", action="append", default=[], metavar="NAME=VERSION",
+                       help="override a virtual package, e.g. __glibc=2.28 (repeatable; "
+                       "CONDA_OVERRIDE_GLIBC/OSX/CUDA are read too)")
+    group.add_argument("--arch", action="append", default=[], metavar="PLATFORM",
+                       help="target platform (repeatable; default: the files' `platforms:`, "
+                       f"else this machine's, {host_platform_name()})")
+    group.add_argument("--json", action="store_true", help="print exactly one JSON document")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="envd-client",
+        description="Resolve pinned, cached environments for every platform you deploy to.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--coordinator", help="HOST:PORT or unix:PATH of envd-daemon")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log to stderr")
+    parser.add_argument("--version", action="version", version=f"envd-client {envd.__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    resolve = commands.add_parser("resolve", help="resolve a spec for one or more platforms")
+    _spec_options(resolve)
+    resolve.add_argument("--force", action="store_true", help="resolve again despite a default")
+    resolve.add_argument("--no-wait", action="store_true",
+                         help="return once accepted; prints job ids for `envd-client wait`")
+    resolve.add_argument("--no-archives", action="store_true",
+                         help="resolve and describe only; do not cache package archives")
+
+    spec = commands.add_parser("spec", help="print what envd understood, without resolving")
+    _spec_options(spec)
+
+    show = commands.add_parser("show", help="show an environment by req_id, full_id or both")
+    show.add_argument("id", metavar="ID", help="req_id, full_id, or req_id:full_id")
+    show.add_argument("--arch", action="append", default=[], metavar="PLATFORM",
+                      help="platform(s) of a req_id (default: every platform resolved)")
+    show.add_argument("--json", action="store_true")
+
+    listing = commands.add_parser("list", help="list environments in the store")
+    listing.add_argument("req_id", nargs="?", default="", help="only this req_id")
+    listing.add_argument("--json", action="store_true")
+
+    wait = commands.add_parser("wait", help="re-attach to jobs printed by `resolve --no-wait`")
+    wait.add_argument("job_ids", nargs="+", metavar="JOB")
+    wait.add_argument("--json", action="store_true")
+    return parser
+
+
+def load_request(args: argparse.Namespace) -> tuple[LoadedSpec, list[str]]:
+    overrides = virtual_packages_from_environ(os.environ) + list(args.virtual_package)
+    loaded = load_spec(
+        env_files=args.files,
+        requirement_files=args.requirements,
+        packages=args.packages,
+        pypi=args.pypi,
+        python=args.python,
+        channels=args.channels,
+        virtual_packages=overrides,
+    )
+    platforms = args.arch or list(loaded.platforms) or [host_platform_name()]
+    return loaded, [check_platform(p) for p in platforms]
+
+
+def cmd_spec(args: argparse.Namespace, config: ClientConfig) -> int:
+    loaded, platforms = load_request(args)
+    spec = loaded.spec
+    document = {
+        "req_id": compute_req_id(spec),
+        "env_type": str(spec.env_type),
+        "platforms": {
+            p: {"conda": spec.conda_specs_for(p), "pypi": spec.pypi_requirements_for(p)}
+            for p in platforms
+        },
+        "canonical": spec.to_canonical(),
+    }
+    if args.json:
+        render.print_json(document)
+        return 0
+    print(f"req_id: {document['req_id']}\nenv type: {document['env_type']}")
+    for platform, deps in document["platforms"].items():  # type: ignore[attr-defined]
+        print(f"{platform}:")
+        for line in deps["conda"]:
+            print(f"  conda  {line}")
+        for line in deps["pypi"]:
+            print(f"  pypi   {line}")
+    return 0
+
+
+def cmd_resolve(args: argparse.Namespace, config: ClientConfig) -> int:
+    loaded, platforms = load_request(args)
+    for warning in loaded.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    with open_client(config) as client:
+        result = client.resolve(
+            loaded.spec, platforms, force=args.force, no_wait=args.no_wait,
+            no_archives=args.no_archives, on_event=render.ProgressPrinter(),
+        )  # fmt: skip
+    return _finish(result, args.json)
+
+
+def cmd_wait(args: argparse.Namespace, config: ClientConfig) -> int:
+    with open_client(config) as client:
+        result = client.wait(args.job_ids, on_event=render.ProgressPrinter())
+    return _finish(result, args.json)
+
+
+def _finish(result: Any, as_json: bool) -> int:
+    if as_json:
+        render.print_json(render.result_json(result))
+    else:
+        sys.stdout.write(render.result_text(result))
+    errors = [e.error for e in result.events.values() if e.error is not None]
+    return errors[0].exit_code if errors else (3 if result.failed else 0)
+
+
+def cmd_show(args: argparse.Namespace, config: ClientConfig) -> int:
+    ident = args.id
+    req_id, _, full_id = ident.partition(":") if ":" in ident else ("", "", "")
+    found: list[tuple[dict[str, Any], bool]] = []
+    with open_client(config) as client:
+        if full_id:
+            found.append(client.get_environment(full_id=full_id))
+        else:
+            found = _show_single(client, ident, args.arch)
+    if args.json:
+        render.print_json([
+            {"description": d, "is_default": is_default} for d, is_default in found
+        ])  # fmt: skip
+    else:
+        sys.stdout.write("\n".join(render.environment_text(d, "", is_default) for d, is_default in found))
+    return 0
+
+
+def _show_single(client: EnvdClient, ident: str, arch: Sequence[str]) -> list[tuple[dict[str, Any], bool]]:
+    summaries = client.list_environments(req_id=ident)
+    if summaries:  # it is a req_id: show its default per platform
+        platforms = arch or sorted({s.platform for s in summaries})
+        return [client.get_environment(req_id=ident, platform=p) for p in platforms]
+    return [client.get_environment(full_id=ident)]
+
+
+def cmd_list(args: argparse.Namespace, config: ClientConfig) -> int:
+    with open_client(config) as client:
+        summaries = client.list_environments(req_id=args.req_id)
+    if args.json:
+        render.print_json({"environments": [
+            {"req_id": s.req_id, "platform": s.platform, "full_id": s.full_id,
+             "resolved_at": s.resolved_at, "is_default": s.is_default}
+            for s in summaries
+        ]})  # fmt: skip
+    else:
+        sys.stdout.write(render.summaries_text(summaries))
+    return 0
+
+
+COMMANDS = {"resolve": cmd_resolve, "spec": cmd_spec, "show": cmd_show, "list": cmd_list,
+            "wait": cmd_wait}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    if not args.verbose:  # the embedded daemon and agent report through events, not logs
+        for name in ("envd.daemon", "envd.agent"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+    try:
+        config = load_config(coordinator_flag=args.coordinator)
+        code = COMMANDS[args.command](args, config)
+    except EnvdError as err:
+        if getattr(args, "json", False):
+            render.print_json({"error": render.error_json(err)})
+        print(f"error: {err.message}", file=sys.stderr)
+        if err.hint:
+            print(f"hint: {err.hint}", file=sys.stderr)
+        code = err.exit_code
+    except KeyboardInterrupt:
+        code = 130
+    raise SystemExit(code)
+
+
+__all__ = ["InvalidSpecError", "main"]

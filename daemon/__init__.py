@@ -1,0 +1,1 @@
+"""The coordinator: gRPC servicers, single-flight, job queue and leases, state."""

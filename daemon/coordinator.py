@@ -1,0 +1,212 @@
+"""The coordinator's client side: cache hits, single-flight jobs, and streams of job events."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from envd.catalog import Catalog
+from envd.clock import Clock
+from envd.errors import EnvdError, InternalError, PypiNotAvailableError, error_from_dict
+from envd.ids import req_id as compute_req_id
+from envd.platforms import check_platform
+from envd.progress import Outcome, ResolveEvent, Stage
+from envd.spec import Spec, canonical_json
+
+from .agent_registry import AgentRegistry
+from .dispatcher import Dispatcher
+from .job_events import JobEvents
+from .state import Job, JobState, JobStatus
+
+log = logging.getLogger("envd.daemon")
+
+
+@dataclass(frozen=True, slots=True)
+class CoordinatorSettings:
+    store_url: str
+    lease_ttl: float = 30.0
+    heartbeat_interval: float = 5.0
+    no_agent_timeout: float = 300.0
+    sweep_interval: float = 0.5
+
+
+@dataclass(slots=True)
+class _Attached:
+    job: Job
+    outcome: Outcome
+
+
+class Coordinator:
+    """Answers Resolve and Wait: a cache hit from the store, or one shared job per
+    (req_id, platform) whose events fan out to every attached request."""
+
+    def __init__(
+        self,
+        *,
+        state: JobState,
+        catalog: Catalog,
+        clock: Clock,
+        settings: CoordinatorSettings,
+        registry: AgentRegistry,
+        events: JobEvents,
+        dispatcher: Dispatcher,
+    ) -> None:
+        self.state = state
+        self.catalog = catalog
+        self.clock = clock
+        self.settings = settings
+        self.registry = registry
+        self.events = events
+        self.dispatcher = dispatcher
+
+    async def resolve(
+        self,
+        spec: Spec,
+        platforms: Sequence[str],
+        *,
+        force: bool,
+        no_wait: bool,
+        no_archives: bool,
+        requester: dict[str, str],
+    ) -> AsyncIterator[ResolveEvent]:
+        if spec.pypi:
+            raise PypiNotAvailableError(
+                "PyPI resolution not available yet: the request has PyPI dependencies "
+                + ", ".join(f"`{d.name}`" for d in spec.pypi),
+                hint="remove the `pip:` / `--pypi` / `-r` entries; PyPI support lands in a "
+                "later release",
+            )
+        targets = list(dict.fromkeys(check_platform(p) for p in platforms))
+        rid = compute_req_id(spec)
+        canonical = canonical_json(spec.to_canonical())
+        attached: dict[str, _Attached] = {}
+        hits: list[ResolveEvent] = []
+        for platform in targets:
+            hit = None if force else await self._cache_hit(rid, platform)
+            if hit is not None:
+                hits.append(hit)
+                continue
+            job, created = self.state.create_or_attach(
+                req_id=rid,
+                platform=platform,
+                canonical_spec=canonical,
+                no_archives=no_archives,
+                requester=requester,
+                now=self.clock.now(),
+            )
+            outcome = Outcome.RESOLVED if created else Outcome.DEDUP
+            attached[job.job_id] = _Attached(job, outcome)
+            log.info("%s req_id=%s platform=%s job=%s", outcome, rid, platform, job.job_id)
+        for hit in hits:
+            yield hit
+        for item in attached.values():
+            yield _event(item.job, Stage.ACCEPTED, outcome=item.outcome)
+        if not attached:
+            return
+        self.dispatcher.kick()
+        if no_wait:
+            return
+        async for event in self._follow(attached):
+            yield event
+
+    async def wait(self, job_ids: Sequence[str]) -> AsyncIterator[ResolveEvent]:
+        attached = {j: _Attached(self.state.get(j), Outcome.RESOLVED) for j in job_ids}
+        for item in attached.values():
+            yield _event(item.job, Stage.ACCEPTED, outcome=item.outcome)
+        async for event in self._follow(attached):
+            yield event
+
+    async def _cache_hit(self, rid: str, platform: str) -> ResolveEvent | None:
+        description = await asyncio.to_thread(self.catalog.default_description, rid, platform)
+        if description is None:
+            return None
+        log.info("cache_hit req_id=%s platform=%s", rid, platform)
+        return ResolveEvent(
+            req_id=rid,
+            platform=platform,
+            stage=Stage.DONE,
+            outcome=Outcome.CACHE_HIT,
+            full_id=description["full_id"],
+            description=description,
+        )
+
+    async def _follow(self, attached: dict[str, _Attached]) -> AsyncIterator[ResolveEvent]:
+        """Stream events of the attached jobs until each has ended."""
+        queue: asyncio.Queue[ResolveEvent] = asyncio.Queue()
+        for job_id in attached:
+            self.events.subscribe(job_id, queue)
+        try:
+            pending = set(attached)
+            for job_id in list(pending):
+                job = self.state.get(job_id)  # it may have ended before we subscribed
+                if job.finished:
+                    yield await self.terminal_event(job, attached[job_id].outcome)
+                    pending.discard(job_id)
+                else:
+                    yield self.status_event(job)
+            while pending:
+                event = await queue.get()
+                if event.job_id not in pending:
+                    continue
+                if event.stage.terminal:
+                    pending.discard(event.job_id)
+                    if event.stage is Stage.DONE:
+                        event = _with_outcome(event, attached[event.job_id].outcome)
+                yield event
+        finally:
+            for job_id in attached:
+                self.events.unsubscribe(job_id, queue)
+
+    def status_event(self, job: Job) -> ResolveEvent:
+        """Where an unfinished job stands, in words a user can act on."""
+        if job.status is JobStatus.LEASED:
+            return _event(job, Stage.LEASED, message=f"leased by agent `{job.agent_id}`")
+        agents = self.registry.serving(job.platform, self.clock.now(), self.settings.lease_ttl)
+        if agents:
+            message = f"queued for one of {len(agents)} agent(s) serving `{job.platform}`"
+        else:
+            message = (
+                f"waiting for an agent serving `{job.platform}` (fails after "
+                f"{self.settings.no_agent_timeout:g} s)"
+            )
+        return _event(job, Stage.QUEUED, message=message)
+
+    async def terminal_event(self, job: Job, outcome: Outcome) -> ResolveEvent:
+        if job.status is JobStatus.FAILED:
+            return _event(job, Stage.FAILED, outcome=Outcome.FAILED, error=_job_error(job))
+        assert job.full_id is not None
+        try:
+            description = await asyncio.to_thread(
+                self.catalog.read_description, job.req_id, job.platform, job.full_id
+            )
+        except EnvdError as err:
+            return _event(job, Stage.FAILED, outcome=Outcome.FAILED, error=err)
+        return _event(job, Stage.DONE, outcome=outcome, full_id=job.full_id, description=description)
+
+
+def _job_error(job: Job) -> EnvdError:
+    if job.error is None:
+        return InternalError(f"job `{job.job_id}` failed without an error")
+    return error_from_dict(job.error)
+
+
+def _with_outcome(event: ResolveEvent, outcome: Outcome) -> ResolveEvent:
+    return ResolveEvent(
+        req_id=event.req_id,
+        platform=event.platform,
+        stage=event.stage,
+        job_id=event.job_id,
+        outcome=outcome,
+        message=event.message,
+        full_id=event.full_id,
+        description=event.description,
+        error=event.error,
+        agent=event.agent,
+    )
+
+
+def _event(job: Job, stage: Stage, **fields: Any) -> ResolveEvent:
+    return ResolveEvent(req_id=job.req_id, platform=job.platform, stage=stage, job_id=job.job_id, **fields)

@@ -1,0 +1,157 @@
+"""Thin gRPC servicer for `envd.v1.Environments`: decode, call the coordinator, encode."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+
+import envd
+from envd.catalog import Catalog
+from envd.errors import (
+    EnvdError,
+    EnvironmentNotFoundError,
+    IncompatibleVersionError,
+    InvalidSpecError,
+    RequestTooLargeError,
+)
+from envd.ids import is_id
+from envd.spec import normalize_spec
+from envd.v1 import environments_pb2, environments_pb2_grpc
+from envd.wire import (
+    PROTOCOL_METADATA_KEY,
+    VERSION_METADATA_KEY,
+    error_metadata,
+    event_to_pb,
+    raw_spec_from_pb,
+    status_code,
+)
+
+from .agent_registry import AgentRegistry
+from .coordinator import Coordinator
+
+log = logging.getLogger("envd.daemon")
+MAX_PLATFORMS = 32
+
+
+class EnvironmentsServicer(environments_pb2_grpc.EnvironmentsServicer):
+    def __init__(self, coordinator: Coordinator, catalog: Catalog, registry: AgentRegistry) -> None:
+        self.coordinator = coordinator
+        self.catalog = catalog
+        self.registry = registry
+
+    async def GetInfo(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        return environments_pb2.ServerInfo(
+            version=envd.__version__,
+            protocol_version=envd.PROTOCOL_VERSION,
+            store_url=self.coordinator.settings.store_url,
+            platforms=self.registry.platforms(),
+        )
+
+    async def Resolve(
+        self, request: Any, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[environments_pb2.ResolveEvent]:
+        try:
+            _check_client(context)
+            if not request.platforms:
+                raise InvalidSpecError("no target platform given", hint="pass `--arch PLATFORM`")
+            if len(request.platforms) > MAX_PLATFORMS:
+                raise RequestTooLargeError(f"{len(request.platforms)} platforms requested")
+            spec = normalize_spec(raw_spec_from_pb(request.spec))
+            requester = {"user": request.requester.user, "host": request.requester.host}
+            events = self.coordinator.resolve(
+                spec,
+                list(request.platforms),
+                force=request.force,
+                no_wait=request.no_wait,
+                no_archives=request.no_archives,
+                requester=requester,
+            )
+            async for event in events:
+                yield event_to_pb(event)
+        except EnvdError as err:
+            await _abort(context, err)
+
+    async def Wait(
+        self, request: Any, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[environments_pb2.ResolveEvent]:
+        try:
+            _check_client(context)
+            async for event in self.coordinator.wait(list(request.job_ids)):
+                yield event_to_pb(event)
+        except EnvdError as err:
+            await _abort(context, err)
+
+    async def GetEnvironment(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            _check_client(context)
+            description, is_default = await asyncio.to_thread(self._find, request)
+        except EnvdError as err:
+            await _abort(context, err)
+        return environments_pb2.Environment(
+            description_json=json.dumps(description, sort_keys=True).encode(),
+            is_default=is_default,
+        )
+
+    def _find(self, request: Any) -> tuple[dict[str, Any], bool]:
+        if request.full_id:
+            found = self.catalog.find_by_full_id(request.full_id)
+            if request.platform:
+                found = [d for d in found if d["platform"] == request.platform]
+            if not found:
+                raise EnvironmentNotFoundError(f"no environment with full_id `{request.full_id}`")
+            default = self.catalog.get_default(found[0]["req_id"], found[0]["platform"])
+            return found[0], default is not None and default.full_id == request.full_id
+        if not is_id(request.req_id) or not request.platform:
+            raise InvalidSpecError(
+                "give a full_id, or a req_id (40 hex characters) and a platform",
+                hint="ids are printed by `envd-client resolve` as `req_id:full_id`",
+            )
+        description = self.catalog.default_description(request.req_id, request.platform)
+        if description is None:
+            raise EnvironmentNotFoundError(
+                f"no environment for req_id `{request.req_id}` on `{request.platform}`",
+                hint="resolve it first with `envd-client resolve`",
+            )
+        return description, True
+
+    async def ListEnvironments(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            _check_client(context)
+            found = await asyncio.to_thread(
+                self.catalog.list_environments, request.req_id or None
+            )
+        except EnvdError as err:
+            await _abort(context, err)
+        return environments_pb2.ListEnvironmentsResponse(
+            environments=[
+                environments_pb2.EnvironmentSummary(
+                    req_id=e.req_id,
+                    platform=e.platform,
+                    full_id=e.full_id,
+                    resolved_at=e.resolved_at,
+                    is_default=e.is_default,
+                )
+                for e in found
+            ]
+        )
+
+
+def _check_client(context: grpc.aio.ServicerContext) -> None:
+    metadata = dict(context.invocation_metadata() or ())
+    protocol = metadata.get(PROTOCOL_METADATA_KEY)
+    if protocol is not None and str(protocol) != str(envd.PROTOCOL_VERSION):
+        raise IncompatibleVersionError(
+            f"client speaks protocol {protocol} (envd {metadata.get(VERSION_METADATA_KEY)}); "
+            f"this coordinator speaks {envd.PROTOCOL_VERSION} (envd {envd.__version__})",
+            hint="install the envd release the coordinator runs",
+        )
+
+
+async def _abort(context: grpc.aio.ServicerContext, err: EnvdError) -> Any:
+    log.info("refused request: %s (%s)", err.message, err.reference)
+    await context.abort(status_code(err), err.message, error_metadata(err))

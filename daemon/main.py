@@ -1,0 +1,85 @@
+"""`envd-daemon`: read options, start the coordinator, serve until stopped."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+import envd
+
+from .coordinator import CoordinatorSettings
+from .server import start_daemon
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="envd-daemon",
+        description="The envd coordinator: answers cache hits from the store, dedupes identical "
+        "requests onto one job, and leases jobs to agents that serve each platform.",
+    )
+    parser.add_argument("--listen", default="127.0.0.1:50051",
+                        help="HOST:PORT (port 0 picks a free one) or unix:PATH (default %(default)s)")
+    parser.add_argument("--store", default=os.environ.get("ENVD_STORE", "./.envd/store"),
+                        help="store URL: file:///path or a folder (default: $ENVD_STORE or "
+                        "%(default)s)")
+    parser.add_argument("--state", default="./.envd/state.sqlite", type=Path,
+                        help="SQLite file holding jobs and leases (default %(default)s)")
+    parser.add_argument("--lease-ttl", type=float, default=30.0,
+                        help="seconds a lease lives without a heartbeat (default %(default)s)")
+    parser.add_argument("--heartbeat-interval", type=float, default=5.0,
+                        help="seconds between agent heartbeats (default %(default)s)")
+    parser.add_argument("--no-agent-timeout", type=float, default=300.0,
+                        help="seconds a job waits for an agent serving its platform before it "
+                        "fails (default %(default)s)")
+    parser.add_argument("--ready-file", type=Path,
+                        help="write the bound address here once serving (for scripts and tests)")
+    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--version", action="version", version=f"envd-daemon {envd.__version__}")
+    return parser.parse_args(argv)
+
+
+async def serve(args: argparse.Namespace) -> None:
+    settings = CoordinatorSettings(
+        store_url=args.store,
+        lease_ttl=args.lease_ttl,
+        heartbeat_interval=args.heartbeat_interval,
+        no_agent_timeout=args.no_agent_timeout,
+        sweep_interval=min(1.0, args.lease_ttl / 4),
+    )
+    daemon = await start_daemon(
+        listen=args.listen, store_url=args.store, state_path=args.state, settings=settings
+    )
+    if args.ready_file:
+        tmp = args.ready_file.with_suffix(".tmp")
+        tmp.write_text(daemon.address)
+        tmp.replace(args.ready_file)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    logging.getLogger("envd.daemon").info("shutting down")
+    await daemon.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    try:
+        asyncio.run(serve(args))
+    except OSError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(1) from err
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,186 @@
+"""The one error root of envd and the failures a user can act on."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class EnvdError(Exception):
+    """Root of every error envd reports to a user.
+
+    `reference` is a stable short code users can search for; `status` names the gRPC status
+    code the servicers send (kept as a string so the domain never imports grpc); `exit_code`
+    is what the CLI exits with.
+    """
+
+    reference: ClassVar[str] = "E000"
+    status: ClassVar[str] = "INTERNAL"
+    exit_code: ClassVar[int] = 1
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidSpecError(EnvdError):
+    """A spec file or inline spec cannot be parsed or normalized."""
+
+    reference = "E100"
+    status = "INVALID_ARGUMENT"
+    exit_code = 2
+
+
+class UnknownPlatformError(EnvdError):
+    reference = "E101"
+    status = "INVALID_ARGUMENT"
+    exit_code = 2
+
+
+class RequestTooLargeError(EnvdError):
+    reference = "E102"
+    status = "RESOURCE_EXHAUSTED"
+    exit_code = 2
+
+
+class PypiNotAvailableError(EnvdError):
+    """PyPI dependencies are parsed and hashed, but resolving them lands in a later release."""
+
+    reference = "E103"
+    status = "UNIMPLEMENTED"
+    exit_code = 3
+
+
+class ConfigError(EnvdError):
+    reference = "E104"
+    status = "INVALID_ARGUMENT"
+    exit_code = 2
+
+
+class PackageNotFoundError(EnvdError):
+    reference = "E200"
+    status = "FAILED_PRECONDITION"
+    exit_code = 3
+
+
+class UnsatisfiableError(EnvdError):
+    reference = "E201"
+    status = "FAILED_PRECONDITION"
+    exit_code = 3
+
+
+class ChannelError(EnvdError):
+    """A channel is missing or unreachable."""
+
+    reference = "E202"
+    status = "UNAVAILABLE"
+    exit_code = 3
+
+
+class SolveTimeoutError(EnvdError):
+    reference = "E203"
+    status = "DEADLINE_EXCEEDED"
+    exit_code = 3
+
+
+class NoAgentForPlatformError(EnvdError):
+    reference = "E300"
+    status = "UNAVAILABLE"
+    exit_code = 4
+
+
+class JobNotFoundError(EnvdError):
+    reference = "E301"
+    status = "NOT_FOUND"
+    exit_code = 4
+
+
+class EnvironmentNotFoundError(EnvdError):
+    reference = "E302"
+    status = "NOT_FOUND"
+    exit_code = 4
+
+
+class IncompatibleVersionError(EnvdError):
+    reference = "E303"
+    status = "FAILED_PRECONDITION"
+    exit_code = 5
+
+
+class CoordinatorUnavailableError(EnvdError):
+    reference = "E304"
+    status = "UNAVAILABLE"
+    exit_code = 5
+
+
+class StaleLeaseError(EnvdError):
+    """A result arrived under a lease the coordinator has already given to another agent."""
+
+    reference = "E305"
+    status = "FAILED_PRECONDITION"
+    exit_code = 4
+
+
+class StoreError(EnvdError):
+    reference = "E400"
+    status = "UNAVAILABLE"
+    exit_code = 6
+
+
+class CorruptDescriptionError(StoreError):
+    """A stored description fails its JSON Schema; the message names the field."""
+
+    reference = "E401"
+    status = "DATA_LOSS"
+
+
+class PreconditionFailed(StoreError):
+    """A create-only put found an object, or a compare-and-swap found another version."""
+
+    reference = "E402"
+    status = "ABORTED"
+
+
+class InternalError(EnvdError):
+    reference = "E999"
+    status = "INTERNAL"
+    exit_code = 70
+
+
+def all_error_classes() -> dict[str, type[EnvdError]]:
+    """Every error class by reference: the client maps wire errors back through this."""
+    found: dict[str, type[EnvdError]] = {}
+    pending: list[type[EnvdError]] = [EnvdError]
+    while pending:
+        cls = pending.pop()
+        found[cls.reference] = cls
+        pending.extend(cls.__subclasses__())
+    return found
+
+
+def error_to_dict(err: EnvdError) -> dict[str, str]:
+    """The persisted form of an error (job state), rebuilt by `error_from_dict`."""
+    return {"reference": err.reference, "message": err.message, "hint": err.hint or ""}
+
+
+def error_from_dict(data: dict[str, str]) -> EnvdError:
+    cls = all_error_classes().get(data.get("reference", ""), InternalError)
+    return cls(data.get("message", ""), data.get("hint") or None)
+
+
+class InvalidKeyError(StoreError):
+    """A store key or one of its parts (id, platform, alias segment) is malformed."""
+
+    reference = "E403"
+    status = "INVALID_ARGUMENT"
+    exit_code = 2
+
+
+class CorruptObjectError(StoreError):
+    """A stored pointer (default, alias, link) cannot be parsed or names a missing object."""
+
+    reference = "E404"
+    status = "DATA_LOSS"

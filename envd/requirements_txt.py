@@ -1,0 +1,310 @@
+"""requirements.txt: pip's requirement-file syntax read into raw PyPI dependencies and indexes."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+from urllib.parse import unquote, urlsplit
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import InvalidSdistFilename, parse_sdist_filename, parse_wheel_filename
+
+from envd.errors import InvalidSpecError, RequestTooLargeError
+from envd.spec import DEFAULT_CATEGORY, RawDependency
+
+DEFAULT_INDEX_URL = "https://pypi.org/simple"
+MAX_SPEC_FILE_BYTES = 1024 * 1024
+
+# pip's own rule: `#` starts a comment at the beginning of a line or after whitespace.
+_COMMENT = re.compile(r"(^|\s+)#.*$")
+_VCS_PREFIXES = ("git+", "hg+", "svn+", "bzr+")
+_EGG_FRAGMENT = re.compile(r"(?:^|&)egg=([^&]+)")
+_SUPPORTED = "`-r`, `-i/--index-url`, `--extra-index-url` and `--hash`"
+
+EditablePolicy = Literal["error", "skip"]
+
+
+@dataclass(frozen=True, slots=True)
+class PipRequirements:
+    """What requirement lines add up to: dependencies, index URLs, and skipped editables.
+
+    `indexes` is empty when no index option was given (PyPI); otherwise the primary index
+    (`-i`, or PyPI when only `--extra-index-url` was given) comes first, then the extra ones.
+    """
+
+    dependencies: tuple[RawDependency, ...] = ()
+    indexes: tuple[str, ...] = ()
+    skipped: tuple[RawDependency, ...] = ()
+
+
+def read_spec_file(path: Path) -> str:
+    """Read a spec file as UTF-8 text, refusing missing, unreadable and oversized files."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_SPEC_FILE_BYTES:
+            raise RequestTooLargeError(
+                f"failed to read `{path}`: {size} bytes is over the limit of "
+                f"{MAX_SPEC_FILE_BYTES} bytes",
+                hint="split the spec into smaller files",
+            )
+        return path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError as err:
+        raise InvalidSpecError(
+            f"failed to read `{path}`: no such file", hint="check the path given"
+        ) from err
+    except UnicodeDecodeError as err:
+        raise InvalidSpecError(f"failed to read `{path}`: not UTF-8 text: {err}") from err
+    except OSError as err:
+        raise InvalidSpecError(f"failed to read `{path}`: {err.strerror or err}") from err
+
+
+def read_requirements_file(path: Path, *, category: str = DEFAULT_CATEGORY) -> PipRequirements:
+    """Parse a requirements.txt (following `-r` includes) into PyPI dependencies and indexes."""
+    reader = PipLineReader(category=category, editable="error")
+    reader.read_file(path, selector=None)
+    return reader.result()
+
+
+def requirement_text(text: str, where: str) -> str:
+    """One requirement as PEP 508 text: a bare VCS or archive URL gets its package name.
+
+    pip accepts `git+https://host/org/repo@tag` without a name; the name comes from an
+    `#egg=` fragment, the repository (as conda-lock does) or the wheel/sdist file name.
+    """
+    value = text.strip()
+    try:
+        Requirement(value)
+        return value
+    except InvalidRequirement:
+        pass
+    if value.startswith((".", "/", "~")) or value.startswith("file:"):
+        raise InvalidSpecError(
+            f"failed to parse PyPI requirement `{value}` at {where}: local paths are not supported",
+            hint="a spec must not depend on files of the machine that sends it; "
+            "publish the package or use `name @ https://…`",
+        )
+    if "://" not in value:
+        return value  # not a URL: normalization reports the parse error with its location
+    name = _name_from_url(value)
+    if name is None:
+        raise InvalidSpecError(
+            f"failed to parse PyPI requirement `{value}` at {where}: cannot tell which "
+            "package the URL is",
+            hint=f"name it: `NAME @ {value}`",
+        )
+    return f"{name} @ {value}"
+
+
+class PipLineReader:
+    """Collects requirement lines from files and environment.yml `pip:` entries."""
+
+    def __init__(self, *, category: str, editable: EditablePolicy) -> None:
+        self._category = category
+        self._editable = editable
+        self._dependencies: list[RawDependency] = []
+        self._skipped: list[RawDependency] = []
+        self._index_url: tuple[str, str] | None = None
+        self._extra_index_urls: list[str] = []
+        self._visited: set[Path] = set()
+
+    def result(self) -> PipRequirements:
+        indexes: list[str] = []
+        if self._index_url is not None or self._extra_index_urls:
+            primary = self._index_url[0] if self._index_url else DEFAULT_INDEX_URL
+            indexes = [primary, *(u for u in self._extra_index_urls if u != primary)]
+        return PipRequirements(
+            tuple(self._dependencies), tuple(dict.fromkeys(indexes)), tuple(self._skipped)
+        )
+
+    def add_extra_index(self, url: str) -> None:
+        self._extra_index_urls.append(url.strip())
+
+    def read_file(self, path: Path, *, selector: str | None) -> None:
+        key = path.resolve()
+        if key in self._visited:
+            return  # included twice (or in a cycle): its lines are already in
+        self._visited.add(key)
+        text = read_spec_file(path)
+        for number, line in _logical_lines(text):
+            self.add_line(
+                line, source=str(path), line=number, base_dir=path.parent, selector=selector
+            )
+
+    def add_line(
+        self, text: str, *, source: str, line: int, base_dir: Path, selector: str | None
+    ) -> None:
+        """One logical line: a requirement (with per-requirement options) or options."""
+        content = _COMMENT.sub("", text).strip()
+        if not content:
+            return
+        where = f"{source}:{line}"
+        requirement, options = _split_requirement(content)
+        if requirement:
+            for name, _value in _parse_options(options, where):
+                if name != "--hash":
+                    raise _unsupported(name, where)
+            text = requirement_text(requirement, where)
+            self._dependencies.append(RawDependency(text, source, line, self._category, selector))
+            return
+        for name, value in _parse_options(options, where):
+            self._option(name, value, where, base_dir, selector, source, line)
+
+    def _option(
+        self,
+        name: str,
+        value: str,
+        where: str,
+        base_dir: Path,
+        selector: str | None,
+        source: str,
+        line: int,
+    ) -> None:
+        if name == "--requirement":
+            if "://" in value:
+                raise InvalidSpecError(
+                    f"failed to include `{value}` at {where}: remote requirement files are "
+                    "not supported",
+                    hint="download the file and pass it with `-r`",
+                )
+            self.read_file(base_dir / value, selector=selector)
+        elif name == "--index-url":
+            url = value.strip()
+            if self._index_url is not None and self._index_url[0] != url:
+                raise InvalidSpecError(
+                    f"failed to set index URL `{url}` at {where}: `{self._index_url[0]}` "
+                    f"was already set at {self._index_url[1]}",
+                    hint="give `--index-url` once; add others with `--extra-index-url`",
+                )
+            self._index_url = (url, where)
+        elif name == "--extra-index-url":
+            self.add_extra_index(value)
+        elif name == "--editable" and self._editable == "skip":
+            self._skipped.append(
+                RawDependency(f"-e {value}", source, line, self._category, selector)
+            )
+        elif name == "--editable":
+            raise InvalidSpecError(
+                f"failed to parse requirement `-e {value}` at {where}: editable installs "
+                "are not supported",
+                hint="install the project into the environment after it is created",
+            )
+        elif name == "--constraint":
+            raise InvalidSpecError(
+                f"failed to parse `-c {value}` at {where}: constraint files are not supported yet",
+                hint="write the constraints as requirements, e.g. `numpy<2`",
+            )
+        else:
+            raise _unsupported(name, where)
+
+
+_LONG_NAMES = {
+    "-r": "--requirement",
+    "-c": "--constraint",
+    "-i": "--index-url",
+    "-e": "--editable",
+    "-f": "--find-links",
+}
+_WITH_VALUE = frozenset(
+    {
+        *_LONG_NAMES.values(),
+        "--extra-index-url",
+        "--hash",
+        "--trusted-host",
+        "--config-settings",
+        "--global-option",
+    }
+)
+
+
+def _parse_options(options: list[str], where: str) -> list[tuple[str, str]]:
+    """`-r x`, `-rx`, `--requirement x`, `--requirement=x` → (`--requirement`, `x`)."""
+    parsed: list[tuple[str, str]] = []
+    tokens = list(options)
+    while tokens:
+        token = tokens.pop(0)
+        if token.startswith("--"):
+            name, equals, value = token.partition("=")
+        elif token.startswith("-") and len(token) >= 2:
+            name, value = _LONG_NAMES.get(token[:2], token[:2]), token[2:]
+            equals = "=" if value else ""
+        else:
+            raise InvalidSpecError(
+                f"failed to parse `{token}` at {where}: expected an option",
+                hint="put one requirement per line",
+            )
+        if name in _WITH_VALUE and not equals:
+            if not tokens:
+                raise InvalidSpecError(f"failed to parse `{name}` at {where}: missing value")
+            value = tokens.pop(0)
+        parsed.append((name, value))
+    return parsed
+
+
+def _split_requirement(content: str) -> tuple[str, list[str]]:
+    """pip's split: words up to the first one starting with `-` are the requirement."""
+    words = content.split(" ")
+    for index, word in enumerate(words):
+        if word.startswith("-"):
+            requirement = " ".join(words[:index]).strip()
+            return requirement, _shell_words(" ".join(words[index:]))
+    return content, []
+
+
+def _shell_words(text: str) -> list[str]:
+    try:
+        return shlex.split(text)
+    except ValueError as err:
+        raise InvalidSpecError(f"failed to parse options `{text}`: {err}") from err
+
+
+def _logical_lines(text: str) -> list[tuple[int, str]]:
+    """Join `\\` continuations the way pip does; each line keeps its first line number."""
+    lines: list[tuple[int, str]] = []
+    pending: list[str] = []
+    start = 0
+    for number, line in enumerate(text.splitlines(), start=1):
+        comment = bool(_COMMENT.match(line))
+        if line.endswith("\\") and not comment:
+            if not pending:
+                start = number
+            pending.append(line[:-1])
+            continue
+        if pending:
+            pending.append(" " + line if comment else line)
+            lines.append((start, "".join(pending)))
+            pending = []
+        else:
+            lines.append((number, line))
+    if pending:
+        lines.append((start, "".join(pending)))
+    return lines
+
+
+def _name_from_url(url: str) -> str | None:
+    parts = urlsplit(url)
+    egg = _EGG_FRAGMENT.search(parts.fragment)
+    if egg:
+        return egg.group(1).split("[", 1)[0]
+    last = unquote(parts.path.rstrip("/").rsplit("/", 1)[-1])
+    if url.startswith(_VCS_PREFIXES):
+        name = last.split("@", 1)[0].removesuffix(".git")
+        return name or None
+    if last.endswith(".whl"):
+        try:
+            return str(parse_wheel_filename(last)[0])
+        except ValueError:
+            return None
+    try:
+        return str(parse_sdist_filename(last)[0])
+    except InvalidSdistFilename:
+        return None
+
+
+def _unsupported(name: str, where: str) -> InvalidSpecError:
+    return InvalidSpecError(
+        f"failed to parse option `{name}` at {where}: not supported",
+        hint=f"envd reads {_SUPPORTED} in requirement files",
+    )

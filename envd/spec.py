@@ -1,0 +1,323 @@
+"""The spec: what a user asked for, normalized into one canonical, hashable form."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from enum import StrEnum
+from typing import Any
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+from rattler import MatchSpec, VersionSpec
+
+from envd.errors import InvalidSpecError
+from envd.platforms import SELECTOR_WORDS, selector_matches
+
+CANONICAL_FORMAT = "envd-spec-v1"
+DEFAULT_CATEGORY = "main"
+# Channels conda-lock drops because envd always overrides channels.
+_IGNORED_CHANNELS = frozenset({"nodefaults"})
+
+
+class EnvType(StrEnum):
+    CONDA_ONLY = "conda-only"
+    PYPI_ONLY = "pypi-only"
+    MIXED = "mixed"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class CondaDependency:
+    """One conda MatchSpec, in rattler's normalized string form."""
+
+    name: str
+    spec: str
+    category: str = DEFAULT_CATEGORY
+    selector: str | None = None
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class PypiDependency:
+    """One PEP 508 requirement, normalized with `packaging` (PEP 503 name, sorted specifiers)."""
+
+    name: str
+    requirement: str
+    category: str = DEFAULT_CATEGORY
+    selector: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Spec:
+    """A normalized request, platforms excluded. Build it with `normalize_spec`."""
+
+    conda: tuple[CondaDependency, ...] = ()
+    pypi: tuple[PypiDependency, ...] = ()
+    python: str | None = None
+    channels: tuple[str, ...] = ()
+    pypi_indexes: tuple[str, ...] = ()
+    virtual_packages: tuple[tuple[str, str], ...] = ()
+    exclude_newer: str | None = None
+
+    @property
+    def env_type(self) -> EnvType:
+        if self.pypi and self.conda:
+            return EnvType.MIXED
+        if self.pypi:
+            return EnvType.PYPI_ONLY
+        return EnvType.CONDA_ONLY
+
+    def conda_specs_for(self, platform: str) -> list[str]:
+        """The MatchSpecs to solve on `platform`: selectors applied, python added, sorted."""
+        specs = [d.spec for d in self.conda if selector_matches(d.selector, platform)]
+        if self.python is not None and self.env_type is not EnvType.PYPI_ONLY:
+            specs.append(f"python {self.python}")
+        return sorted(specs)
+
+    def pypi_requirements_for(self, platform: str) -> list[str]:
+        """PyPI requirements that apply on `platform` (selectors applied; markers kept)."""
+        return sorted(d.requirement for d in self.pypi if selector_matches(d.selector, platform))
+
+    def to_canonical(self) -> dict[str, Any]:
+        return {
+            "format": CANONICAL_FORMAT,
+            "env_type": str(self.env_type),
+            "python": self.python,
+            "conda": [
+                {"name": d.name, "spec": d.spec, "category": d.category, "selector": d.selector}
+                for d in self.conda
+            ],
+            "pypi": [
+                {
+                    "name": d.name,
+                    "requirement": d.requirement,
+                    "category": d.category,
+                    "selector": d.selector,
+                }
+                for d in self.pypi
+            ],
+            "channels": list(self.channels),
+            "pypi_indexes": list(self.pypi_indexes),
+            "virtual_packages": dict(self.virtual_packages),
+            "exclude_newer": self.exclude_newer,
+        }
+
+    def canonical_bytes(self) -> bytes:
+        """The exact bytes hashed into req_id (documented in docs/ids.md)."""
+        return canonical_json(self.to_canonical())
+
+
+def canonical_json(value: Any) -> bytes:
+    """Sorted keys, no whitespace, UTF-8: one byte string per value."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+@dataclass(frozen=True, slots=True)
+class RawDependency:
+    """A dependency as written, with where it came from (for errors) and its platform guard."""
+
+    text: str
+    source: str = "<inline>"
+    line: int | None = None
+    category: str = DEFAULT_CATEGORY
+    selector: str | None = None
+
+    def where(self) -> str:
+        return f"{self.source}:{self.line}" if self.line is not None else self.source
+
+
+@dataclass(slots=True)
+class RawSpec:
+    """What the parsers collect before normalization (files and inline options merged)."""
+
+    conda: list[RawDependency] = field(default_factory=list)
+    pypi: list[RawDependency] = field(default_factory=list)
+    python: str | None = None
+    channels: list[str] = field(default_factory=list)
+    pypi_indexes: list[str] = field(default_factory=list)
+    virtual_packages: dict[str, str] = field(default_factory=dict)
+    platforms: list[str] = field(default_factory=list)
+
+
+def normalize_python(text: str, where: str = "--python") -> str:
+    """`3.8` means `3.8.*` (as `python=3.8` does in conda); anything else is a VersionSpec."""
+    value = text.strip()
+    if value and all(part.isdigit() for part in value.split(".")):
+        value = f"{value}.*"
+    try:
+        return str(VersionSpec(value))
+    except Exception as err:
+        raise InvalidSpecError(
+            f"failed to parse python constraint `{text}` at {where}: {err}",
+            hint="use a version such as `3.11` or a constraint such as `>=3.9,<3.12`",
+        ) from err
+
+
+def normalize_conda(dep: RawDependency) -> CondaDependency:
+    try:
+        match = MatchSpec(dep.text.strip())
+    except Exception as err:
+        raise InvalidSpecError(
+            f"failed to parse conda spec `{dep.text}` at {dep.where()}: {err}",
+            hint="write a MatchSpec such as `numpy >=1.20` or `python=3.11`",
+        ) from err
+    if match.name is None:
+        raise InvalidSpecError(f"conda spec `{dep.text}` at {dep.where()} names no package")
+    _check_selector(dep)
+    return CondaDependency(match.name.normalized, str(match), dep.category, dep.selector)
+
+
+def normalize_pypi(dep: RawDependency) -> PypiDependency:
+    try:
+        req = Requirement(dep.text.strip())
+    except InvalidRequirement as err:
+        raise InvalidSpecError(
+            f"failed to parse PyPI requirement `{dep.text}` at {dep.where()}: {err}",
+            hint="write a PEP 508 requirement such as `requests>=2.31`",
+        ) from err
+    _check_selector(dep)
+    name = canonicalize_name(req.name)
+    text: str = name
+    if req.extras:
+        text += "[" + ",".join(sorted(canonicalize_name(e) for e in req.extras)) + "]"
+    if req.url:
+        text += f" @ {req.url}"
+    specifiers = ",".join(sorted(str(s) for s in req.specifier))
+    text += specifiers
+    if req.marker is not None:
+        # PEP 508: a URL must be followed by whitespace before `;`, or the text won't reparse.
+        text += f" ; {req.marker}" if req.url else f"; {req.marker}"
+    return PypiDependency(name, text, dep.category, dep.selector)
+
+
+def normalize_channel(channel: str) -> str:
+    """Names stay names (resolved against the channel alias by agents); URLs lose a trailing
+    `/`; local folders become absolute `file://` URLs so every agent reads the same place."""
+    value = channel.strip()
+    if "://" in value:
+        return value.rstrip("/")
+    if value.startswith(("/", "./", "../", "~")) or value in {".", ".."}:
+        return Path(value).expanduser().resolve().as_uri()
+    return value.rstrip("/") or value
+
+
+def normalize_spec(raw: RawSpec) -> Spec:
+    """Turn what the user wrote into the canonical Spec (DESIGN.md §4)."""
+    python = normalize_python(raw.python) if raw.python is not None else None
+    conda: list[CondaDependency] = []
+    for dep in raw.conda:
+        normalized = normalize_conda(dep)
+        folded = _python_constraint(normalized)
+        if folded is not None:
+            python = folded if python is None else _merge_versions(python, folded)
+            continue
+        conda.append(normalized)
+    pypi = sorted(set(normalize_pypi(d) for d in raw.pypi), key=_pypi_sort_key)
+    channels = _dedupe(normalize_channel(c) for c in raw.channels if c not in _IGNORED_CHANNELS)
+    indexes = _dedupe(i.strip().rstrip("/") for i in raw.pypi_indexes)
+    vpkgs = tuple(sorted((_vpkg_name(k), v.strip()) for k, v in raw.virtual_packages.items()))
+    return Spec(
+        conda=_merge_conda(conda),
+        pypi=tuple(pypi),
+        python=python,
+        channels=tuple(channels),
+        pypi_indexes=tuple(indexes),
+        virtual_packages=vpkgs,
+    )
+
+
+def _python_constraint(dep: CondaDependency) -> str | None:
+    """A plain `python <version>` conda dep folds into the python constraint; others stay."""
+    if dep.name != "python" or dep.selector is not None or dep.category != DEFAULT_CATEGORY:
+        return None
+    match = MatchSpec(dep.spec)
+    if match.build is not None or match.channel is not None or match.build_number is not None:
+        return None
+    return str(match.version) if match.version is not None else "*"
+
+
+def _merge_versions(left: str, right: str) -> str:
+    if left == "*" or left == right:
+        return right
+    if right == "*":
+        return left
+    if "|" in left or "|" in right:
+        raise InvalidSpecError(
+            f"cannot combine python constraints `{left}` and `{right}`",
+            hint="give the python constraint once",
+        )
+    return str(VersionSpec(f"{left},{right}"))
+
+
+def _merge_conda(deps: list[CondaDependency]) -> tuple[CondaDependency, ...]:
+    """Sort by name; fold plain version specs of one name (same category and selector) into one
+    sorted set of `,`-joined constraints, so `numpy>=1` + `numpy<2` == `numpy <2,>=1`."""
+    constraints: dict[tuple[str, str, str | None], set[str]] = {}
+    others: set[CondaDependency] = set()
+    for dep in deps:
+        match = MatchSpec(dep.spec)
+        version = str(match.version) if match.version is not None else ""
+        plain = match.build is None and match.channel is None and "[" not in dep.spec
+        if not plain or "|" in version:
+            others.add(dep)
+            continue
+        parts = constraints.setdefault((dep.name, dep.category, dep.selector), set())
+        parts.update(p for p in version.split(",") if p and p != "*")
+    merged = {
+        CondaDependency(name, _plain_spec(name, parts), category, selector)
+        for (name, category, selector), parts in constraints.items()
+    }
+    return tuple(sorted(merged | others, key=_conda_sort_key))
+
+
+def _plain_spec(name: str, parts: set[str]) -> str:
+    return str(MatchSpec(f"{name} {','.join(sorted(parts))}" if parts else name))
+
+
+def _conda_sort_key(dep: CondaDependency) -> tuple[str, str, str, str]:
+    return (dep.name, dep.category, dep.selector or "", dep.spec)
+
+
+def _pypi_sort_key(dep: PypiDependency) -> tuple[str, str, str, str]:
+    return (dep.name, dep.requirement, dep.category, dep.selector or "")
+
+
+def _check_selector(dep: RawDependency) -> None:
+    if dep.selector is not None and dep.selector not in SELECTOR_WORDS:
+        raise InvalidSpecError(
+            f"unknown platform selector `[{dep.selector}]` at {dep.where()}",
+            hint="use one of: " + ", ".join(sorted(SELECTOR_WORDS)),
+        )
+
+
+def _vpkg_name(name: str) -> str:
+    value = name.strip().lower()
+    if not value.startswith("__") or len(value) < 3:
+        raise InvalidSpecError(
+            f"`{name}` is not a virtual package name",
+            hint="virtual packages start with `__`, e.g. `--virtual-package __glibc=2.28`",
+        )
+    return value
+
+
+def _dedupe(values: Any) -> list[str]:
+    seen: list[str] = []
+    for value in values:
+        if value and value not in seen:
+            seen.append(value)
+    return seen
+
+
+def spec_from_canonical(data: dict[str, Any]) -> Spec:
+    """Rebuild a Spec from its canonical dict (as stored in descriptions and jobs)."""
+    if data.get("format") != CANONICAL_FORMAT:
+        raise InvalidSpecError(f"unsupported canonical spec format `{data.get('format')}`")
+    return Spec(
+        conda=tuple(CondaDependency(**d) for d in data["conda"]),
+        pypi=tuple(PypiDependency(**d) for d in data["pypi"]),
+        python=data["python"],
+        channels=tuple(data["channels"]),
+        pypi_indexes=tuple(data["pypi_indexes"]),
+        virtual_packages=tuple(sorted(data["virtual_packages"].items())),
+        exclude_newer=data["exclude_newer"],
+    )

@@ -1,0 +1,1 @@
+"""Store backends: one small interface, content-addressed layout (DESIGN.md §6)."""

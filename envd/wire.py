@@ -1,0 +1,153 @@
+"""Conversions between domain values and the envd.v1 protobuf messages (the pb2 edge)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import grpc
+
+from envd.errors import EnvdError, InternalError, all_error_classes
+from envd.progress import Outcome, ResolveEvent, Stage
+from envd.spec import CondaDependency, PypiDependency, RawDependency, RawSpec, Spec
+from envd.v1 import common_pb2, environments_pb2
+
+ERROR_METADATA_KEY = "envd-error-bin"
+PROTOCOL_METADATA_KEY = "envd-protocol"
+VERSION_METADATA_KEY = "envd-version"
+
+
+def spec_to_pb(spec: Spec) -> common_pb2.Spec:
+    return common_pb2.Spec(
+        conda=[
+            common_pb2.CondaDependency(
+                name=d.name, spec=d.spec, category=d.category, selector=d.selector or ""
+            )
+            for d in spec.conda
+        ],
+        pypi=[
+            common_pb2.PypiDependency(
+                name=d.name, requirement=d.requirement, category=d.category, selector=d.selector or ""
+            )
+            for d in spec.pypi
+        ],
+        python=spec.python or "",
+        channels=list(spec.channels),
+        pypi_indexes=list(spec.pypi_indexes),
+        virtual_packages=dict(spec.virtual_packages),
+        exclude_newer=spec.exclude_newer or "",
+    )
+
+
+def raw_spec_from_pb(message: common_pb2.Spec) -> RawSpec:
+    """The coordinator re-normalizes what a client sent: a client can't pick its own req_id."""
+    return RawSpec(
+        conda=[
+            RawDependency(d.spec, "request", None, d.category or "main", d.selector or None)
+            for d in message.conda
+        ],
+        pypi=[
+            RawDependency(d.requirement, "request", None, d.category or "main", d.selector or None)
+            for d in message.pypi
+        ],
+        python=message.python or None,
+        channels=list(message.channels),
+        pypi_indexes=list(message.pypi_indexes),
+        virtual_packages=dict(message.virtual_packages),
+    )
+
+
+def conda_dependency(d: common_pb2.CondaDependency) -> CondaDependency:
+    return CondaDependency(d.name, d.spec, d.category, d.selector or None)
+
+
+def pypi_dependency(d: common_pb2.PypiDependency) -> PypiDependency:
+    return PypiDependency(d.name, d.requirement, d.category, d.selector or None)
+
+
+def error_to_pb(err: EnvdError) -> common_pb2.Error:
+    return common_pb2.Error(reference=err.reference, message=err.message, hint=err.hint or "")
+
+
+def error_from_pb(message: common_pb2.Error) -> EnvdError:
+    cls = all_error_classes().get(message.reference, InternalError)
+    return cls(message.message, message.hint or None)
+
+
+def status_code(err: EnvdError) -> grpc.StatusCode:
+    """The one table from envd errors to gRPC status codes (each class names its status)."""
+    return grpc.StatusCode[err.status]
+
+
+def error_metadata(err: EnvdError) -> tuple[tuple[str, bytes], ...]:
+    payload = {"reference": err.reference, "message": err.message, "hint": err.hint}
+    return ((ERROR_METADATA_KEY, json.dumps(payload).encode()),)
+
+
+def error_from_rpc(rpc_error: grpc.RpcError) -> EnvdError:
+    """Rebuild the envd error a servicer raised, from the call's trailing metadata."""
+    trailing: Any = getattr(rpc_error, "trailing_metadata", lambda: None)() or ()
+    for key, value in trailing:
+        if key == ERROR_METADATA_KEY:
+            data = json.loads(value)
+            cls = all_error_classes().get(data.get("reference", ""), InternalError)
+            return cls(data.get("message", ""), data.get("hint"))
+    code = rpc_error.code() if hasattr(rpc_error, "code") else None
+    details = rpc_error.details() if hasattr(rpc_error, "details") else str(rpc_error)
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        from envd.errors import CoordinatorUnavailableError
+
+        return CoordinatorUnavailableError(
+            f"failed to reach the coordinator: {details}",
+            hint="check `--coordinator` / ENVD_COORDINATOR and that envd-daemon is running",
+        )
+    return InternalError(f"coordinator call failed ({code}): {details}")
+
+
+def event_to_pb(event: ResolveEvent) -> environments_pb2.ResolveEvent:
+    message = environments_pb2.ResolveEvent(
+        req_id=event.req_id,
+        platform=event.platform,
+        job_id=event.job_id,
+        stage=environments_pb2.Stage.Value(f"STAGE_{event.stage.name}"),
+        outcome=(
+            environments_pb2.Outcome.Value(f"OUTCOME_{event.outcome.name}")
+            if event.outcome is not None
+            else environments_pb2.OUTCOME_UNSPECIFIED
+        ),
+        message=event.message,
+        full_id=event.full_id,
+        agent=event.agent,
+    )
+    if event.description is not None:
+        message.description_json = json.dumps(event.description, sort_keys=True).encode()
+    if event.error is not None:
+        message.error.CopyFrom(error_to_pb(event.error))
+    return message
+
+
+def event_from_pb(message: environments_pb2.ResolveEvent) -> ResolveEvent:
+    stage_name = environments_pb2.Stage.Name(message.stage).removeprefix("STAGE_")
+    outcome = None
+    if message.outcome != environments_pb2.OUTCOME_UNSPECIFIED:
+        outcome = Outcome[environments_pb2.Outcome.Name(message.outcome).removeprefix("OUTCOME_")]
+    return ResolveEvent(
+        req_id=message.req_id,
+        platform=message.platform,
+        stage=Stage[stage_name],
+        job_id=message.job_id,
+        outcome=outcome,
+        message=message.message,
+        full_id=message.full_id,
+        description=json.loads(message.description_json) if message.description_json else None,
+        error=error_from_pb(message.error) if message.HasField("error") else None,
+        agent=message.agent,
+    )
+
+
+def stage_to_pb(stage: Stage) -> int:
+    return int(environments_pb2.Stage.Value(f"STAGE_{stage.name}"))
+
+
+def stage_from_pb(value: int) -> Stage:
+    return Stage[environments_pb2.Stage.Name(value).removeprefix("STAGE_")]

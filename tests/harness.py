@@ -1,0 +1,159 @@
+"""Real processes for integration tests: envd-daemon, envd-agent, and a loopback channel."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+EXAMPLE_CHANNEL = ROOT / "examples" / "channels" / "conda-forge-python39"
+
+
+def wait_for(predicate: object, timeout: float, what: str, interval: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@dataclass
+class Process:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def signal(self, sig: int) -> None:
+        self.popen.send_signal(sig)
+
+    def kill9(self) -> None:
+        self.popen.send_signal(signal.SIGKILL)
+        self.popen.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGCONT)
+            self.popen.terminate()
+            try:
+                self.popen.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(timeout=10)
+
+
+@dataclass
+class Cluster:
+    """Spawns daemons and agents under one temporary directory; stops them all at the end."""
+
+    root: Path
+    processes: list[Process] = field(default_factory=list)
+    address: str = ""
+
+    def _spawn(self, name: str, argv: list[str]) -> Process:
+        log_path = self.root / f"{name}.log"
+        log_file = log_path.open("ab")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env.pop("ENVD_COORDINATOR", None)
+        popen = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT, env=env)
+        log_file.close()
+        process = Process(name, popen, log_path)
+        self.processes.append(process)
+        return process
+
+    def start_daemon(
+        self, *, lease_ttl: float = 2.0, heartbeat: float = 0.3, no_agent_timeout: float = 60.0,
+        listen: str | None = None,
+    ) -> Process:  # fmt: skip
+        ready = self.root / "daemon.ready"
+        ready.unlink(missing_ok=True)
+        argv = [
+            str(BIN / "envd-daemon"),
+            "--listen", listen or "127.0.0.1:0",
+            "--store", str(self.root / "store"),
+            "--state", str(self.root / "state.sqlite"),
+            "--lease-ttl", str(lease_ttl),
+            "--heartbeat-interval", str(heartbeat),
+            "--no-agent-timeout", str(no_agent_timeout),
+            "--ready-file", str(ready),
+        ]  # fmt: skip
+        process = self._spawn(f"daemon-{len(self.processes)}", argv)
+        wait_for(lambda: ready.exists() or process.popen.poll() is not None, 30, "daemon ready")
+        assert process.popen.poll() is None, process.log()
+        self.address = ready.read_text().strip()
+        return process
+
+    def start_agent(self, name: str, platforms: list[str], slots: int = 1) -> Process:
+        argv = [
+            str(BIN / "envd-agent"),
+            "--coordinator", self.address,
+            "--agent-id", name,
+            "--cache-dir", str(self.root / f"cache-{name}"),
+            "--slots", str(slots),
+        ]  # fmt: skip
+        for platform in platforms:
+            argv += ["--platform", platform]
+        process = self._spawn(name, argv)
+        wait_for(lambda: "connected to" in process.log(), 30, f"agent {name} connected")
+        return process
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+
+
+class _ChannelHandler(http.server.SimpleHTTPRequestHandler):
+    delay = 0.0
+    requests: list[str]
+
+    def do_GET(self) -> None:
+        self.requests.append(self.path)
+        if self.delay and self.path.endswith("repodata.json"):
+            time.sleep(self.delay)
+        super().do_GET()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@dataclass
+class ChannelServer:
+    """A channel folder served over loopback HTTP; `delay` slows repodata down on purpose."""
+
+    url: str
+    handler: type[_ChannelHandler]
+    server: http.server.ThreadingHTTPServer
+
+    def set_delay(self, seconds: float) -> None:
+        self.handler.delay = seconds
+
+    @property
+    def requests(self) -> list[str]:
+        return self.handler.requests
+
+
+def serve_channel(folder: Path) -> Iterator[ChannelServer]:
+    handler = type("Handler", (_ChannelHandler,), {"delay": 0.0, "requests": []})
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(handler, directory=str(folder))
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield ChannelServer(f"http://127.0.0.1:{server.server_address[1]}", handler, server)
+    finally:
+        server.shutdown()
+        server.server_close()

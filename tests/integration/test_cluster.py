@@ -1,0 +1,228 @@
+"""Real envd-daemon and envd-agent processes on loopback, with the example channel over HTTP."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+from harness import EXAMPLE_CHANNEL, ChannelServer, Cluster, serve_channel, wait_for
+from solution_check import check_solution
+
+from envd.client.api import EnvdClient, ResolveResult
+from envd.progress import Outcome, ResolveEvent, Stage
+from envd.spec import RawDependency, RawSpec, Spec, normalize_spec
+
+pytestmark = pytest.mark.integration
+PLATFORMS = ["linux-64", "osx-arm64"]
+
+
+def python_spec(channel_url: str, python: str = "3.9") -> Spec:
+    return normalize_spec(
+        RawSpec(conda=[RawDependency(f"python={python}")], channels=[channel_url])
+    )
+
+
+def outcomes(result: ResolveResult) -> dict[str, Outcome | None]:
+    return {p: e.outcome for p, e in result.events.items()}
+
+
+def test_resolves_two_platforms_each_solution_valid(cluster: Cluster, channel: ChannelServer) -> None:
+    cluster.start_daemon()
+    cluster.start_agent("agent-linux", ["linux-64"])
+    cluster.start_agent("agent-mac", ["osx-arm64"])
+    with EnvdClient(cluster.address) as client:
+        result = client.resolve(python_spec(channel.url), PLATFORMS)
+    assert outcomes(result) == {"linux-64": Outcome.RESOLVED, "osx-arm64": Outcome.RESOLVED}
+    for platform, event in result.events.items():
+        assert event.description is not None
+        assert event.description["platform"] == platform
+        assert event.agent == {"linux-64": "agent-linux", "osx-arm64": "agent-mac"}[platform]
+        check_solution(event.description, EXAMPLE_CHANNEL, ["python 3.9.*"])
+        stored = cluster.root / "store" / "envs" / result.req_id / platform
+        assert (stored / f"{event.full_id}.json").exists()
+
+
+def test_fifty_identical_requests_share_one_job_per_platform(
+    cluster: Cluster, channel: ChannelServer
+) -> None:
+    cluster.start_daemon()
+    accepted = threading.Semaphore(0)
+    results: list[ResolveResult] = []
+
+    def on_event(event: ResolveEvent) -> None:
+        if event.stage is Stage.ACCEPTED:
+            accepted.release()
+
+    def request() -> None:
+        with EnvdClient(cluster.address) as client:
+            results.append(client.resolve(python_spec(channel.url), PLATFORMS, on_event=on_event))
+
+    threads = [threading.Thread(target=request) for _ in range(50)]
+    for thread in threads:
+        thread.start()
+    for _ in range(50 * len(PLATFORMS)):  # every request persisted before any agent exists
+        assert accepted.acquire(timeout=60)
+    agents = [cluster.start_agent("a1", PLATFORMS), cluster.start_agent("a2", PLATFORMS)]
+    for thread in threads:
+        thread.join(timeout=90)
+    assert len(results) == 50
+    for platform in PLATFORMS:
+        seen = [r.events[platform].outcome for r in results]
+        assert seen.count(Outcome.RESOLVED) == 1 and seen.count(Outcome.DEDUP) == 49
+        assert len({r.events[platform].full_id for r in results}) == 1
+        solves = sum(a.log().count(f"solving platform={platform} ") for a in agents)
+        assert solves == 1, f"{solves} solves for {platform}"
+
+
+def _slow_request(cluster: Cluster, slow: ChannelServer) -> tuple[threading.Thread, list[ResolveResult], list[ResolveEvent]]:
+    results: list[ResolveResult] = []
+    events: list[ResolveEvent] = []
+
+    def run() -> None:
+        with EnvdClient(cluster.address) as client:
+            results.append(client.resolve(python_spec(slow.url), ["linux-64"], on_event=events.append))
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    wait_for(lambda: any(e.stage is Stage.LEASED and e.agent for e in events), 30, "a lease")
+    return thread, results, events
+
+
+def test_kill9_of_agent_holding_job_lets_another_finish(cluster: Cluster) -> None:
+    for slow in serve_channel(EXAMPLE_CHANNEL):
+        slow.set_delay(3.0)
+        cluster.start_daemon(lease_ttl=5.0)
+        agents = {n: cluster.start_agent(n, ["linux-64"]) for n in ("agent-a", "agent-b")}
+        thread, results, events = _slow_request(cluster, slow)
+        holder = next(e.agent for e in events if e.stage is Stage.LEASED and e.agent)
+        agents[holder].kill9()
+        thread.join(timeout=60)
+        (event,) = results[0].events.values()
+        survivor = ({"agent-a", "agent-b"} - {holder}).pop()
+        assert event.outcome is Outcome.RESOLVED and event.agent == survivor
+        assert any("disconnected" in e.message for e in events if e.stage is Stage.QUEUED)
+
+
+def test_sigstop_agent_lease_expires_and_late_result_is_rejected(cluster: Cluster) -> None:
+    for slow in serve_channel(EXAMPLE_CHANNEL):
+        slow.set_delay(2.0)
+        daemon = cluster.start_daemon(lease_ttl=1.5, heartbeat=0.2)
+        agents = {n: cluster.start_agent(n, ["linux-64"]) for n in ("agent-a", "agent-b")}
+        thread, results, events = _slow_request(cluster, slow)
+        holder = next(e.agent for e in events if e.stage is Stage.LEASED and e.agent)
+        agents[holder].signal(signal.SIGSTOP)
+        thread.join(timeout=60)
+        (event,) = results[0].events.values()
+        survivor = ({"agent-a", "agent-b"} - {holder}).pop()
+        assert event.outcome is Outcome.RESOLVED and event.agent == survivor
+        assert any("expired" in e.message for e in events if e.stage is Stage.QUEUED)
+        agents[holder].signal(signal.SIGCONT)
+        wait_for(lambda: f"rejected late result from agent={holder}" in daemon.log(), 30,
+                 "the stale result to be rejected")  # fmt: skip
+        with EnvdClient(cluster.address) as client:
+            description, is_default = client.get_environment(req_id=event.req_id, platform="linux-64")
+        assert is_default and description["full_id"] == event.full_id
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def test_daemon_kill9_with_queued_jobs_then_restart_completes_them(
+    cluster: Cluster, channel: ChannelServer
+) -> None:
+    listen = f"127.0.0.1:{_free_port()}"
+    daemon = cluster.start_daemon(listen=listen)
+    specs = [python_spec(channel.url), python_spec(channel.url, "3.9.19")]
+    with EnvdClient(cluster.address) as client:
+        queued = [client.resolve(s, PLATFORMS, no_wait=True) for s in specs]
+    job_ids = [j for r in queued for j in r.job_ids()]
+    assert len(job_ids) == 4
+    waiting: list[ResolveResult] = []
+    waiter = threading.Thread(
+        target=lambda: waiting.append(EnvdClient(listen).wait(job_ids[:2]))
+    )
+    waiter.start()
+    wait_for(lambda: daemon.log().count("Wait") >= 0, 1, "waiter attached")
+    daemon.kill9()
+    cluster.start_daemon(listen=listen)
+    cluster.start_agent("agent", PLATFORMS, slots=2)
+    with EnvdClient(listen) as client:
+        reattached = client.wait(job_ids)
+    assert {e.outcome for e in reattached.events.values()} == {Outcome.RESOLVED}
+    assert len(reattached.events) == 2 and all(e.full_id for e in reattached.events.values())
+    waiter.join(timeout=60)
+    assert waiting and not waiting[0].failed and len(waiting[0].events) == 2
+
+
+def test_second_resolve_is_cache_hit_without_any_agent(cluster: Cluster, channel: ChannelServer) -> None:
+    cluster.start_daemon()
+    agent = cluster.start_agent("agent", PLATFORMS)
+    with EnvdClient(cluster.address) as client:
+        first = client.resolve(python_spec(channel.url), PLATFORMS)
+    agent.stop()
+    with EnvdClient(cluster.address) as client:
+        second = client.resolve(python_spec(channel.url), PLATFORMS)
+    assert set(outcomes(second).values()) == {Outcome.CACHE_HIT}
+    assert {p: e.full_id for p, e in first.events.items()} == {
+        p: e.full_id for p, e in second.events.items()
+    }
+
+
+def store_files(root: Path) -> list[str]:
+    store = root / "store"
+    return sorted(str(p.relative_to(store)) for p in store.rglob("*") if p.is_file()) if store.exists() else []
+
+
+@pytest.mark.parametrize(
+    ("specs", "channel_kind", "reference", "words"),
+    [
+        (["nonexistent-pkg"], "http", "E200", ["`nonexistent-pkg`", "linux-64", "http://127.0.0.1"]),
+        (["python>=3.12"], "http", "E201", ["python", "linux-64"]),
+        (["python=3.9"], "missing", "E202", ["/does/not/exist"]),
+        (["python=3.9"], "unreachable", "E202", ["http://127.0.0.1:9"]),
+    ],
+)
+def test_failed_resolutions_explain_and_store_nothing(
+    cluster: Cluster, channel: ChannelServer, specs: list[str], channel_kind: str,
+    reference: str, words: list[str],
+) -> None:  # fmt: skip
+    url = {"http": channel.url, "missing": "file:///does/not/exist",
+           "unreachable": "http://127.0.0.1:9/chan"}[channel_kind]  # fmt: skip
+    cluster.start_daemon()
+    cluster.start_agent("agent", ["linux-64"])
+    spec = normalize_spec(RawSpec(conda=[RawDependency(s) for s in specs], channels=[url]))
+    with EnvdClient(cluster.address) as client:
+        result = client.resolve(spec, ["linux-64"])
+    (event,) = result.events.values()
+    assert event.outcome is Outcome.FAILED and event.error is not None
+    assert event.error.reference == reference, event.error.message
+    for word in words:
+        assert word in event.error.message, event.error.message
+    assert "Traceback" not in event.error.message
+    assert store_files(cluster.root) == []
+
+
+def test_request_errors_are_refused_before_any_job(cluster: Cluster, channel: ChannelServer) -> None:
+    from envd.errors import InvalidSpecError, PypiNotAvailableError, UnknownPlatformError
+
+    cluster.start_daemon()
+    with EnvdClient(cluster.address) as client:
+        with pytest.raises(UnknownPlatformError, match="unknown platform `linux-65`") as info:
+            client.resolve(python_spec(channel.url), ["linux-65"])
+        assert info.value.hint is not None and "osx-arm64" in info.value.hint
+        pypi = normalize_spec(RawSpec(pypi=[RawDependency("requests")], python="3.11"))
+        with pytest.raises(PypiNotAvailableError, match="PyPI resolution not available yet"):
+            client.resolve(pypi, ["linux-64"])
+        with pytest.raises(InvalidSpecError, match="no target platform"):
+            client.resolve(python_spec(channel.url), [])
+    assert store_files(cluster.root) == []
+    state = json.dumps(store_files(cluster.root))
+    assert "envs" not in state

@@ -1,0 +1,267 @@
+"""The conformance suite every `Store` backend runs: subclass `StoreConformance`, give `store`.
+
+    class TestS3Store(StoreConformance):
+        @pytest.fixture
+        def store(self) -> Store:
+            return S3Store(...)  # a fresh, empty store per test
+
+The racing tests open the store again in child processes (spawn) with `open_store(store.url)`;
+a backend whose children need more than its URL overrides `opener` with a picklable
+module-level function.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import queue as queue_module
+from collections.abc import Callable
+from multiprocessing.synchronize import Barrier
+from typing import Any, ClassVar
+
+import pytest
+
+from envd.errors import InvalidKeyError, PreconditionFailed, StoreError
+from envd.store.base import Store
+from envd.store.url import open_store
+
+RACERS = 8
+_START_TIMEOUT = 60.0
+
+BAD_KEYS = [
+    "",
+    "/abs/key",
+    "..",
+    "../escape",
+    "a/../../escape",
+    "a/./b",
+    "a//b",
+    "a/b/",
+    ".hidden",
+    "a/.b.lock",
+    "a\\b",
+    "a/b\x00c",
+]
+
+
+def race_put(
+    opener: Callable[[str], Store],
+    url: str,
+    key: str,
+    racer: int,
+    start: Barrier,
+    results: Any,
+) -> None:
+    """Child: wait for every racer, then try to create `key` with this racer's bytes."""
+    try:
+        store = opener(url)
+        start.wait(_START_TIMEOUT)
+        results.put((racer, store.put_if_absent(key, payload(racer))))
+    except BaseException as err:  # reported to the parent, which fails the test
+        results.put((racer, f"error: {err!r}"))
+
+
+def race_swap(
+    opener: Callable[[str], Store],
+    url: str,
+    key: str,
+    expected: str | None,
+    racer: int,
+    start: Barrier,
+    results: Any,
+) -> None:
+    """Child: wait for every racer, then compare-and-swap from the same `expected` version."""
+    try:
+        store = opener(url)
+        start.wait(_START_TIMEOUT)
+        try:
+            store.compare_and_swap(key, expected, payload(racer))
+        except PreconditionFailed:
+            results.put((racer, False))
+        else:
+            results.put((racer, True))
+    except BaseException as err:
+        results.put((racer, f"error: {err!r}"))
+
+
+def payload(racer: int) -> bytes:
+    return f"racer {racer}\n".encode() * (1000 + racer)
+
+
+def run_racers(target: Callable[..., None], *args: Any) -> dict[int, bool]:
+    """Start RACERS spawned processes on `target(*args, racer, start, results)`; collect."""
+    ctx = multiprocessing.get_context("spawn")
+    start = ctx.Barrier(RACERS)
+    results = ctx.Queue()
+    procs = [ctx.Process(target=target, args=(*args, i, start, results)) for i in range(RACERS)]
+    for proc in procs:
+        proc.start()
+    outcomes: dict[int, bool] = {}
+    try:
+        for _ in procs:
+            racer, outcome = results.get(timeout=_START_TIMEOUT)
+            assert isinstance(outcome, bool), f"racer {racer} failed: {outcome}"
+            outcomes[racer] = outcome
+    except queue_module.Empty:
+        pytest.fail(f"racers did not all report: got {sorted(outcomes)}")
+    finally:
+        for proc in procs:
+            proc.join(_START_TIMEOUT)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+        results.close()
+        results.join_thread()
+    return outcomes
+
+
+class StoreConformance:
+    """What every backend promises; subclasses provide a fresh `store` fixture."""
+
+    opener: ClassVar[Callable[[str], Store]] = staticmethod(open_store)
+
+    @pytest.fixture
+    def store(self) -> Store:
+        raise NotImplementedError("a backend's test class provides a fresh store")
+
+    # put_if_absent / get / stat
+
+    def test_put_if_absent_creates_once(self, store: Store) -> None:
+        assert store.put_if_absent("pkgs/aa/x.conda", b"first") is True
+        assert store.put_if_absent("pkgs/aa/x.conda", b"second") is False
+        assert store.get("pkgs/aa/x.conda") == b"first"
+
+    def test_absent_key_reads_as_none(self, store: Store) -> None:
+        assert store.get("nope/missing.json") is None
+        assert store.get_versioned("nope/missing.json") is None
+        assert store.stat("nope/missing.json") is None
+
+    def test_round_trips_binary_and_empty_data(self, store: Store) -> None:
+        blob = bytes(range(256)) * 64
+        assert store.put_if_absent("bin/blob", blob)
+        assert store.put_if_absent("bin/empty", b"")
+        assert store.get("bin/blob") == blob
+        assert store.get("bin/empty") == b""
+
+    def test_stat_reports_size_and_the_version_get_versioned_sees(self, store: Store) -> None:
+        store.put_if_absent("a/b.json", b"12345")
+        info = store.stat("a/b.json")
+        versioned = store.get_versioned("a/b.json")
+        assert info is not None and versioned is not None
+        assert (info.key, info.size) == ("a/b.json", 5)
+        assert versioned == (b"12345", info.version)
+
+    # list / delete
+
+    def test_list_is_sorted_and_filtered_by_prefix(self, store: Store) -> None:
+        keys = ["envs/b/linux-64/2.json", "envs/a/osx-64/1.json", "envs/ab/x.json", "pkgs/z"]
+        for key in keys:
+            store.put_if_absent(key, b"{}")
+        assert store.list("") == sorted(keys)
+        assert store.list("envs/") == sorted(keys[:3])
+        assert store.list("envs/a") == ["envs/a/osx-64/1.json", "envs/ab/x.json"]
+        assert store.list("envs/a/") == ["envs/a/osx-64/1.json"]
+        assert store.list("envs/c/") == []
+        assert store.list("missing/") == []
+
+    def test_delete_removes_and_ignores_absent(self, store: Store) -> None:
+        store.put_if_absent("d/k", b"x")
+        store.delete("d/k")
+        assert store.get("d/k") is None
+        assert store.list("d/") == []
+        store.delete("d/k")
+        store.delete("never/was/here")
+        assert store.put_if_absent("d/k", b"again") is True
+
+    # compare_and_swap
+
+    def test_swap_from_none_creates_only_when_absent(self, store: Store) -> None:
+        version = store.compare_and_swap("defaults/p.json", None, b"one")
+        assert store.get_versioned("defaults/p.json") == (b"one", version)
+        with pytest.raises(PreconditionFailed, match=r"failed to swap `defaults/p\.json`"):
+            store.compare_and_swap("defaults/p.json", None, b"two")
+        assert store.get("defaults/p.json") == b"one"
+
+    def test_swap_from_the_current_version_replaces(self, store: Store) -> None:
+        first = store.compare_and_swap("defaults/p.json", None, b"one")
+        second = store.compare_and_swap("defaults/p.json", first, b"two")
+        assert second != first
+        assert store.get_versioned("defaults/p.json") == (b"two", second)
+        stat = store.stat("defaults/p.json")
+        assert stat is not None and stat.version == second
+
+    def test_swap_from_a_stale_version_fails_and_keeps_data(self, store: Store) -> None:
+        first = store.compare_and_swap("defaults/p.json", None, b"one")
+        store.compare_and_swap("defaults/p.json", first, b"two")
+        with pytest.raises(PreconditionFailed):
+            store.compare_and_swap("defaults/p.json", first, b"three")
+        assert store.get("defaults/p.json") == b"two"
+
+    def test_swap_of_an_absent_key_with_a_version_fails(self, store: Store) -> None:
+        version = store.compare_and_swap("defaults/p.json", None, b"one")
+        store.delete("defaults/p.json")
+        with pytest.raises(PreconditionFailed):
+            store.compare_and_swap("defaults/p.json", version, b"two")
+        assert store.get("defaults/p.json") is None
+
+    def test_swap_works_on_an_object_put_if_absent_made(self, store: Store) -> None:
+        store.put_if_absent("aliases/ns/n/t.json", b"one")
+        versioned = store.get_versioned("aliases/ns/n/t.json")
+        assert versioned is not None
+        store.compare_and_swap("aliases/ns/n/t.json", versioned[1], b"two")
+        assert store.get("aliases/ns/n/t.json") == b"two"
+
+    # keys
+
+    @pytest.mark.parametrize("key", BAD_KEYS)
+    def test_bad_keys_are_refused_everywhere(self, store: Store, key: str) -> None:
+        calls: list[Callable[[], object]] = [
+            lambda: store.put_if_absent(key, b"x"),
+            lambda: store.get(key),
+            lambda: store.get_versioned(key),
+            lambda: store.stat(key),
+            lambda: store.compare_and_swap(key, None, b"x"),
+            lambda: store.delete(key),
+        ]
+        for call in calls:
+            with pytest.raises(InvalidKeyError, match="failed to use store key"):
+                call()
+        assert store.list("") == []
+
+    @pytest.mark.parametrize("prefix", ["/abs", "../", "a//", "a/../b", ".hidden"])
+    def test_bad_prefixes_are_refused(self, store: Store, prefix: str) -> None:
+        with pytest.raises(StoreError, match="failed to use store key"):
+            store.list(prefix)
+
+    def test_list_shows_only_finished_objects(self, store: Store) -> None:
+        expected = set()
+        for i in range(5):
+            key = f"envs/r/linux-64/{i}.json"
+            store.put_if_absent(key, b"x" * i)
+            expected.add(key)
+        version = store.compare_and_swap("defaults/r/linux-64.json", None, b"a")
+        store.compare_and_swap("defaults/r/linux-64.json", version, b"b")
+        store.delete("envs/r/linux-64/0.json")
+        expected.add("defaults/r/linux-64.json")
+        expected.discard("envs/r/linux-64/0.json")
+        assert store.list("") == sorted(expected)
+
+    # many processes
+
+    def test_racing_put_if_absent_has_exactly_one_winner(self, store: Store) -> None:
+        outcomes = run_racers(race_put, type(self).opener, store.url, "pkgs/race/x.conda")
+        winners = [racer for racer, won in outcomes.items() if won]
+        assert len(winners) == 1, outcomes
+        assert store.get("pkgs/race/x.conda") == payload(winners[0])
+        assert store.list("pkgs/") == ["pkgs/race/x.conda"]
+
+    @pytest.mark.parametrize("existing", [False, True])
+    def test_racing_swaps_from_one_version_have_exactly_one_winner(
+        self, store: Store, existing: bool
+    ) -> None:
+        key = "defaults/race/linux-64.json"
+        expected = store.compare_and_swap(key, None, b"start") if existing else None
+        outcomes = run_racers(race_swap, type(self).opener, store.url, key, expected)
+        winners = [racer for racer, won in outcomes.items() if won]
+        assert len(winners) == 1, outcomes
+        assert store.get(key) == payload(winners[0])
+        assert store.list("defaults/") == [key]
