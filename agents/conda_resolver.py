@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from importlib.metadata import version as dist_version
 from pathlib import Path
+from typing import Any
 
 import rattler
 from rattler import BuildString, Channel, Gateway, GenericVirtualPackage, PackageName, Version
@@ -53,8 +54,10 @@ class CondaResolver:
                 "the spec names no channel", hint="add `channels:` to the file or pass `-c NAME`"
             )
         specs = spec.conda_specs_for(platform)
-        virtual = _virtual_packages(effective_virtual_packages(platform, dict(spec.virtual_packages)))
-        subdirs = [platform, NOARCH]
+        virtual = _virtual_packages(
+            effective_virtual_packages(platform, dict(spec.virtual_packages))
+        )
+        subdirs: list[Any] = [platform, NOARCH]
         log.info("solving platform=%s specs=%s channels=%s", platform, specs, urls)
         try:
             records = await rattler.solve(
@@ -98,7 +101,10 @@ class CondaResolver:
     async def _exists(self, name: str, urls: list[str], platform: str) -> bool:
         try:
             found = await self.gateway.query(
-                [Channel(u) for u in urls], [platform, NOARCH], [name], recursive=False
+                [Channel(u) for u in urls],
+                [platform, NOARCH],
+                [name],
+                recursive=False,  # type: ignore[list-item]
             )
         except Exception:  # the solve already failed; absence is the conservative answer
             return False

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 
@@ -92,7 +93,7 @@ class AgentConnection:
             except grpc.aio.AioRpcError as err:
                 raise error_from_rpc(err) from err
 
-    async def _receive(self, call: grpc.aio.StreamStreamCall, stopper: asyncio.Task[bool]) -> None:
+    async def _receive(self, call: Any, stopper: asyncio.Task[bool]) -> None:
         while True:
             read = asyncio.ensure_future(call.read())
             done, _ = await asyncio.wait({read, stopper}, return_when=asyncio.FIRST_COMPLETED)
@@ -152,7 +153,9 @@ class AgentConnection:
             self.outbox.put_nowait(
                 agents_pb2.AgentMessage(
                     progress=agents_pb2.JobProgress(
-                        lease_id=job.lease_id, stage=stage_to_pb(stage), message=text  # type: ignore[arg-type]
+                        lease_id=job.lease_id,
+                        stage=stage_to_pb(stage),
+                        message=text,  # type: ignore[arg-type]
                     )
                 )
             )
@@ -179,5 +182,5 @@ class AgentConnection:
         self.outbox.put_nowait(reply)
 
 
-def platforms_tuple(values: Sequence[str]) -> tuple[str, ...]:
+def platforms_tuple(values: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(values))

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from datetime import UTC, datetime
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from envd.catalog import Catalog
 from envd.clock import Clock
@@ -64,7 +64,9 @@ class JobRunner:
             resolved_by=ResolvedBy(user=job.requester_user, agent=self.agent_id, host=self.host),
             solver=resolution.solver,
         )
-        await progress(Stage.UPLOADING, f"writing description of {len(resolution.packages)} packages")
+        await progress(
+            Stage.UPLOADING, f"writing description of {len(resolution.packages)} packages"
+        )
         await asyncio.to_thread(self.catalog.write_description, description)
         full_id: str = description["full_id"]
         log.info("resolved job=%s platform=%s full_id=%s", job.job_id, job.platform, full_id)

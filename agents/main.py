@@ -35,22 +35,41 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="An envd agent: dials out to the coordinator, leases jobs for its platforms, "
         "resolves them with py-rattler and writes descriptions to the store.",
     )
-    parser.add_argument("--coordinator", default=os.environ.get("ENVD_COORDINATOR"),
-                        help="HOST:PORT or unix:PATH of envd-daemon (default $ENVD_COORDINATOR)")
-    parser.add_argument("--platform", action="append", default=[],
-                        help="platform to serve (repeatable; default: this machine's, "
-                        f"{host_platform_name()})")
+    parser.add_argument(
+        "--coordinator",
+        default=os.environ.get("ENVD_COORDINATOR"),
+        help="HOST:PORT or unix:PATH of envd-daemon (default $ENVD_COORDINATOR)",
+    )
+    parser.add_argument(
+        "--platform",
+        action="append",
+        default=[],
+        help=f"platform to serve (repeatable; default: this machine's, {host_platform_name()})",
+    )
     parser.add_argument("--store", help="store URL; default: the one the coordinator announces")
-    parser.add_argument("--cache-dir", type=Path, default=default_cache_dir(),
-                        help="repodata cache (default %(default)s)")
-    parser.add_argument("--agent-id", default=f"{socket.gethostname()}-{os.getpid()}",
-                        help="name in logs and descriptions (default HOST-PID)")
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=default_cache_dir(),
+        help="repodata cache (default %(default)s)",
+    )
+    parser.add_argument(
+        "--agent-id",
+        default=f"{socket.gethostname()}-{os.getpid()}",
+        help="name in logs and descriptions (default HOST-PID)",
+    )
     parser.add_argument("--slots", type=int, default=1, help="jobs run at once (default 1)")
-    parser.add_argument("--channel-alias",
-                        default=os.environ.get("ENVD_CHANNEL_ALIAS", DEFAULT_CHANNEL_ALIAS),
-                        help="base URL for channel names (default %(default)s)")
-    parser.add_argument("--solve-timeout", type=float, default=300.0,
-                        help="seconds one solve may take (default %(default)s)")
+    parser.add_argument(
+        "--channel-alias",
+        default=os.environ.get("ENVD_CHANNEL_ALIAS", DEFAULT_CHANNEL_ALIAS),
+        help="base URL for channel names (default %(default)s)",
+    )
+    parser.add_argument(
+        "--solve-timeout",
+        type=float,
+        default=300.0,
+        help="seconds one solve may take (default %(default)s)",
+    )
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--version", action="version", version=f"envd-agent {envd.__version__}")
     args = parser.parse_args(argv)

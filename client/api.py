@@ -26,7 +26,10 @@ from envd.wire import (
 )
 
 EventCallback = Callable[[ResolveEvent], None]
-_METADATA = ((PROTOCOL_METADATA_KEY, str(envd.PROTOCOL_VERSION)), (VERSION_METADATA_KEY, envd.__version__))
+_METADATA = (
+    (PROTOCOL_METADATA_KEY, str(envd.PROTOCOL_VERSION)),
+    (VERSION_METADATA_KEY, envd.__version__),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +168,10 @@ class EnvdClient:
                 on_event(event)
 
     def _reattach(
-        self, result: ResolveResult, on_event: EventCallback | None, job_ids: list[str] | None = None
+        self,
+        result: ResolveResult,
+        on_event: EventCallback | None,
+        job_ids: list[str] | None = None,
     ) -> None:
         deadline = time.monotonic() + self.reattach_timeout
         delay = 0.2

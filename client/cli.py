@@ -30,23 +30,60 @@ Exit codes: 0 ok, 1 internal, 2 bad input, 3 resolution failed, 4 job/agent, 5 c
 
 def _spec_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("spec")
-    group.add_argument("-f", "--file", action="append", default=[], type=Path, dest="files",
-                       help="environment.yml (repeatable)")
-    group.add_argument("-r", "--requirements", action="append", default=[], type=Path,
-                       help="requirements.txt (repeatable)")
-    group.add_argument("-p", "--package", action="append", default=[], dest="packages",
-                       metavar="SPEC", help="conda MatchSpec, e.g. 'numpy>=1.20' (repeatable)")
-    group.add_argument("--pypi", action="append", default=[], metavar="SPEC",
-                       help="PyPI requirement (repeatable)")
+    group.add_argument(
+        "-f",
+        "--file",
+        action="append",
+        default=[],
+        type=Path,
+        dest="files",
+        help="environment.yml (repeatable)",
+    )
+    group.add_argument(
+        "-r",
+        "--requirements",
+        action="append",
+        default=[],
+        type=Path,
+        help="requirements.txt (repeatable)",
+    )
+    group.add_argument(
+        "-p",
+        "--package",
+        action="append",
+        default=[],
+        dest="packages",
+        metavar="SPEC",
+        help="conda MatchSpec, e.g. 'numpy>=1.20' (repeatable)",
+    )
+    group.add_argument(
+        "--pypi", action="append", default=[], metavar="SPEC", help="PyPI requirement (repeatable)"
+    )
     group.add_argument("--python", help="python version or constraint, e.g. 3.11")
-    group.add_argument("-c", "--channel", action="append", default=[], dest="channels",
-                       help="channel name, URL or folder, in priority order (repeatable)")
-    group.add_argument("--virtual-package", action="append", default=[], metavar="NAME=VERSION",
-                       help="override a virtual package, e.g. __glibc=2.28 (repeatable; "
-                       "CONDA_OVERRIDE_GLIBC/OSX/CUDA are read too)")
-    group.add_argument("--arch", action="append", default=[], metavar="PLATFORM",
-                       help="target platform (repeatable; default: the files' `platforms:`, "
-                       f"else this machine's, {host_platform_name()})")
+    group.add_argument(
+        "-c",
+        "--channel",
+        action="append",
+        default=[],
+        dest="channels",
+        help="channel name, URL or folder, in priority order (repeatable)",
+    )
+    group.add_argument(
+        "--virtual-package",
+        action="append",
+        default=[],
+        metavar="NAME=VERSION",
+        help="override a virtual package, e.g. __glibc=2.28 (repeatable; "
+        "CONDA_OVERRIDE_GLIBC/OSX/CUDA are read too)",
+    )
+    group.add_argument(
+        "--arch",
+        action="append",
+        default=[],
+        metavar="PLATFORM",
+        help="target platform (repeatable; default: the files' `platforms:`, "
+        f"else this machine's, {host_platform_name()})",
+    )
     group.add_argument("--json", action="store_true", help="print exactly one JSON document")
 
 
@@ -65,18 +102,29 @@ def build_parser() -> argparse.ArgumentParser:
     resolve = commands.add_parser("resolve", help="resolve a spec for one or more platforms")
     _spec_options(resolve)
     resolve.add_argument("--force", action="store_true", help="resolve again despite a default")
-    resolve.add_argument("--no-wait", action="store_true",
-                         help="return once accepted; prints job ids for `envd-client wait`")
-    resolve.add_argument("--no-archives", action="store_true",
-                         help="resolve and describe only; do not cache package archives")
+    resolve.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="return once accepted; prints job ids for `envd-client wait`",
+    )
+    resolve.add_argument(
+        "--no-archives",
+        action="store_true",
+        help="resolve and describe only; do not cache package archives",
+    )
 
     spec = commands.add_parser("spec", help="print what envd understood, without resolving")
     _spec_options(spec)
 
     show = commands.add_parser("show", help="show an environment by req_id, full_id or both")
     show.add_argument("id", metavar="ID", help="req_id, full_id, or req_id:full_id")
-    show.add_argument("--arch", action="append", default=[], metavar="PLATFORM",
-                      help="platform(s) of a req_id (default: every platform resolved)")
+    show.add_argument(
+        "--arch",
+        action="append",
+        default=[],
+        metavar="PLATFORM",
+        help="platform(s) of a req_id (default: every platform resolved)",
+    )
     show.add_argument("--json", action="store_true")
 
     listing = commands.add_parser("list", help="list environments in the store")
@@ -158,7 +206,7 @@ def _finish(result: Any, as_json: bool) -> int:
 
 def cmd_show(args: argparse.Namespace, config: ClientConfig) -> int:
     ident = args.id
-    req_id, _, full_id = ident.partition(":") if ":" in ident else ("", "", "")
+    full_id = ident.partition(":")[2]
     found: list[tuple[dict[str, Any], bool]] = []
     with open_client(config) as client:
         if full_id:
@@ -170,11 +218,15 @@ def cmd_show(args: argparse.Namespace, config: ClientConfig) -> int:
             {"description": d, "is_default": is_default} for d, is_default in found
         ])  # fmt: skip
     else:
-        sys.stdout.write("\n".join(render.environment_text(d, "", is_default) for d, is_default in found))
+        sys.stdout.write(
+            "\n".join(render.environment_text(d, "", is_default) for d, is_default in found)
+        )
     return 0
 
 
-def _show_single(client: EnvdClient, ident: str, arch: Sequence[str]) -> list[tuple[dict[str, Any], bool]]:
+def _show_single(
+    client: EnvdClient, ident: str, arch: Sequence[str]
+) -> list[tuple[dict[str, Any], bool]]:
     summaries = client.list_environments(req_id=ident)
     if summaries:  # it is a req_id: show its default per platform
         platforms = arch or sorted({s.platform for s in summaries})

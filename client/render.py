@@ -55,7 +55,9 @@ def print_json(document: Any, out: TextIO = sys.stdout) -> None:
     out.write(json.dumps(document, indent=2, sort_keys=False) + "\n")
 
 
-def environment_text(description: dict[str, Any], outcome: str, is_default: bool | None = None) -> str:
+def environment_text(
+    description: dict[str, Any], outcome: str, is_default: bool | None = None
+) -> str:
     resolved_by = description["resolved_by"]
     lines = [
         f"### Environment for {description['platform']} ###",

@@ -100,7 +100,9 @@ class AgentSessions:
             return
         self.events.publish(
             job.job_id,
-            _event(job, stage_from_pb(message.stage), message=message.message, agent=agent.agent_id),
+            _event(
+                job, stage_from_pb(message.stage), message=message.message, agent=agent.agent_id
+            ),
         )
 
     async def result(self, agent: ConnectedAgent, message: agents_pb2.JobResult) -> None:
@@ -167,5 +169,9 @@ def _revoked(lease_id: str, reason: str) -> agents_pb2.CoordinatorMessage:
 
 def _event(job: Job, stage: Stage, **fields: object) -> ResolveEvent:
     return ResolveEvent(
-        req_id=job.req_id, platform=job.platform, stage=stage, job_id=job.job_id, **fields  # type: ignore[arg-type]
+        req_id=job.req_id,
+        platform=job.platform,
+        stage=stage,
+        job_id=job.job_id,
+        **fields,  # type: ignore[arg-type]
     )

@@ -21,7 +21,7 @@ log = logging.getLogger("envd.daemon")
 _STOP = agents_pb2.CoordinatorMessage()
 
 
-class AgentsServicer(agents_pb2_grpc.AgentsServicer):
+class AgentsServicer(agents_pb2_grpc.AgentsServicer):  # type: ignore[misc]
     def __init__(
         self, sessions: AgentSessions, store_url: str, lease_ttl: float, heartbeat: float
     ) -> None:

@@ -184,7 +184,9 @@ class Coordinator:
             )
         except EnvdError as err:
             return _event(job, Stage.FAILED, outcome=Outcome.FAILED, error=err)
-        return _event(job, Stage.DONE, outcome=outcome, full_id=job.full_id, description=description)
+        return _event(
+            job, Stage.DONE, outcome=outcome, full_id=job.full_id, description=description
+        )
 
 
 def _job_error(job: Job) -> EnvdError:
@@ -209,4 +211,6 @@ def _with_outcome(event: ResolveEvent, outcome: Outcome) -> ResolveEvent:
 
 
 def _event(job: Job, stage: Stage, **fields: Any) -> ResolveEvent:
-    return ResolveEvent(req_id=job.req_id, platform=job.platform, stage=stage, job_id=job.job_id, **fields)
+    return ResolveEvent(
+        req_id=job.req_id, platform=job.platform, stage=stage, job_id=job.job_id, **fields
+    )

@@ -38,7 +38,7 @@ log = logging.getLogger("envd.daemon")
 MAX_PLATFORMS = 32
 
 
-class EnvironmentsServicer(environments_pb2_grpc.EnvironmentsServicer):
+class EnvironmentsServicer(environments_pb2_grpc.EnvironmentsServicer):  # type: ignore[misc]
     def __init__(self, coordinator: Coordinator, catalog: Catalog, registry: AgentRegistry) -> None:
         self.coordinator = coordinator
         self.catalog = catalog
@@ -122,9 +122,7 @@ class EnvironmentsServicer(environments_pb2_grpc.EnvironmentsServicer):
     async def ListEnvironments(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         try:
             _check_client(context)
-            found = await asyncio.to_thread(
-                self.catalog.list_environments, request.req_id or None
-            )
+            found = await asyncio.to_thread(self.catalog.list_environments, request.req_id or None)
         except EnvdError as err:
             await _abort(context, err)
         return environments_pb2.ListEnvironmentsResponse(

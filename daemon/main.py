@@ -22,22 +22,46 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="The envd coordinator: answers cache hits from the store, dedupes identical "
         "requests onto one job, and leases jobs to agents that serve each platform.",
     )
-    parser.add_argument("--listen", default="127.0.0.1:50051",
-                        help="HOST:PORT (port 0 picks a free one) or unix:PATH (default %(default)s)")
-    parser.add_argument("--store", default=os.environ.get("ENVD_STORE", "./.envd/store"),
-                        help="store URL: file:///path or a folder (default: $ENVD_STORE or "
-                        "%(default)s)")
-    parser.add_argument("--state", default="./.envd/state.sqlite", type=Path,
-                        help="SQLite file holding jobs and leases (default %(default)s)")
-    parser.add_argument("--lease-ttl", type=float, default=30.0,
-                        help="seconds a lease lives without a heartbeat (default %(default)s)")
-    parser.add_argument("--heartbeat-interval", type=float, default=5.0,
-                        help="seconds between agent heartbeats (default %(default)s)")
-    parser.add_argument("--no-agent-timeout", type=float, default=300.0,
-                        help="seconds a job waits for an agent serving its platform before it "
-                        "fails (default %(default)s)")
-    parser.add_argument("--ready-file", type=Path,
-                        help="write the bound address here once serving (for scripts and tests)")
+    parser.add_argument(
+        "--listen",
+        default="127.0.0.1:50051",
+        help="HOST:PORT (port 0 picks a free one) or unix:PATH (default %(default)s)",
+    )
+    parser.add_argument(
+        "--store",
+        default=os.environ.get("ENVD_STORE", "./.envd/store"),
+        help="store URL: file:///path or a folder (default: $ENVD_STORE or %(default)s)",
+    )
+    parser.add_argument(
+        "--state",
+        default="./.envd/state.sqlite",
+        type=Path,
+        help="SQLite file holding jobs and leases (default %(default)s)",
+    )
+    parser.add_argument(
+        "--lease-ttl",
+        type=float,
+        default=30.0,
+        help="seconds a lease lives without a heartbeat (default %(default)s)",
+    )
+    parser.add_argument(
+        "--heartbeat-interval",
+        type=float,
+        default=5.0,
+        help="seconds between agent heartbeats (default %(default)s)",
+    )
+    parser.add_argument(
+        "--no-agent-timeout",
+        type=float,
+        default=300.0,
+        help="seconds a job waits for an agent serving its platform before it "
+        "fails (default %(default)s)",
+    )
+    parser.add_argument(
+        "--ready-file",
+        type=Path,
+        help="write the bound address here once serving (for scripts and tests)",
+    )
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--version", action="version", version=f"envd-daemon {envd.__version__}")
     return parser.parse_args(argv)

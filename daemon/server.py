@@ -58,7 +58,9 @@ async def start_daemon(
     now = clock.now()
     regranted = state.extend_leases_after_restart(now + settings.lease_ttl, now)
     if regranted:
-        log.info("restart: %d leased job(s) wait %gs for their agents", regranted, settings.lease_ttl)
+        log.info(
+            "restart: %d leased job(s) wait %gs for their agents", regranted, settings.lease_ttl
+        )
     registry = AgentRegistry()
     events = JobEvents()
     lease_settings = LeaseSettings(

@@ -169,7 +169,13 @@ class PipLineReader:
                     "not supported",
                     hint="download the file and pass it with `-r`",
                 )
-            self.read_file(base_dir / value, selector=selector)
+            included = base_dir / value
+            if not included.is_file():
+                raise InvalidSpecError(
+                    f"failed to include `{value}` at {where}: no such file `{included}`",
+                    hint="`-r` paths are relative to the file that names them",
+                )
+            self.read_file(included, selector=selector)
         elif name == "--index-url":
             url = value.strip()
             if self._index_url is not None and self._index_url[0] != url:
@@ -190,6 +196,12 @@ class PipLineReader:
                 f"failed to parse requirement `-e {value}` at {where}: editable installs "
                 "are not supported",
                 hint="install the project into the environment after it is created",
+            )
+        elif name == "--find-links":
+            raise InvalidSpecError(
+                f"failed to parse `--find-links {value}` at {where}: flat archive pages are "
+                "not supported",
+                hint="serve the archives from a simple index and add it with `--extra-index-url`",
             )
         elif name == "--constraint":
             raise InvalidSpecError(

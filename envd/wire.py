@@ -27,7 +27,10 @@ def spec_to_pb(spec: Spec) -> common_pb2.Spec:
         ],
         pypi=[
             common_pb2.PypiDependency(
-                name=d.name, requirement=d.requirement, category=d.category, selector=d.selector or ""
+                name=d.name,
+                requirement=d.requirement,
+                category=d.category,
+                selector=d.selector or "",
             )
             for d in spec.pypi
         ],
@@ -109,12 +112,8 @@ def event_to_pb(event: ResolveEvent) -> environments_pb2.ResolveEvent:
         req_id=event.req_id,
         platform=event.platform,
         job_id=event.job_id,
-        stage=environments_pb2.Stage.Value(f"STAGE_{event.stage.name}"),
-        outcome=(
-            environments_pb2.Outcome.Value(f"OUTCOME_{event.outcome.name}")
-            if event.outcome is not None
-            else environments_pb2.OUTCOME_UNSPECIFIED
-        ),
+        stage=stage_to_pb(event.stage),  # type: ignore[arg-type]
+        outcome=_outcome_to_pb(event.outcome),  # type: ignore[arg-type]
         message=event.message,
         full_id=event.full_id,
         agent=event.agent,
@@ -143,6 +142,12 @@ def event_from_pb(message: environments_pb2.ResolveEvent) -> ResolveEvent:
         error=error_from_pb(message.error) if message.HasField("error") else None,
         agent=message.agent,
     )
+
+
+def _outcome_to_pb(outcome: Outcome | None) -> int:
+    if outcome is None:
+        return int(environments_pb2.OUTCOME_UNSPECIFIED)
+    return int(environments_pb2.Outcome.Value(f"OUTCOME_{outcome.name}"))
 
 
 def stage_to_pb(stage: Stage) -> int:

@@ -12,7 +12,8 @@ from harness import EXAMPLE_CHANNEL, ChannelServer, Cluster, serve_channel
 @pytest.fixture(scope="session")
 def channel() -> Iterator[ChannelServer]:
     """The bundled conda-forge python 3.9 subset, over loopback HTTP."""
-    yield from serve_channel(EXAMPLE_CHANNEL)
+    with serve_channel(EXAMPLE_CHANNEL) as server:
+        yield server
 
 
 @pytest.fixture

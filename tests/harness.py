@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -145,6 +146,7 @@ class ChannelServer:
         return self.handler.requests
 
 
+@contextmanager
 def serve_channel(folder: Path) -> Iterator[ChannelServer]:
     handler = type("Handler", (_ChannelHandler,), {"delay": 0.0, "requests": []})
     server = http.server.ThreadingHTTPServer(

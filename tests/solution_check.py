@@ -36,7 +36,9 @@ def check_solution(description: dict[str, Any], channel_dir: Path, requested: li
             spec = MatchSpec(dep)
             dep_name = spec.name.normalized if spec.name else ""
             if dep_name.startswith("__"):
-                assert dep_name in virtual, f"{name} needs {dep}, not a virtual package of {platform}"
+                assert dep_name in virtual, (
+                    f"{name} needs {dep}, not a virtual package of {platform}"
+                )
                 continue
             assert dep_name in chosen, f"{name} needs {dep}: not in the solution"
             assert spec.matches(chosen[dep_name]), f"{name} needs {dep}: got {chosen[dep_name]}"

@@ -9,10 +9,10 @@ import threading
 from pathlib import Path
 
 import pytest
+from envd.client.api import EnvdClient, ResolveResult
 from harness import EXAMPLE_CHANNEL, ChannelServer, Cluster, serve_channel, wait_for
 from solution_check import check_solution
 
-from envd.client.api import EnvdClient, ResolveResult
 from envd.progress import Outcome, ResolveEvent, Stage
 from envd.spec import RawDependency, RawSpec, Spec, normalize_spec
 
@@ -30,7 +30,9 @@ def outcomes(result: ResolveResult) -> dict[str, Outcome | None]:
     return {p: e.outcome for p, e in result.events.items()}
 
 
-def test_resolves_two_platforms_each_solution_valid(cluster: Cluster, channel: ChannelServer) -> None:
+def test_resolves_two_platforms_each_solution_valid(
+    cluster: Cluster, channel: ChannelServer
+) -> None:
     cluster.start_daemon()
     cluster.start_agent("agent-linux", ["linux-64"])
     cluster.start_agent("agent-mac", ["osx-arm64"])
@@ -78,13 +80,17 @@ def test_fifty_identical_requests_share_one_job_per_platform(
         assert solves == 1, f"{solves} solves for {platform}"
 
 
-def _slow_request(cluster: Cluster, slow: ChannelServer) -> tuple[threading.Thread, list[ResolveResult], list[ResolveEvent]]:
+def _slow_request(
+    cluster: Cluster, slow: ChannelServer
+) -> tuple[threading.Thread, list[ResolveResult], list[ResolveEvent]]:
     results: list[ResolveResult] = []
     events: list[ResolveEvent] = []
 
     def run() -> None:
         with EnvdClient(cluster.address) as client:
-            results.append(client.resolve(python_spec(slow.url), ["linux-64"], on_event=events.append))
+            results.append(
+                client.resolve(python_spec(slow.url), ["linux-64"], on_event=events.append)
+            )
 
     thread = threading.Thread(target=run)
     thread.start()
@@ -93,7 +99,7 @@ def _slow_request(cluster: Cluster, slow: ChannelServer) -> tuple[threading.Thre
 
 
 def test_kill9_of_agent_holding_job_lets_another_finish(cluster: Cluster) -> None:
-    for slow in serve_channel(EXAMPLE_CHANNEL):
+    with serve_channel(EXAMPLE_CHANNEL) as slow:
         slow.set_delay(3.0)
         cluster.start_daemon(lease_ttl=5.0)
         agents = {n: cluster.start_agent(n, ["linux-64"]) for n in ("agent-a", "agent-b")}
@@ -108,7 +114,7 @@ def test_kill9_of_agent_holding_job_lets_another_finish(cluster: Cluster) -> Non
 
 
 def test_sigstop_agent_lease_expires_and_late_result_is_rejected(cluster: Cluster) -> None:
-    for slow in serve_channel(EXAMPLE_CHANNEL):
+    with serve_channel(EXAMPLE_CHANNEL) as slow:
         slow.set_delay(2.0)
         daemon = cluster.start_daemon(lease_ttl=1.5, heartbeat=0.2)
         agents = {n: cluster.start_agent(n, ["linux-64"]) for n in ("agent-a", "agent-b")}
@@ -124,7 +130,9 @@ def test_sigstop_agent_lease_expires_and_late_result_is_rejected(cluster: Cluste
         wait_for(lambda: f"rejected late result from agent={holder}" in daemon.log(), 30,
                  "the stale result to be rejected")  # fmt: skip
         with EnvdClient(cluster.address) as client:
-            description, is_default = client.get_environment(req_id=event.req_id, platform="linux-64")
+            description, is_default = client.get_environment(
+                req_id=event.req_id, platform="linux-64"
+            )
         assert is_default and description["full_id"] == event.full_id
 
 
@@ -146,9 +154,7 @@ def test_daemon_kill9_with_queued_jobs_then_restart_completes_them(
     job_ids = [j for r in queued for j in r.job_ids()]
     assert len(job_ids) == 4
     waiting: list[ResolveResult] = []
-    waiter = threading.Thread(
-        target=lambda: waiting.append(EnvdClient(listen).wait(job_ids[:2]))
-    )
+    waiter = threading.Thread(target=lambda: waiting.append(EnvdClient(listen).wait(job_ids[:2])))
     waiter.start()
     wait_for(lambda: daemon.log().count("Wait") >= 0, 1, "waiter attached")
     daemon.kill9()
@@ -162,7 +168,9 @@ def test_daemon_kill9_with_queued_jobs_then_restart_completes_them(
     assert waiting and not waiting[0].failed and len(waiting[0].events) == 2
 
 
-def test_second_resolve_is_cache_hit_without_any_agent(cluster: Cluster, channel: ChannelServer) -> None:
+def test_second_resolve_is_cache_hit_without_any_agent(
+    cluster: Cluster, channel: ChannelServer
+) -> None:
     cluster.start_daemon()
     agent = cluster.start_agent("agent", PLATFORMS)
     with EnvdClient(cluster.address) as client:
@@ -178,13 +186,22 @@ def test_second_resolve_is_cache_hit_without_any_agent(cluster: Cluster, channel
 
 def store_files(root: Path) -> list[str]:
     store = root / "store"
-    return sorted(str(p.relative_to(store)) for p in store.rglob("*") if p.is_file()) if store.exists() else []
+    return (
+        sorted(str(p.relative_to(store)) for p in store.rglob("*") if p.is_file())
+        if store.exists()
+        else []
+    )
 
 
 @pytest.mark.parametrize(
     ("specs", "channel_kind", "reference", "words"),
     [
-        (["nonexistent-pkg"], "http", "E200", ["`nonexistent-pkg`", "linux-64", "http://127.0.0.1"]),
+        (
+            ["nonexistent-pkg"],
+            "http",
+            "E200",
+            ["`nonexistent-pkg`", "linux-64", "http://127.0.0.1"],
+        ),
         (["python>=3.12"], "http", "E201", ["python", "linux-64"]),
         (["python=3.9"], "missing", "E202", ["/does/not/exist"]),
         (["python=3.9"], "unreachable", "E202", ["http://127.0.0.1:9"]),
@@ -210,7 +227,9 @@ def test_failed_resolutions_explain_and_store_nothing(
     assert store_files(cluster.root) == []
 
 
-def test_request_errors_are_refused_before_any_job(cluster: Cluster, channel: ChannelServer) -> None:
+def test_request_errors_are_refused_before_any_job(
+    cluster: Cluster, channel: ChannelServer
+) -> None:
     from envd.errors import InvalidSpecError, PypiNotAvailableError, UnknownPlatformError
 
     cluster.start_daemon()
