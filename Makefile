@@ -21,7 +21,7 @@ demo: venv
 
 test: venv
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy
+	scripts/typecheck
 	$(PY) -m pytest -q
 
 protos: venv

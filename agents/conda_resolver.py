@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import rattler
-from rattler import BuildString, Channel, Gateway, GenericVirtualPackage, PackageName, Version
+from rattler import Channel, Gateway
 
 from envd.channels import channel_url
 from envd.description import ResolvedPackage, SolverInfo
@@ -21,7 +21,7 @@ from envd.errors import (
     SolveTimeoutError,
     UnsatisfiableError,
 )
-from envd.platforms import NOARCH, effective_virtual_packages
+from envd.platforms import NOARCH, effective_virtual_packages, rattler_virtual_packages
 from envd.spec import Spec
 
 log = logging.getLogger("envd.agent")
@@ -54,7 +54,7 @@ class CondaResolver:
                 "the spec names no channel", hint="add `channels:` to the file or pass `-c NAME`"
             )
         specs = spec.conda_specs_for(platform)
-        virtual = _virtual_packages(
+        virtual = rattler_virtual_packages(
             effective_virtual_packages(platform, dict(spec.virtual_packages))
         )
         subdirs: list[Any] = [platform, NOARCH]
@@ -100,25 +100,13 @@ class CondaResolver:
 
     async def _exists(self, name: str, urls: list[str], platform: str) -> bool:
         try:
+            subdirs: list[Any] = [platform, NOARCH]
             found = await self.gateway.query(
-                [Channel(u) for u in urls],
-                [platform, NOARCH],
-                [name],
-                recursive=False,  # type: ignore[list-item]
+                [Channel(u) for u in urls], subdirs, [name], recursive=False
             )
         except Exception:  # the solve already failed; absence is the conservative answer
             return False
         return any(len(records) > 0 for records in found)
-
-
-def _virtual_packages(values: dict[str, str]) -> list[GenericVirtualPackage]:
-    packages = []
-    for name, value in sorted(values.items()):
-        version, _, build = value.partition("=")
-        packages.append(
-            GenericVirtualPackage(PackageName(name), Version(version), BuildString(build or "0"))
-        )
-    return packages
 
 
 def _package(record: rattler.RepoDataRecord) -> ResolvedPackage:

@@ -154,8 +154,8 @@ class AgentConnection:
                 agents_pb2.AgentMessage(
                     progress=agents_pb2.JobProgress(
                         lease_id=job.lease_id,
-                        stage=stage_to_pb(stage),
-                        message=text,  # type: ignore[arg-type]
+                        stage=stage_to_pb(stage),  # type: ignore[arg-type]
+                        message=text,
                     )
                 )
             )

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import signal
 import socket
-import sys
 from pathlib import Path
 
 import envd
@@ -16,6 +14,7 @@ from envd.catalog import Catalog
 from envd.channels import DEFAULT_CHANNEL_ALIAS
 from envd.clock import SystemClock
 from envd.errors import EnvdError
+from envd.logs import configure_logging, report_error
 from envd.platforms import check_platform, host_platform_name
 from envd.store.url import open_store
 
@@ -112,17 +111,11 @@ async def run(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    configure_logging(args.log_level.upper())
     try:
         asyncio.run(run(args))
     except EnvdError as err:
-        print(f"error: {err.message}", file=sys.stderr)
-        if err.hint:
-            print(f"hint: {err.hint}", file=sys.stderr)
+        report_error(err.message, err.hint)
         raise SystemExit(err.exit_code) from err
 
 

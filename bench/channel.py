@@ -28,7 +28,9 @@ class ChannelSource:
 
     @property
     def label(self) -> str:
-        relative = self.folder.relative_to(ROOT) if self.folder.is_relative_to(ROOT) else self.folder
+        relative = (
+            self.folder.relative_to(ROOT) if self.folder.is_relative_to(ROOT) else self.folder
+        )
         how = "loopback HTTP" if self.mode == "http" else "local folder"
         return f"{relative} via {how} ({self.url})"
 

@@ -11,10 +11,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import rattler
-from rattler import BuildString, Channel, Gateway, GenericVirtualPackage, PackageName, Version
+from rattler import (
+    Channel,
+    Gateway,
+    Subdir,
+)
 
 from envd.channels import channel_url
-from envd.platforms import NOARCH, effective_virtual_packages
+from envd.platforms import NOARCH, effective_virtual_packages, rattler_virtual_packages
 from envd.spec import Spec
 
 SOLVE_TIMEOUT = timedelta(seconds=300)  # what the embedded agent passes
@@ -26,8 +30,8 @@ class DirectSolver:
     def __init__(self, spec: Spec, platform: str) -> None:
         self.channels = [Channel(channel_url(c)) for c in spec.channels]
         self.specs = spec.conda_specs_for(platform)
-        self.subdirs = [platform, NOARCH]
-        self.virtual = virtual_packages(
+        self.subdirs = [Subdir(platform), Subdir(NOARCH)]
+        self.virtual = rattler_virtual_packages(
             effective_virtual_packages(platform, dict(spec.virtual_packages))
         )
 
@@ -66,15 +70,3 @@ class DirectSolver:
             virtual_packages=self.virtual,
             timeout=SOLVE_TIMEOUT,
         )
-
-
-def virtual_packages(values: dict[str, str]) -> list[GenericVirtualPackage]:
-    """The same `version[=build]` parsing as the agent's; kept here because bench must not
-    reach into a role's private helpers."""
-    packages = []
-    for name, value in sorted(values.items()):
-        version, _, build = value.partition("=")
-        packages.append(
-            GenericVirtualPackage(PackageName(name), Version(version), BuildString(build or "0"))
-        )
-    return packages

@@ -13,6 +13,7 @@ from typing import Any
 import grpc
 
 import envd
+from envd.catalog import EnvironmentSummary
 from envd.errors import CoordinatorUnavailableError, EnvdError, IncompatibleVersionError
 from envd.progress import Outcome, ResolveEvent, Stage
 from envd.spec import Spec
@@ -53,15 +54,6 @@ class ResolveResult:
 
     def job_ids(self) -> list[str]:
         return [e.job_id for e in self.events.values() if e.job_id]
-
-
-@dataclass(frozen=True, slots=True)
-class EnvironmentSummary:
-    req_id: str
-    platform: str
-    full_id: str
-    resolved_at: str
-    is_default: bool
 
 
 class EnvdClient:

@@ -13,6 +13,7 @@ from typing import Any
 import envd
 from envd.errors import EnvdError, InvalidSpecError
 from envd.ids import req_id as compute_req_id
+from envd.logs import configure_logging, report_error
 from envd.platforms import check_platform, host_platform_name
 from envd.spec_input import LoadedSpec, load_spec, virtual_packages_from_environ
 
@@ -254,11 +255,7 @@ COMMANDS = {"resolve": cmd_resolve, "spec": cmd_spec, "show": cmd_show, "list": 
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    configure_logging(logging.INFO if args.verbose else logging.WARNING)
     if not args.verbose:  # the embedded daemon and agent report through events, not logs
         for name in ("envd.daemon", "envd.agent"):
             logging.getLogger(name).setLevel(logging.CRITICAL)
@@ -268,9 +265,7 @@ def main(argv: list[str] | None = None) -> None:
     except EnvdError as err:
         if getattr(args, "json", False):
             render.print_json({"error": render.error_json(err)})
-        print(f"error: {err.message}", file=sys.stderr)
-        if err.hint:
-            print(f"hint: {err.hint}", file=sys.stderr)
+        report_error(err.message, err.hint)
         code = err.exit_code
     except KeyboardInterrupt:
         code = 130

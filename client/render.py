@@ -6,10 +6,11 @@ import json
 import sys
 from typing import Any, TextIO
 
+from envd.catalog import EnvironmentSummary
 from envd.errors import EnvdError
 from envd.progress import Outcome, ResolveEvent, Stage
 
-from .api import EnvironmentSummary, ResolveResult
+from .api import ResolveResult
 
 
 def package_rows(description: dict[str, Any] | None) -> list[dict[str, Any]]:

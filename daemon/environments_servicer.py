@@ -21,6 +21,7 @@ from envd.errors import (
 )
 from envd.ids import is_id
 from envd.spec import normalize_spec
+from envd.spec_input import MAX_DEPENDENCIES
 from envd.v1 import environments_pb2, environments_pb2_grpc
 from envd.wire import (
     PROTOCOL_METADATA_KEY,
@@ -60,7 +61,15 @@ class EnvironmentsServicer(environments_pb2_grpc.EnvironmentsServicer):  # type:
             if not request.platforms:
                 raise InvalidSpecError("no target platform given", hint="pass `--arch PLATFORM`")
             if len(request.platforms) > MAX_PLATFORMS:
-                raise RequestTooLargeError(f"{len(request.platforms)} platforms requested")
+                raise RequestTooLargeError(
+                    f"{len(request.platforms)} platforms requested; the limit is {MAX_PLATFORMS}"
+                )
+            count = len(request.spec.conda) + len(request.spec.pypi)
+            if count > MAX_DEPENDENCIES:
+                raise RequestTooLargeError(
+                    f"{count} dependencies is over the limit of {MAX_DEPENDENCIES}",
+                    hint="split the request into smaller environments",
+                )
             spec = normalize_spec(raw_spec_from_pb(request.spec))
             requester = {"user": request.requester.user, "host": request.requester.host}
             events = self.coordinator.resolve(

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import envd
+from envd.logs import configure_logging
 
 from .coordinator import CoordinatorSettings
 from .server import start_daemon
@@ -93,11 +94,7 @@ async def serve(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    configure_logging(args.log_level.upper())
     try:
         asyncio.run(serve(args))
     except OSError as err:

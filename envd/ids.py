@@ -34,7 +34,9 @@ class PackageIdentity:
     sha256: str
 
     def line(self) -> str:
-        return "\t".join((self.kind, self.name, self.version, self.build, self.filename, self.sha256))
+        return "\t".join(
+            (self.kind, self.name, self.version, self.build, self.filename, self.sha256)
+        )
 
 
 def full_id(packages: Iterable[PackageIdentity]) -> str:

@@ -8,7 +8,7 @@ import sys
 from functools import cache
 from importlib import resources
 
-from rattler import Subdir
+from rattler import BuildString, GenericVirtualPackage, PackageName, Subdir, Version
 
 from envd.errors import UnknownPlatformError
 
@@ -96,3 +96,14 @@ def effective_virtual_packages(platform: str, overrides: dict[str, str]) -> dict
 def python_platform_tag() -> str:
     """A short description of the host for `resolved_by` (never part of an id)."""
     return f"{sys.platform}-{host_platform.machine()}"
+
+
+def rattler_virtual_packages(values: dict[str, str]) -> list[GenericVirtualPackage]:
+    """`{"__glibc": "2.17", "__archspec": "1=x86_64"}` as the solver's virtual packages."""
+    packages = []
+    for name, value in sorted(values.items()):
+        version, _, build = value.partition("=")
+        packages.append(
+            GenericVirtualPackage(PackageName(name), Version(version), BuildString(build or "0"))
+        )
+    return packages

@@ -140,76 +140,100 @@ class PipLineReader:
         content = _COMMENT.sub("", text).strip()
         if not content:
             return
-        where = f"{source}:{line}"
+        at = _Origin(source, line, base_dir, selector)
         requirement, options = _split_requirement(content)
         if requirement:
-            for name, _value in _parse_options(options, where):
+            for name, value in _parse_options(options, at.where):
                 if name != "--hash":
-                    raise _unsupported(name, where)
-            text = requirement_text(requirement, where)
+                    raise _refusal(name, value, at.where)
+            text = requirement_text(requirement, at.where)
             self._dependencies.append(RawDependency(text, source, line, self._category, selector))
             return
-        for name, value in _parse_options(options, where):
-            self._option(name, value, where, base_dir, selector, source, line)
+        for name, value in _parse_options(options, at.where):
+            self._option(name, value, at)
 
-    def _option(
-        self,
-        name: str,
-        value: str,
-        where: str,
-        base_dir: Path,
-        selector: str | None,
-        source: str,
-        line: int,
-    ) -> None:
+    def _option(self, name: str, value: str, at: _Origin) -> None:
         if name == "--requirement":
-            if "://" in value:
-                raise InvalidSpecError(
-                    f"failed to include `{value}` at {where}: remote requirement files are "
-                    "not supported",
-                    hint="download the file and pass it with `-r`",
-                )
-            included = base_dir / value
-            if not included.is_file():
-                raise InvalidSpecError(
-                    f"failed to include `{value}` at {where}: no such file `{included}`",
-                    hint="`-r` paths are relative to the file that names them",
-                )
-            self.read_file(included, selector=selector)
+            self._include(value, at)
         elif name == "--index-url":
-            url = value.strip()
-            if self._index_url is not None and self._index_url[0] != url:
-                raise InvalidSpecError(
-                    f"failed to set index URL `{url}` at {where}: `{self._index_url[0]}` "
-                    f"was already set at {self._index_url[1]}",
-                    hint="give `--index-url` once; add others with `--extra-index-url`",
-                )
-            self._index_url = (url, where)
+            self._set_index_url(value.strip(), at.where)
         elif name == "--extra-index-url":
             self.add_extra_index(value)
         elif name == "--editable" and self._editable == "skip":
-            self._skipped.append(
-                RawDependency(f"-e {value}", source, line, self._category, selector)
-            )
-        elif name == "--editable":
-            raise InvalidSpecError(
-                f"failed to parse requirement `-e {value}` at {where}: editable installs "
-                "are not supported",
-                hint="install the project into the environment after it is created",
-            )
-        elif name == "--find-links":
-            raise InvalidSpecError(
-                f"failed to parse `--find-links {value}` at {where}: flat archive pages are "
-                "not supported",
-                hint="serve the archives from a simple index and add it with `--extra-index-url`",
-            )
-        elif name == "--constraint":
-            raise InvalidSpecError(
-                f"failed to parse `-c {value}` at {where}: constraint files are not supported yet",
-                hint="write the constraints as requirements, e.g. `numpy<2`",
-            )
+            dep = RawDependency(f"-e {value}", at.source, at.line, self._category, at.selector)
+            self._skipped.append(dep)
         else:
-            raise _unsupported(name, where)
+            raise _refusal(name, value, at.where)
+
+    def _include(self, value: str, at: _Origin) -> None:
+        if "://" in value:
+            raise InvalidSpecError(
+                f"failed to include `{value}` at {at.where}: remote requirement files are not "
+                "supported",
+                hint="download the file and pass it with `-r`",
+            )
+        included = at.base_dir / value
+        if not included.is_file():
+            raise InvalidSpecError(
+                f"failed to include `{value}` at {at.where}: no such file `{included}`",
+                hint="`-r` paths are relative to the file that names them",
+            )
+        self.read_file(included, selector=at.selector)
+
+    def _set_index_url(self, url: str, where: str) -> None:
+        if self._index_url is not None and self._index_url[0] != url:
+            raise InvalidSpecError(
+                f"failed to set index URL `{url}` at {where}: `{self._index_url[0]}` was "
+                f"already set at {self._index_url[1]}",
+                hint="give `--index-url` once; add others with `--extra-index-url`",
+            )
+        self._index_url = (url, where)
+
+
+@dataclass(frozen=True, slots=True)
+class _Origin:
+    """Where a requirement line came from, and what applies to everything it adds."""
+
+    source: str
+    line: int
+    base_dir: Path
+    selector: str | None
+
+    @property
+    def where(self) -> str:
+        return f"{self.source}:{self.line}"
+
+
+# Options envd refuses with a reason of their own: (what fails, why, hint).
+_REFUSED = {
+    "--editable": (
+        "requirement `-e {value}`",
+        "editable installs are not supported",
+        "install the project into the environment after it is created",
+    ),
+    "--find-links": (
+        "`--find-links {value}`",
+        "flat archive pages are not supported",
+        "serve the archives from a simple index and add it with `--extra-index-url`",
+    ),
+    "--constraint": (
+        "`-c {value}`",
+        "constraint files are not supported yet",
+        "write the constraints as requirements, e.g. `numpy<2`",
+    ),
+}
+
+
+def _refusal(name: str, value: str, where: str) -> InvalidSpecError:
+    if name in _REFUSED:
+        what, why, hint = _REFUSED[name]
+        return InvalidSpecError(
+            f"failed to parse {what.format(value=value)} at {where}: {why}", hint=hint
+        )
+    return InvalidSpecError(
+        f"failed to parse option `{name}` at {where}: not supported",
+        hint=f"envd reads {_SUPPORTED} in requirement files",
+    )
 
 
 _LONG_NAMES = {
@@ -313,10 +337,3 @@ def _name_from_url(url: str) -> str | None:
         return str(parse_sdist_filename(last)[0])
     except InvalidSdistFilename:
         return None
-
-
-def _unsupported(name: str, where: str) -> InvalidSpecError:
-    return InvalidSpecError(
-        f"failed to parse option `{name}` at {where}: not supported",
-        hint=f"envd reads {_SUPPORTED} in requirement files",
-    )

@@ -24,19 +24,10 @@ _JINJA = re.compile(r"\{\{|\{%")
 # Keys read for the spec; `name`, `prefix` and `variables` say where and how the environment
 # is installed or activated, not what it contains, so they are accepted and ignored.
 _IGNORED_KEYS = frozenset({"name", "prefix", "variables"})
-_KEYS = (
-    frozenset(
-        {
-            "channels",
-            "dependencies",
-            "platforms",
-            "category",
-            "pip-repositories",
-            "allow-pypi-requests",
-        }
-    )
-    | _IGNORED_KEYS
+_SPEC_KEYS = frozenset(
+    {"channels", "dependencies", "platforms", "category", "pip-repositories", "allow-pypi-requests"}
 )
+_KEYS = _SPEC_KEYS | _IGNORED_KEYS
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +55,12 @@ class _Parser:
         self._base_dir = base_dir
         self._selector_lines: set[int] = set()
 
+    def _channel(self, channel: str) -> str:
+        """A relative folder channel is relative to the file, not to where envd runs."""
+        if channel.startswith(("./", "../")) or channel in {".", ".."}:
+            return str((self._base_dir / channel).resolve())
+        return channel
+
     def parse(self) -> EnvironmentFile:
         self._reject_jinja()
         root = self._compose()
@@ -72,7 +69,9 @@ class _Parser:
         pip = PipLineReader(category=category, editable="skip")
         raw = RawSpec()
         if "channels" in sections:
-            raw.channels = [s for s, _ in self._strings(sections["channels"], "channels")]
+            raw.channels = [
+                self._channel(s) for s, _ in self._strings(sections["channels"], "channels")
+            ]
         if "platforms" in sections:
             raw.platforms = self._platforms(sections["platforms"])
         if "pip-repositories" in sections:

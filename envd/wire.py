@@ -97,6 +97,13 @@ def error_from_rpc(rpc_error: grpc.RpcError) -> EnvdError:
             return cls(data.get("message", ""), data.get("hint"))
     code = rpc_error.code() if hasattr(rpc_error, "code") else None
     details = rpc_error.details() if hasattr(rpc_error, "details") else str(rpc_error)
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        from envd.errors import RequestTooLargeError
+
+        return RequestTooLargeError(
+            f"the coordinator refused the request: {details}",
+            hint="split the request into smaller environments",
+        )
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
         from envd.errors import CoordinatorUnavailableError
 

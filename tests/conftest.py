@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from harness import EXAMPLE_CHANNEL, ChannelServer, Cluster, serve_channel
 
 

@@ -49,5 +49,5 @@ def check_solution(description: dict[str, Any], channel_dir: Path, requested: li
     for text in requested:
         spec = MatchSpec(text)
         assert spec.name is not None
-        record = chosen.get(spec.name.normalized)
-        assert record is not None and spec.matches(record), f"request {text} not met"
+        met = chosen.get(spec.name.normalized)
+        assert met is not None and spec.matches(met), f"request {text} not met"

@@ -9,12 +9,12 @@ import threading
 from pathlib import Path
 
 import pytest
-from envd.client.api import EnvdClient, ResolveResult
-from harness import EXAMPLE_CHANNEL, ChannelServer, Cluster, serve_channel, wait_for
-from solution_check import check_solution
 
+from envd.client.api import EnvdClient, ResolveResult
 from envd.progress import Outcome, ResolveEvent, Stage
 from envd.spec import RawDependency, RawSpec, Spec, normalize_spec
+from harness import EXAMPLE_CHANNEL, ChannelServer, Cluster, serve_channel, wait_for
+from solution_check import check_solution
 
 pytestmark = pytest.mark.integration
 PLATFORMS = ["linux-64", "osx-arm64"]

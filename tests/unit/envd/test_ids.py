@@ -147,7 +147,11 @@ SAME: list[tuple[str, Request, Request]] = [
         {"req": "requests==2.31.0 \\\n    --hash=sha256:abc\n"},
         {"pypi": ["requests==2.31.0"]},
     ),
-    ("repeated channel", {"channels": ["conda-forge", "conda-forge"]}, {"channels": ["conda-forge"]}),
+    (
+        "repeated channel",
+        {"channels": ["conda-forge", "conda-forge"]},
+        {"channels": ["conda-forge"]},
+    ),
     ("channel URL slash", {"channels": ["https://x.org/c/"]}, {"channels": ["https://x.org/c"]}),
     (
         "virtual package name case",
@@ -228,9 +232,7 @@ def test_same_request_same_req_id(why: str, left: Request, right: Request, tmp_p
     assert _request_id(tmp_path / "a", left) == _request_id(tmp_path / "b", right), why
 
 
-@pytest.mark.parametrize(
-    ("why", "left", "right"), DIFFERENT, ids=[case[0] for case in DIFFERENT]
-)
+@pytest.mark.parametrize(("why", "left", "right"), DIFFERENT, ids=[case[0] for case in DIFFERENT])
 def test_changed_meaning_new_req_id(
     why: str, left: Request, right: Request, tmp_path: Path
 ) -> None:

@@ -291,7 +291,9 @@ def test_malformed_virtual_package(item: str) -> None:
 
 
 def test_virtual_package_version_must_parse() -> None:
-    with pytest.raises(InvalidSpecError, match=r"^failed to parse virtual package `__glibc=2\.\.8`"):
+    with pytest.raises(
+        InvalidSpecError, match=r"^failed to parse virtual package `__glibc=2\.\.8`"
+    ):
         load_spec(virtual_packages=["__glibc=2..8"])
 
 

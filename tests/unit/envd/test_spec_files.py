@@ -155,7 +155,10 @@ def test_ignored_keys() -> None:
             "failed to parse `environment.yml:3`: expected <block end>, but found "
             "'<block mapping start>'",
         ),
-        ("dependencies: numpy\n", "failed to parse `environment.yml:1`: `dependencies` must be a list"),
+        (
+            "dependencies: numpy\n",
+            "failed to parse `environment.yml:1`: `dependencies` must be a list",
+        ),
         (
             "dependencies:\n  - numpy\n  - 3\n",
             "failed to parse `environment.yml:3`: expected a string for a dependency, found `3`",
@@ -257,9 +260,7 @@ def test_not_utf8(tmp_path: Path) -> None:
         read_environment_file(path)
 
 
-REAL_FILES = sorted(
-    p for p in FIXTURES.rglob("*") if p.suffix in {".yml", ".yaml"} and p.is_file()
-)
+REAL_FILES = sorted(p for p in FIXTURES.rglob("*") if p.suffix in {".yml", ".yaml"} and p.is_file())
 
 
 @pytest.mark.parametrize("path", REAL_FILES, ids=lambda p: str(p.relative_to(FIXTURES)))
@@ -273,3 +274,14 @@ def test_real_files_keep_their_line_numbers(path: Path) -> None:
         assert dep.text.split(" @ ", 1)[-1].split()[0] in line, (dep, line)
         if dep.selector is not None and not line.strip().startswith("- pip:"):
             assert f"[{dep.selector}]" in line  # (the added `pip` takes its entries' selectors)
+
+
+def test_relative_channel_folder_is_relative_to_the_file(tmp_path: Path) -> None:
+    folder = tmp_path / "project"
+    folder.mkdir()
+    parsed = parse_environment_text(
+        "channels:\n  - ../channels/local\n  - conda-forge\ndependencies:\n  - numpy\n",
+        source="environment.yml",
+        base_dir=folder,
+    )
+    assert parsed.spec.channels == [str(tmp_path / "channels" / "local"), "conda-forge"]

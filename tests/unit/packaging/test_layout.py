@@ -62,7 +62,7 @@ def test_generated_stubs_match_the_protos(tmp_path: Path) -> None:
 
 def _imports(path: Path) -> set[str]:
     tree = ast.parse(path.read_text(), str(path))
-    names = set()
+    names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
