@@ -99,7 +99,18 @@ def result_text(result: ResolveResult) -> str:
                 f"### Environment for {platform} ###\nOutcome: {event.outcome} (accepted)\n"
                 f"Job: {event.job_id}  (follow it with `envd-client wait {event.job_id}`)\n"
             )
-    return "\n".join(blocks)
+    return "\n".join(blocks) + summary_text(result)
+
+
+def summary_text(result: ResolveResult) -> str:
+    """One line per platform, last, so the outcome is what a terminal shows at the end."""
+    width = max((len(p) for p in result.events), default=0)
+    lines = ["", "### Summary ###"]
+    for platform, event in result.events.items():
+        outcome = str(event.outcome) if event.outcome else str(event.stage)
+        ident = f"{result.req_id}:{event.full_id}" if event.full_id else (event.job_id or "")
+        lines.append(f"{platform:<{width}}  {outcome:<9}  {ident}".rstrip())
+    return "\n".join(lines) + "\n"
 
 
 def summaries_text(summaries: list[EnvironmentSummary]) -> str:

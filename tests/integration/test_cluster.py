@@ -245,3 +245,23 @@ def test_request_errors_are_refused_before_any_job(
     assert store_files(cluster.root) == []
     state = json.dumps(store_files(cluster.root))
     assert "envs" not in state
+
+
+def test_platform_without_agent_waits_visibly_then_fails(
+    cluster: Cluster, channel: ChannelServer
+) -> None:
+    cluster.start_daemon(no_agent_timeout=1.5)
+    cluster.start_agent("mac-only", ["osx-arm64"])
+    events: list[ResolveEvent] = []
+    with EnvdClient(cluster.address) as client:
+        result = client.resolve(python_spec(channel.url), ["linux-64"], on_event=events.append)
+    queued = [e.message for e in events if e.stage is Stage.QUEUED]
+    assert queued == ["waiting for an agent serving `linux-64` (fails after 1.5 s)"]
+    (event,) = result.events.values()
+    assert event.outcome is Outcome.FAILED and event.error is not None
+    assert event.error.reference == "E300"
+    assert event.error.message == "no agent serving `linux-64` connected within 1.5 s"
+    assert event.error.hint == (
+        "start one with `envd-agent --coordinator ADDR --platform linux-64`"
+    )
+    assert store_files(cluster.root) == []
