@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import envd
-from envd.errors import EnvdError, InvalidSpecError
+from envd.errors import EnvdError, EnvironmentNotFoundError, InvalidSpecError
+from envd.ids import is_id
 from envd.ids import req_id as compute_req_id
 from envd.logs import configure_logging, report_error
 from envd.platforms import check_platform, host_platform_name
@@ -228,11 +229,22 @@ def cmd_show(args: argparse.Namespace, config: ClientConfig) -> int:
 def _show_single(
     client: EnvdClient, ident: str, arch: Sequence[str]
 ) -> list[tuple[dict[str, Any], bool]]:
+    if not is_id(ident):
+        raise InvalidSpecError(
+            f"`{ident}` is not an environment id",
+            hint="give a req_id or full_id (40 hex characters), or `req_id:full_id`",
+        )
     summaries = client.list_environments(req_id=ident)
     if summaries:  # it is a req_id: show its default per platform
         platforms = arch or sorted({s.platform for s in summaries})
         return [client.get_environment(req_id=ident, platform=p) for p in platforms]
-    return [client.get_environment(full_id=ident)]
+    try:
+        return [client.get_environment(full_id=ident)]
+    except EnvironmentNotFoundError as err:
+        raise EnvironmentNotFoundError(
+            f"no environment with req_id or full_id `{ident}`",
+            hint="`envd-client list` shows what the store holds",
+        ) from err
 
 
 def cmd_list(args: argparse.Namespace, config: ClientConfig) -> int:

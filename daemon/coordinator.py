@@ -140,17 +140,24 @@ class Coordinator:
             self.events.subscribe(job_id, queue)
         try:
             pending = set(attached)
+            last: dict[str, tuple[Stage, str]] = {}
             for job_id in list(pending):
                 job = self.state.get(job_id)  # it may have ended before we subscribed
                 if job.finished:
                     yield await self.terminal_event(job, attached[job_id].outcome)
                     pending.discard(job_id)
                 else:
-                    yield self.status_event(job)
+                    status = self.status_event(job)
+                    last[job_id] = (status.stage, status.message)
+                    yield status
             while pending:
                 event = await queue.get()
-                if event.job_id not in pending:
-                    continue
+                if event.job_id not in pending or last.get(event.job_id) == (
+                    event.stage,
+                    event.message,
+                ):
+                    continue  # e.g. the lease seen on attach, then published again
+                last[event.job_id] = (event.stage, event.message)
                 if event.stage.terminal:
                     pending.discard(event.job_id)
                     if event.stage is Stage.DONE:

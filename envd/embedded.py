@@ -19,9 +19,11 @@ from types import TracebackType
 from typing import IO
 
 from envd.channels import DEFAULT_CHANNEL_ALIAS
+from envd.errors import CoordinatorUnavailableError
 from envd.platforms import known_platforms
 
 MAX_SOCKET_PATH = 100  # sun_path is 108 bytes on Linux, 104 on macOS
+CONNECT_TIMEOUT = 30.0
 
 
 class EmbeddedCoordinator:
@@ -130,7 +132,16 @@ class EmbeddedCoordinator:
             store_override=None,
         )
         agent_task = asyncio.create_task(agent.run_forever(self._stop))
-        await agent.connected.wait()
+        try:
+            await asyncio.wait_for(agent.connected.wait(), timeout=CONNECT_TIMEOUT)
+        except TimeoutError as err:
+            self._stop.set()
+            await daemon.stop(grace=0)
+            raise CoordinatorUnavailableError(
+                f"the embedded agent did not connect to `{self.target}` within "
+                f"{CONNECT_TIMEOUT:g} s",
+                hint="rerun with `-v` to see the daemon and agent logs",
+            ) from err
         self._ready.set()
         await self._stop.wait()
         await agent_task

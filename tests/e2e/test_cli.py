@@ -212,3 +212,12 @@ def test_bad_config_file_is_a_clear_error(tmp_path: Path) -> None:
     out = run_client("list", cwd=tmp_path, env={"ENVD_CONFIG": str(config)})
     assert out.returncode == 2
     assert f"error: unknown key `coordinatr` in config `{config}`" in out.stderr
+
+
+def test_show_unknown_or_malformed_id(tmp_path: Path) -> None:
+    missing = run_client("show", "a" * 40, cwd=tmp_path)
+    assert missing.returncode == 4
+    assert f"error: no environment with req_id or full_id `{'a' * 40}`" in missing.stderr
+    malformed = run_client("show", "not-an-id", cwd=tmp_path)
+    assert malformed.returncode == 2
+    assert "error: `not-an-id` is not an environment id" in malformed.stderr
