@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
-DEFAULT_CHANNEL_ALIAS = "https://conda.anaconda.org"
+import json
+from functools import cache
+from importlib import resources
+from typing import Any
+
+
+@cache
+def _settings() -> dict[str, Any]:
+    text = resources.files("envd.data").joinpath("channels.json").read_text("utf-8")
+    data: dict[str, Any] = json.loads(text)
+    return data
+
+
+DEFAULT_CHANNEL_ALIAS: str = _settings()["channel_alias"]
 
 
 def channel_url(channel: str, alias: str = DEFAULT_CHANNEL_ALIAS) -> str:
-    """`conda-forge` → `<alias>/conda-forge`; `file://`, `http(s)://` URLs are returned as is."""
+    """`conda-forge` → `<alias>/conda-forge` (or its custom URL); `file://`, `http(s)://`
+    URLs are returned as they are."""
     if "://" in channel:
         return channel.rstrip("/")
-    return f"{alias.rstrip('/')}/{channel.strip('/')}"
+    name = channel.strip("/")
+    custom: dict[str, str] = _settings()["custom_channels"]
+    if name in custom:
+        return custom[name].rstrip("/")
+    return f"{alias.rstrip('/')}/{name}"

@@ -13,6 +13,7 @@ from packaging.utils import canonicalize_name
 from rattler import MatchSpec, VersionSpec
 
 from envd.errors import InvalidSpecError
+from envd.markers import applies
 from envd.platforms import SELECTOR_WORDS, selector_matches
 
 CANONICAL_FORMAT = "envd-spec-v1"
@@ -75,8 +76,14 @@ class Spec:
         return sorted(specs)
 
     def pypi_requirements_for(self, platform: str) -> list[str]:
-        """PyPI requirements that apply on `platform` (selectors applied; markers kept)."""
-        return sorted(d.requirement for d in self.pypi if selector_matches(d.selector, platform))
+        """PyPI requirements that apply on `platform`: selectors applied, and markers that are
+        decidably false there dropped (see envd.markers); the text keeps its marker."""
+        return sorted(
+            d.requirement
+            for d in self.pypi
+            if selector_matches(d.selector, platform)
+            and applies(_marker(d.requirement), platform, self.python)
+        )
 
     def to_canonical(self) -> dict[str, Any]:
         return {
@@ -105,6 +112,11 @@ class Spec:
     def canonical_bytes(self) -> bytes:
         """The exact bytes hashed into req_id (documented in docs/ids.md)."""
         return canonical_json(self.to_canonical())
+
+
+def _marker(requirement: str) -> str | None:
+    marker = Requirement(requirement).marker
+    return str(marker) if marker is not None else None
 
 
 def canonical_json(value: Any) -> bytes:

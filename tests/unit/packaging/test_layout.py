@@ -36,7 +36,11 @@ def test_wheel_contains_every_package_and_data(tmp_path: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     for package in _source_packages():
         assert f"{package.replace('.', '/')}/__init__.py" in names, package
-    for data in ("envd/data/description-v1.schema.json", "envd/data/virtual_packages.json"):
+    for data in (
+        "envd/data/description-v1.schema.json",
+        "envd/data/virtual_packages.json",
+        "envd/data/channels.json",
+    ):
         assert data in names
     entry_points = (
         zipfile.ZipFile(wheel)
