@@ -8,6 +8,8 @@ reader that finds a pointer always finds its description (DESIGN.md §3, write o
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -55,8 +57,13 @@ class EnvironmentSummary:
 class Catalog:
     """Reads and writes environments through any `Store`."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, cache_size: int = 4096) -> None:
         self._store = store
+        # Descriptions are immutable once written, so a validated one can be served from
+        # memory: a cache hit then costs one pointer read (callers must not mutate it).
+        self._cache: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._cache_size = cache_size
+        self._cache_lock = threading.Lock()
 
     def write_description(self, doc: dict[str, Any]) -> bool:
         """Store a description (validated); True if this call wrote it, False if it was there."""
@@ -66,6 +73,21 @@ class Catalog:
 
     def read_description(self, req_id: str, platform: str, full_id: str) -> dict[str, Any]:
         key = description_key(req_id, platform, full_id)
+        with self._cache_lock:
+            cached = self._cache.get(key)
+            if cached is not None:
+                self._cache.move_to_end(key)
+                return cached
+        doc = self._read_description(key, req_id, platform, full_id)
+        with self._cache_lock:
+            self._cache[key] = doc
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return doc
+
+    def _read_description(
+        self, key: str, req_id: str, platform: str, full_id: str
+    ) -> dict[str, Any]:
         data = self._store.get(key)
         if data is None:
             raise EnvironmentNotFoundError(

@@ -211,8 +211,18 @@ def test_a_pointer_to_a_missing_description_is_corrupt(catalog: Catalog, store: 
     doc = stored(catalog, description("1.2"))
     catalog.set_default(REQ_A, "linux-64", doc["full_id"], doc["resolved_at"])
     store.delete(description_key(REQ_A, "linux-64", doc["full_id"]))
+    # a fresh reader (another process): this catalog has the description in memory
     with pytest.raises(CorruptObjectError, match="whose description is missing"):
-        catalog.default_description(REQ_A, "linux-64")
+        Catalog(store).default_description(REQ_A, "linux-64")
+
+
+def test_descriptions_are_served_from_memory_once_read(catalog: Catalog, store: LocalStore) -> None:
+    doc = stored(catalog, description("1.2"))
+    first = catalog.read_description(REQ_A, "linux-64", doc["full_id"])
+    store.delete(description_key(REQ_A, "linux-64", doc["full_id"]))
+    assert catalog.read_description(REQ_A, "linux-64", doc["full_id"]) is first
+    with pytest.raises(EnvironmentNotFoundError):
+        Catalog(store, cache_size=0).read_description(REQ_A, "linux-64", doc["full_id"])
 
 
 # lookups
