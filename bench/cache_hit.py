@@ -46,10 +46,12 @@ class EnvdCacheHit:
 
 class RawStoreRead:
     """The floor for a cache hit: the default pointer and its description, read in-process
-    from the local store with no gRPC, coordinator or event stream in between."""
+    from the local store with no gRPC, coordinator or event stream in between — as a reader
+    going to the store itself would, so without the coordinator's in-memory description cache
+    (files read, parsed and validated on every call)."""
 
     def __init__(self, store_url: str, req_id: str, platform: str) -> None:
-        self.catalog = Catalog(open_store(store_url))
+        self.catalog = Catalog(open_store(store_url), cache_size=0)
         self.req_id = req_id
         self.platform = platform
 
