@@ -16,6 +16,7 @@ import multiprocessing
 import queue as queue_module
 from collections.abc import Callable
 from multiprocessing.synchronize import Barrier
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
@@ -122,6 +123,40 @@ class StoreConformance:
     @pytest.fixture
     def store(self) -> Store:
         raise NotImplementedError("a backend's test class provides a fresh store")
+
+    # streaming files
+
+    def test_put_file_if_absent_streams_and_is_create_only(
+        self, store: Store, tmp_path: Path
+    ) -> None:
+        big = tmp_path / "big.conda"
+        with big.open("wb") as f:  # over one part (8 MiB) so multipart paths run
+            for i in range(10):
+                f.write(bytes([i]) * (1024 * 1024))
+        assert store.put_file_if_absent("pkgs/cc/big.conda", big) is True
+        other = tmp_path / "other"
+        other.write_bytes(b"different")
+        assert store.put_file_if_absent("pkgs/cc/big.conda", other) is False
+        info = store.stat("pkgs/cc/big.conda")
+        assert info is not None and info.size == 10 * 1024 * 1024
+        dest = tmp_path / "out" / "big.conda"
+        dest.parent.mkdir()
+        assert store.download("pkgs/cc/big.conda", dest) is True
+        assert dest.read_bytes() == big.read_bytes()
+        assert sorted(p.name for p in dest.parent.iterdir()) == ["big.conda"]
+
+    def test_download_of_an_absent_key_writes_nothing(self, store: Store, tmp_path: Path) -> None:
+        dest = tmp_path / "missing.conda"
+        assert store.download("pkgs/dd/missing.conda", dest) is False
+        assert list(tmp_path.iterdir()) == []
+
+    def test_put_file_of_a_missing_file_leaves_no_object(
+        self, store: Store, tmp_path: Path
+    ) -> None:
+        with pytest.raises(OSError):
+            store.put_file_if_absent("pkgs/ee/x.conda", tmp_path / "does-not-exist")
+        assert store.get("pkgs/ee/x.conda") is None
+        assert store.list("pkgs/ee") == []
 
     # put_if_absent / get / stat
 

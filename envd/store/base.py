@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from envd.errors import InvalidKeyError
@@ -69,6 +70,17 @@ class Store(Protocol):
 
     def delete(self, key: str) -> None:
         """Remove the object; an absent key is not an error."""
+        ...
+
+    def put_file_if_absent(self, key: str, path: Path) -> bool:
+        """Create `key` from a local file, streamed (in parts when large), never holding it
+        whole in memory; same create-only semantics as `put_if_absent`. An upload that fails
+        part-way leaves no visible object."""
+        ...
+
+    def download(self, key: str, dest: Path) -> bool:
+        """Stream the object into `dest` (written beside it, then renamed: a failed download
+        leaves no file); False if the object is absent."""
         ...
 
 

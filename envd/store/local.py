@@ -20,14 +20,17 @@ import fcntl
 import hashlib
 import os
 import secrets
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from envd.errors import PreconditionFailed, StoreError
 from envd.store.base import ObjectInfo, check_key, check_prefix
 
 _LOCK_SUFFIX = ".lock"
 _TEMP_SUFFIX = ".tmp"
+COPY_CHUNK = 1024 * 1024
 _STORE_HINT = "check that the store directory exists, is writable, and has free space"
 
 
@@ -135,6 +138,50 @@ class LocalStore:
         except OSError as err:
             raise self._error("delete", key, err) from err
 
+    def put_file_if_absent(self, key: str, path: Path) -> bool:
+        target = self._path(key)
+        if target.is_file():
+            return False
+        with path.open("rb") as source:  # a missing source is the caller's OSError, not ours
+            return self._publish_stream(key, target, source)
+
+    def _publish_stream(self, key: str, target: Path, source: BinaryIO) -> bool:
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            temp = _temp_name(target)
+            try:
+                with temp.open("xb") as out:
+                    shutil.copyfileobj(source, out, COPY_CHUNK)
+                    out.flush()
+                    os.fsync(out.fileno())
+                try:
+                    os.link(temp, target)
+                except FileExistsError:
+                    return False
+            finally:
+                temp.unlink(missing_ok=True)
+            _fsync_dir(target.parent)
+        except OSError as err:
+            raise self._error("write", key, err) from err
+        return True
+
+    def download(self, key: str, dest: Path) -> bool:
+        source = self._path(key)
+        temp = dest.with_name(f".{dest.name}.{secrets.token_hex(8)}{_TEMP_SUFFIX}")
+        try:
+            with source.open("rb") as f, temp.open("xb") as out:
+                shutil.copyfileobj(f, out, COPY_CHUNK)
+            os.replace(temp, dest)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            temp.unlink(missing_ok=True)
+            if not source.is_file():
+                return False
+            raise
+        except OSError as err:
+            temp.unlink(missing_ok=True)
+            raise self._error("read", key, err) from err
+        return True
+
     def _path(self, key: str) -> Path:
         return self._root.joinpath(*check_key(key).split("/"))
 
@@ -190,8 +237,12 @@ def _version(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _temp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{secrets.token_hex(8)}{_TEMP_SUFFIX}")
+
+
 def _write_temp(path: Path, data: bytes) -> Path:
-    temp = path.with_name(f".{path.name}.{secrets.token_hex(8)}{_TEMP_SUFFIX}")
+    temp = _temp_name(path)
     try:
         with temp.open("xb") as f:
             f.write(data)

@@ -9,15 +9,15 @@ from envd.errors import StoreError
 from envd.store.base import Store
 from envd.store.local import LocalStore
 
-_CLOUD_SCHEMES = ("s3", "gs", "az")
 _SUPPORTED = (
-    "`file:///path` or a plain directory path (`s3://`, `gs://`, `az://` land with the cloud "
-    "backends)"
+    "`file:///path` or a plain directory path, `s3://bucket/prefix`, `gs://bucket/prefix`, "
+    "`az://container/prefix`"
 )
 
 
 def open_store(url: str) -> Store:
-    """`file:///abs/path` or a plain path → `LocalStore`; cloud schemes land later."""
+    """`file:///abs/path` or a plain path → `LocalStore`; `s3://`, `gs://`, `az://` → the
+    cloud backends (imported only when used), each configured by its SDK's standard chain."""
     if not url.strip():
         raise StoreError("failed to open store ``: the store URL is empty", _hint())
     if "://" not in url:
@@ -34,12 +34,18 @@ def open_store(url: str) -> Store:
         if not path.startswith("/"):
             raise StoreError(f"failed to open store `{url}`: the path is not absolute", _hint())
         return LocalStore(Path(path))
-    if scheme in _CLOUD_SCHEMES:
-        raise StoreError(
-            f"failed to open store `{url}`: the `{scheme}://` backend lands with the cloud "
-            "backends issue",
-            hint="use a local store for now: `file:///path` or a plain directory path",
-        )
+    if scheme == "s3":
+        from envd.store.s3 import S3Store
+
+        return S3Store.from_url(url)
+    if scheme == "gs":
+        from envd.store.gcs import GcsStore
+
+        return GcsStore.from_url(url)
+    if scheme == "az":
+        from envd.store.azure import AzureStore
+
+        return AzureStore.from_url(url)
     raise StoreError(f"failed to open store `{url}`: unknown scheme `{scheme}`", _hint())
 
 

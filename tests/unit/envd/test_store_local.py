@@ -115,12 +115,6 @@ def test_open_store_resolves_a_relative_path(
     assert store.root == tmp_path / ".envd" / "store"
 
 
-@pytest.mark.parametrize("scheme", ["s3", "gs", "az"])
-def test_open_store_says_cloud_backends_come_later(scheme: str) -> None:
-    with pytest.raises(StoreError, match="lands with the cloud backends issue"):
-        open_store(f"{scheme}://bucket/prefix")
-
-
 def test_open_store_lists_supported_schemes_for_an_unknown_one() -> None:
     with pytest.raises(StoreError) as info:
         open_store("ftp://host/path")
