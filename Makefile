@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test lint protos bench clean
+.PHONY: venv demo test protos bench clean
 
 venv: $(STAMP)
 
@@ -14,12 +14,17 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --retries 10 -e '.[test,dev]'
 	touch $(STAMP)
 
+# Azurite (the Azure Storage emulator the tests start) is pinned in package.json/package-lock.json
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch node_modules/.installed
+
 demo: venv
 	rm -rf .envd
 	$(VENV)/bin/envd-client resolve -f examples/python39/environment.yml --arch linux-64 --arch osx-arm64 --no-archives
 	$(VENV)/bin/envd-client resolve -f examples/python39/environment.yml --arch linux-64 --arch osx-arm64 --no-archives
 
-test: venv
+test: venv node_modules/.installed
 	$(VENV)/bin/ruff check .
 	scripts/typecheck
 	$(PY) -m pytest -q
