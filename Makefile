@@ -20,9 +20,7 @@ node_modules/.installed: package.json package-lock.json
 	touch node_modules/.installed
 
 demo: venv
-	rm -rf .envd
-	$(VENV)/bin/envd-client resolve -f examples/python39/environment.yml --arch linux-64 --arch osx-arm64 --no-archives
-	$(VENV)/bin/envd-client resolve -f examples/python39/environment.yml --arch linux-64 --arch osx-arm64 --no-archives
+	scripts/demo
 
 test: venv node_modules/.installed
 	$(VENV)/bin/ruff check .

@@ -1,4 +1,4 @@
-"""Runs one leased job: resolve, describe, write the description to the store."""
+"""Runs one leased job: resolve, cache the archives, describe, write the description."""
 
 from __future__ import annotations
 
@@ -11,12 +11,13 @@ from datetime import UTC, datetime
 
 from envd.catalog import Catalog
 from envd.clock import Clock
-from envd.description import ResolvedBy, build_description
+from envd.description import ResolvedBy, ResolvedPackage, build_description
 from envd.errors import InternalError
 from envd.ids import req_id as compute_req_id
 from envd.progress import Stage
 from envd.spec import spec_from_canonical
 
+from .archive_cache import ArchiveCache, CacheProgress
 from .conda_resolver import CondaResolver
 
 log = logging.getLogger("envd.agent")
@@ -36,16 +37,26 @@ class Assignment:
 
 class JobRunner:
     def __init__(
-        self, *, resolver: CondaResolver, catalog: Catalog, clock: Clock, agent_id: str, host: str
+        self,
+        *,
+        resolver: CondaResolver,
+        catalog: Catalog,
+        archives: ArchiveCache,
+        clock: Clock,
+        agent_id: str,
+        host: str,
     ) -> None:
         self.resolver = resolver
+        self.archives = archives
         self.catalog = catalog
         self.clock = clock
         self.agent_id = agent_id
         self.host = host
 
     async def run(self, job: Assignment, progress: Progress) -> str:
-        """Resolve the job's spec and store its description; returns the full_id."""
+        """Resolve the job's spec, cache its archives (unless `no_archives`), then store its
+        description — in that order, so a description only names archives already stored;
+        returns the full_id (the coordinator moves the default pointer after that)."""
         spec = spec_from_canonical(json.loads(job.canonical_spec))
         if compute_req_id(spec) != job.req_id:
             raise InternalError(
@@ -55,19 +66,38 @@ class JobRunner:
         await progress(Stage.RESOLVING, f"solving on agent `{self.agent_id}`")
         log.info("solve job=%s req_id=%s platform=%s", job.job_id, job.req_id, job.platform)
         resolution = await self.resolver.resolve(spec, job.platform)
+        resolved_at = datetime.fromtimestamp(self.clock.now(), UTC)
+        packages = await self._cache_archives(job, resolution.packages, progress)
         description = build_description(
             req_id=job.req_id,
             platform=job.platform,
             spec=spec,
-            packages=resolution.packages,
-            resolved_at=datetime.fromtimestamp(self.clock.now(), UTC),
+            packages=packages,
+            resolved_at=resolved_at,
             resolved_by=ResolvedBy(user=job.requester_user, agent=self.agent_id, host=self.host),
             solver=resolution.solver,
         )
-        await progress(
-            Stage.UPLOADING, f"writing description of {len(resolution.packages)} packages"
-        )
+        await progress(Stage.UPLOADING, f"writing description of {len(packages)} packages")
         await asyncio.to_thread(self.catalog.write_description, description)
         full_id: str = description["full_id"]
         log.info("resolved job=%s platform=%s full_id=%s", job.job_id, job.platform, full_id)
         return full_id
+
+    async def _cache_archives(
+        self, job: Assignment, packages: tuple[ResolvedPackage, ...], progress: Progress
+    ) -> tuple[ResolvedPackage, ...]:
+        if job.no_archives:
+            log.info("job=%s asked for no archives: none fetched", job.job_id)
+            return packages
+
+        async def report(step: CacheProgress) -> None:
+            await progress(Stage.UPLOADING, step.message())
+
+        count = sum(p.kind == "conda" for p in packages)
+        await progress(Stage.UPLOADING, f"caching {count} archives")
+        cached = await self.archives.cache(packages, report)
+        log.info(
+            "cached job=%s archives=%d uploaded=%d transmuted=%d reused=%d",
+            job.job_id, count, cached.uploaded, cached.transmuted, cached.reused,
+        )  # fmt: skip
+        return cached.packages

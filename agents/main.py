@@ -18,9 +18,12 @@ from envd.logs import configure_logging, report_error
 from envd.platforms import check_platform, host_platform_name
 from envd.store.url import open_store
 
+from .archive_cache import DEFAULT_CONCURRENCY, ArchiveCache
 from .conda_resolver import CondaResolver
 from .connection import AgentConnection, AgentIdentity, platforms_tuple
+from .fetch import ChannelCredentials, Fetcher
 from .job_runner import JobRunner
+from .transmute import DEFAULT_LEVEL, MAX_LEVEL, MIN_LEVEL, Transmuter
 
 
 def default_cache_dir() -> Path:
@@ -32,7 +35,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="envd-agent",
         description="An envd agent: dials out to the coordinator, leases jobs for its platforms, "
-        "resolves them with py-rattler and writes descriptions to the store.",
+        "resolves them with py-rattler, caches their archives and writes descriptions to the "
+        "store. Private channels: credentials from $NETRC (default ~/.netrc) or "
+        "$ENVD_CHANNEL_TOKEN (`HOST=TOKEN,...`).",
     )
     parser.add_argument(
         "--coordinator",
@@ -50,7 +55,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--cache-dir",
         type=Path,
         default=default_cache_dir(),
-        help="repodata cache (default %(default)s)",
+        help="repodata cache; archives in flight wait in its `archives-tmp/` (default %(default)s)",
     )
     parser.add_argument(
         "--agent-id",
@@ -69,6 +74,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=300.0,
         help="seconds one solve may take (default %(default)s)",
     )
+    parser.add_argument(
+        "--transmute-level",
+        type=_zstd_level,
+        default=DEFAULT_LEVEL,
+        help="zstd level of the `.conda` made from a `.tar.bz2`-only package "
+        f"({MIN_LEVEL}-{MAX_LEVEL}, default %(default)s)",
+    )
+    parser.add_argument(
+        "--fetch-concurrency",
+        type=_positive,
+        default=DEFAULT_CONCURRENCY,
+        help="archives fetched, verified and uploaded at once (default %(default)s)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=_positive,
+        default=None,
+        help="processes transmuting archives (default: one per CPU)",
+    )
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--version", action="version", version=f"envd-agent {envd.__version__}")
     args = parser.parse_args(argv)
@@ -77,17 +101,40 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"`{text}` is not a positive integer")
+    return value
+
+
+def _zstd_level(text: str) -> int:
+    value = int(text)
+    if not MIN_LEVEL <= value <= MAX_LEVEL:
+        raise argparse.ArgumentTypeError(f"`{text}` is outside {MIN_LEVEL}..{MAX_LEVEL}")
+    return value
+
+
 def build_connection(
     *, target: str, identity: AgentIdentity, cache_dir: Path, channel_alias: str,
-    solve_timeout: float, store_override: str | None,
+    solve_timeout: float, store_override: str | None, transmute_level: int = DEFAULT_LEVEL,
+    fetch_concurrency: int = DEFAULT_CONCURRENCY, workers: int | None = None,
+    credentials: ChannelCredentials | None = None,
 ) -> AgentConnection:  # fmt: skip
-    """The same wiring serves `envd-agent` and the embedded default's in-process agents."""
+    """The same wiring serves `envd-agent` and the embedded default's in-process agents.
+    Channel credentials default to the process environment (netrc, `ENVD_CHANNEL_TOKEN`)."""
     resolver = CondaResolver(cache_dir, channel_alias, solve_timeout)
+    fetcher = Fetcher(credentials or ChannelCredentials.from_environment(os.environ))
+    transmuter = Transmuter(level=transmute_level, workers=workers)
 
     def make_runner(store_url: str) -> JobRunner:
         store = open_store(store_override or store_url)
+        archives = ArchiveCache(
+            store, fetcher, transmuter, scratch_dir=cache_dir / "archives-tmp",
+            concurrency=fetch_concurrency,
+        )  # fmt: skip
         return JobRunner(
-            resolver=resolver, catalog=Catalog(store), clock=SystemClock(),
+            resolver=resolver, catalog=Catalog(store), archives=archives, clock=SystemClock(),
             agent_id=identity.agent_id, host=identity.host,
         )  # fmt: skip
 
@@ -100,7 +147,8 @@ async def run(args: argparse.Namespace) -> None:
     connection = build_connection(
         target=args.coordinator, identity=identity, cache_dir=args.cache_dir,
         channel_alias=args.channel_alias, solve_timeout=args.solve_timeout,
-        store_override=args.store,
+        store_override=args.store, transmute_level=args.transmute_level,
+        fetch_concurrency=args.fetch_concurrency, workers=args.workers,
     )  # fmt: skip
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -33,7 +33,9 @@ class EnvdCacheHit:
         self.platform = platform
 
     def __call__(self) -> None:
-        event = self.client.resolve(self.spec, [self.platform]).events.get(self.platform)
+        event = self.client.resolve(self.spec, [self.platform], no_archives=True).events.get(
+            self.platform
+        )
         if event is None or event.outcome is not Outcome.CACHE_HIT:
             outcome = None if event is None else event.outcome
             raise RuntimeError(

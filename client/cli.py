@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,10 +19,11 @@ from envd.logs import configure_logging, report_error
 from envd.platforms import check_platform, host_platform_name
 from envd.spec_input import LoadedSpec, load_spec, virtual_packages_from_environ
 
-from . import render
+from . import create, render
 from .api import EnvdClient
 from .config import ClientConfig, load_config
 from .session import open_client
+from .store_view import client_store, formats_present
 
 EPILOG = """\
 Without --coordinator (or ENVD_COORDINATOR, or `coordinator` in ~/.config/envd/config.toml),
@@ -129,6 +131,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     show.add_argument("--json", action="store_true")
 
+    create = commands.add_parser(
+        "create", help="materialize an environment from the store's cached archives alone"
+    )
+    create.add_argument("id", metavar="ID", help="req_id (with --arch), full_id, or req_id:full_id")
+    create.add_argument(
+        "--arch",
+        default=host_platform_name(),
+        metavar="PLATFORM",
+        help="platform of a req_id; must be this machine's (default %(default)s)",
+    )
+    create.add_argument("--prefix", required=True, type=Path, help="directory to create it in")
+    create.add_argument("--force", action="store_true", help="install into a non-empty prefix")
+    create.add_argument("--json", action="store_true")
+
     listing = commands.add_parser("list", help="list environments in the store")
     listing.add_argument("req_id", nargs="?", default="", help="only this req_id")
     listing.add_argument("--json", action="store_true")
@@ -207,23 +223,30 @@ def _finish(result: Any, as_json: bool) -> int:
 
 
 def cmd_show(args: argparse.Namespace, config: ClientConfig) -> int:
-    ident = args.id
-    full_id = ident.partition(":")[2]
-    found: list[tuple[dict[str, Any], bool]] = []
     with open_client(config) as client:
-        if full_id:
-            found.append(client.get_environment(full_id=full_id))
-        else:
-            found = _show_single(client, ident, args.arch)
+        found = _lookup(client, args.id, args.arch)
+        store = client_store(config, client)
+        present = [formats_present(d, store) for d, _ in found]
     if args.json:
         render.print_json([
-            {"description": d, "is_default": is_default} for d, is_default in found
+            {"description": d, "is_default": is_default, "formats_in_store": p}
+            for (d, is_default), p in zip(found, present, strict=True)
         ])  # fmt: skip
     else:
-        sys.stdout.write(
-            "\n".join(render.environment_text(d, "", is_default) for d, is_default in found)
-        )
+        sys.stdout.write("\n".join(
+            render.environment_text(d, "", is_default, p)
+            for (d, is_default), p in zip(found, present, strict=True)
+        ))  # fmt: skip
     return 0
+
+
+def _lookup(
+    client: EnvdClient, ident: str, arch: Sequence[str]
+) -> list[tuple[dict[str, Any], bool]]:
+    full_id = ident.partition(":")[2]
+    if full_id:
+        return [client.get_environment(full_id=full_id)]
+    return _show_single(client, ident, arch)
 
 
 def _show_single(
@@ -261,7 +284,46 @@ def cmd_list(args: argparse.Namespace, config: ClientConfig) -> int:
     return 0
 
 
-COMMANDS = {"resolve": cmd_resolve, "spec": cmd_spec, "show": cmd_show, "list": cmd_list,
+def cmd_create(args: argparse.Namespace, config: ClientConfig) -> int:
+    check_platform(args.arch)
+    with open_client(config) as client:
+        (description, _), *_ = _lookup(client, args.id, [args.arch])
+        prefix = args.prefix.resolve()
+        create.check_target(description, prefix, force=args.force)
+        store = client_store(config, client)
+        cache = client_cache_dir()
+        cache.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="envd-create-", dir=cache) as scratch:
+            archives = create.fetch_archives(description, store, Path(scratch), _stderr_line)
+            _stderr_line(f"installing {len(archives)} packages into {prefix}")
+            create.install(archives, prefix, description["platform"], cache / "rattler")
+    document = {
+        "prefix": str(prefix),
+        "req_id": description["req_id"],
+        "full_id": description["full_id"],
+        "platform": description["platform"],
+        "packages": [a.filename for a in archives],
+    }
+    if args.json:
+        render.print_json(document)
+    else:
+        print(
+            f"created {description['req_id']}:{description['full_id']} "
+            f"({description['platform']}, {len(archives)} packages) in {prefix}"
+        )
+    return 0
+
+
+def client_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "envd" / "client"
+
+
+def _stderr_line(text: str) -> None:
+    print(text, file=sys.stderr)
+
+
+COMMANDS = {"create": cmd_create, "resolve": cmd_resolve, "spec": cmd_spec, "show": cmd_show, "list": cmd_list,
             "wait": cmd_wait}  # fmt: skip
 
 

@@ -57,7 +57,10 @@ def print_json(document: Any, out: TextIO = sys.stdout) -> None:
 
 
 def environment_text(
-    description: dict[str, Any], outcome: str, is_default: bool | None = None
+    description: dict[str, Any],
+    outcome: str,
+    is_default: bool | None = None,
+    present: dict[str, list[dict[str, Any]]] | None = None,
 ) -> str:
     resolved_by = description["resolved_by"]
     lines = [
@@ -76,11 +79,23 @@ def environment_text(
     width = max((len(p["name"]) for p in packages), default=0)
     vwidth = max((len(p["version"]) for p in packages), default=0)
     for p in packages:
-        lines.append(
-            f"  {p['name']:<{width}}  {p['version']:<{vwidth}}  {p.get('build', ''):<24}"
-            f"  {p['filename']}"
-        )
+        row = f"  {p['name']:<{width}}  {p['version']:<{vwidth}}  {p.get('build', ''):<24}"
+        row += f"  {p['filename']}"
+        if present is not None:
+            row += f"  [{_formats_cell(present.get(p['filename'], []))}]"
+        lines.append(row)
     return "\n".join(line for line in lines if line) + "\n"
+
+
+def _formats_cell(formats: list[dict[str, Any]]) -> str:
+    """`.conda (transmuted) .tar.bz2` — `missing` marks a listed format absent from the store."""
+    if not formats:
+        return "not cached"
+    cells = []
+    for f in formats:
+        cell = f["format"] + (" (transmuted)" if f.get("transmuted_from") else "")
+        cells.append(cell if f["present"] else f"{cell} missing")
+    return ", ".join(cells)
 
 
 def result_text(result: ResolveResult) -> str:

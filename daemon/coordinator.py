@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from envd.catalog import Catalog
+from envd.catalog import Catalog, has_archives
 from envd.clock import Clock
 from envd.errors import EnvdError, InternalError, PypiNotAvailableError, error_from_dict
 from envd.ids import req_id as compute_req_id
@@ -85,7 +85,7 @@ class Coordinator:
         attached: dict[str, _Attached] = {}
         hits: list[ResolveEvent] = []
         for platform in targets:
-            hit = None if force else await self._cache_hit(rid, platform)
+            hit = None if force else await self._cache_hit(rid, platform, no_archives)
             if hit is not None:
                 hits.append(hit)
                 continue
@@ -119,9 +119,12 @@ class Coordinator:
         async for event in self._follow(attached):
             yield event
 
-    async def _cache_hit(self, rid: str, platform: str) -> ResolveEvent | None:
+    async def _cache_hit(self, rid: str, platform: str, no_archives: bool) -> ResolveEvent | None:
         description = await asyncio.to_thread(self.catalog.default_description, rid, platform)
         if description is None:
+            return None
+        if not no_archives and not has_archives(description):
+            log.info("default of req_id=%s platform=%s has no archives: resolving", rid, platform)
             return None
         log.info("cache_hit req_id=%s platform=%s", rid, platform)
         return ResolveEvent(

@@ -91,9 +91,11 @@ CREATE TABLE IF NOT EXISTS jobs (
     created_at REAL NOT NULL,
     queued_at REAL NOT NULL
 );
--- single-flight: at most one in-flight job per (req_id, platform)
-CREATE UNIQUE INDEX IF NOT EXISTS jobs_in_flight
-    ON jobs (req_id, platform) WHERE status IN ('queued', 'leased');
+-- single-flight: at most one in-flight job per (req_id, platform, archives or not); a request
+-- without archives also attaches to a job that caches them (see create_or_attach)
+DROP INDEX IF EXISTS jobs_in_flight;
+CREATE UNIQUE INDEX IF NOT EXISTS jobs_in_flight_v2
+    ON jobs (req_id, platform, no_archives) WHERE status IN ('queued', 'leased');
 CREATE UNIQUE INDEX IF NOT EXISTS jobs_lease ON jobs (lease_id) WHERE lease_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS jobs_queue ON jobs (status, platform, created_at);
 """
@@ -129,9 +131,11 @@ class SqliteJobState:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
+                # archives wanted: only a job that caches them will do; else any job will
                 row = self._db.execute(
-                    "SELECT * FROM jobs WHERE req_id=? AND platform=? AND status IN (?, ?)",
-                    (req_id, platform, *IN_FLIGHT),
+                    "SELECT * FROM jobs WHERE req_id=? AND platform=? AND status IN (?, ?)"
+                    " AND no_archives IN (0, ?) ORDER BY no_archives",
+                    (req_id, platform, *IN_FLIGHT, int(no_archives)),
                 ).fetchone()
                 if row is not None:
                     self._db.execute("COMMIT")

@@ -66,10 +66,36 @@ class Catalog:
         self._cache_lock = threading.Lock()
 
     def write_description(self, doc: dict[str, Any]) -> bool:
-        """Store a description (validated); True if this call wrote it, False if it was there."""
+        """Store a description (validated); True if this call wrote or upgraded it.
+
+        Everything a full_id hashes is immutable. Only `formats[]` may grow: an environment
+        first resolved with `--no-archives` gains its cached archives when resolved again
+        with them (compare-and-swap, so concurrent upgrades cannot lose each other).
+        """
         data = encode_description(doc)
         key = description_key(doc["req_id"], doc["platform"], doc["full_id"])
-        return self._store.put_if_absent(key, data)
+        if self._store.put_if_absent(key, data):
+            return True
+        for _ in range(MAX_SWAP_ATTEMPTS):
+            found = self._store.get_versioned(key)
+            if found is None:
+                if self._store.put_if_absent(key, data):
+                    return True
+                continue
+            current = decode_description(found[0], key)
+            if not _adds_formats(current, doc):
+                return False
+            try:
+                self._store.compare_and_swap(key, found[1], data)
+            except PreconditionFailed:
+                continue
+            with self._cache_lock:
+                self._cache.pop(key, None)
+            return True
+        raise StoreError(
+            f"failed to upgrade description `{key}` after {MAX_SWAP_ATTEMPTS} attempts",
+            hint="many writers are racing on this environment; retry",
+        )
 
     def read_description(self, req_id: str, platform: str, full_id: str) -> dict[str, Any]:
         key = description_key(req_id, platform, full_id)
@@ -79,6 +105,8 @@ class Catalog:
                 self._cache.move_to_end(key)
                 return cached
         doc = self._read_description(key, req_id, platform, full_id)
+        if not has_archives(doc):
+            return doc  # may still gain formats (see write_description): never cached
         with self._cache_lock:
             self._cache[key] = doc
             while len(self._cache) > self._cache_size:
@@ -248,3 +276,22 @@ def _encode_pointer(pointer: DefaultPointer) -> bytes:
         "resolved_at": pointer.resolved_at,
     }
     return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
+
+
+def has_archives(doc: dict[str, Any]) -> bool:
+    """Whether every package of a description has at least one archive cached in the store."""
+    return all(p.get("formats") for p in doc["packages"])
+
+
+def _adds_formats(current: dict[str, Any], new: dict[str, Any]) -> bool:
+    """True when `new` caches formats `current` lacks (and loses none it has)."""
+    have = {(p["kind"], p["name"]): {f["format"] for f in p.get("formats", [])}
+            for p in current["packages"]}  # fmt: skip
+    gained = False
+    for p in new["packages"]:
+        formats = {f["format"] for f in p.get("formats", [])}
+        old = have.get((p["kind"], p["name"]), set())
+        if not old <= formats:
+            return False
+        gained = gained or formats > old
+    return gained

@@ -184,3 +184,12 @@ class CorruptObjectError(StoreError):
 
     reference = "E404"
     status = "DATA_LOSS"
+
+
+class ArchiveIntegrityError(EnvdError):
+    """An archive's bytes differ from what its channel, the store or its source promise (hash,
+    size, or the files inside): such an archive is never stored or installed."""
+
+    reference = "E500"
+    status = "DATA_LOSS"
+    exit_code = 6

@@ -50,7 +50,7 @@ def python_env(folder: Path, extra: str = "") -> Path:
 
 def test_embedded_resolve_then_cache_hit(tmp_path: Path) -> None:
     env_file = python_env(tmp_path)
-    first = run_client("resolve", "-f", str(env_file), "--json", cwd=tmp_path)
+    first = run_client("resolve", "-f", str(env_file), "--json", "--no-archives", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     doc = one_json(first)
     assert [e["outcome"] for e in doc["environments"]] == ["resolved", "resolved"]
@@ -63,7 +63,7 @@ def test_embedded_resolve_then_cache_hit(tmp_path: Path) -> None:
         for package in env["packages"]:
             assert set(package) == {"name", "version", "build", "kind", "filename", "url", "sha256"}
             assert package["url"].endswith("/" + package["filename"])
-    second = run_client("resolve", "-f", str(env_file), "--json", cwd=tmp_path)
+    second = run_client("resolve", "-f", str(env_file), "--json", "--no-archives", cwd=tmp_path)
     again = one_json(second)
     assert [e["outcome"] for e in again["environments"]] == ["cache_hit", "cache_hit"]
     assert [e["full_id"] for e in again["environments"]] == [
@@ -74,7 +74,9 @@ def test_embedded_resolve_then_cache_hit(tmp_path: Path) -> None:
 
 def test_human_output_and_show_and_list(tmp_path: Path) -> None:
     env_file = python_env(tmp_path)
-    out = run_client("resolve", "-f", str(env_file), "--arch", "linux-64", cwd=tmp_path)
+    out = run_client(
+        "resolve", "-f", str(env_file), "--arch", "linux-64", "--no-archives", cwd=tmp_path
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("### Environment for linux-64 ###\nEnvironment type: conda-only\n")
     ident = next(line for line in out.stdout.splitlines() if line.startswith("Identifier: "))
@@ -102,7 +104,7 @@ def test_stale_socket_from_a_killed_run_is_cleaned_up(tmp_path: Path) -> None:
     (tmp_path / ".envd" / "daemon.sock").write_text("left behind by kill -9")
     out = run_client(
         "resolve", "-c", str(EXAMPLE_CHANNEL), "-p", "python=3.9", "--arch", "linux-64",
-        "--json", cwd=tmp_path,
+        "--json", "--no-archives", cwd=tmp_path,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert one_json(out)["environments"][0]["outcome"] == "resolved"
@@ -173,11 +175,13 @@ def test_virtual_package_override_from_flag_or_environment(tmp_path: Path) -> No
     flag = one_json(run_client("spec", *args, "--virtual-package", "__osx=10.15", cwd=tmp_path))
     env = one_json(run_client("spec", *args, cwd=tmp_path, env={"CONDA_OVERRIDE_OSX": "10.15"}))
     assert flag["req_id"] == env["req_id"] != plain
-    default = run_client("resolve", *args, cwd=tmp_path)
+    default = run_client("resolve", *args, "--no-archives", cwd=tmp_path)
     assert default.returncode == 0, default.stderr
     (package,) = one_json(default)["environments"][0]["packages"]
     assert package["filename"] == "llvm-openmp-18.1.5-hde57baf_0.conda"
-    out = run_client("resolve", *args, "--virtual-package", "__osx=10.15", cwd=tmp_path)
+    out = run_client(
+        "resolve", *args, "--virtual-package", "__osx=10.15", "--no-archives", cwd=tmp_path
+    )
     (result,) = one_json(out)["environments"]
     assert out.returncode == 3 and result["outcome"] == "failed"
     assert "__osx" in result["error"]["message"]
@@ -194,7 +198,9 @@ def test_remote_no_wait_then_wait_and_config_precedence(
     assert refused.returncode == 5 and "127.0.0.1:1" not in refused.stdout
     assert "error: failed to reach the coordinator" in refused.stderr
     env = {"ENVD_CONFIG": str(config), "ENVD_COORDINATOR": cluster.address}
-    accepted = one_json(run_client("resolve", *args, "--no-wait", cwd=tmp_path, env=env))
+    accepted = one_json(
+        run_client("resolve", *args, "--no-wait", "--no-archives", cwd=tmp_path, env=env)
+    )
     (job,) = accepted["environments"]
     assert job["status"] == "accepted" and job["job_id"].startswith("job-")
     cluster.start_agent("agent", ["linux-64"])

@@ -37,7 +37,7 @@ def test_resolves_two_platforms_each_solution_valid(
     cluster.start_agent("agent-linux", ["linux-64"])
     cluster.start_agent("agent-mac", ["osx-arm64"])
     with EnvdClient(cluster.address) as client:
-        result = client.resolve(python_spec(channel.url), PLATFORMS)
+        result = client.resolve(python_spec(channel.url), PLATFORMS, no_archives=True)
     assert outcomes(result) == {"linux-64": Outcome.RESOLVED, "osx-arm64": Outcome.RESOLVED}
     for platform, event in result.events.items():
         assert event.description is not None
@@ -61,7 +61,11 @@ def test_fifty_identical_requests_share_one_job_per_platform(
 
     def request() -> None:
         with EnvdClient(cluster.address) as client:
-            results.append(client.resolve(python_spec(channel.url), PLATFORMS, on_event=on_event))
+            results.append(
+                client.resolve(
+                    python_spec(channel.url), PLATFORMS, on_event=on_event, no_archives=True
+                )
+            )
 
     threads = [threading.Thread(target=request) for _ in range(50)]
     for thread in threads:
@@ -89,7 +93,9 @@ def _slow_request(
     def run() -> None:
         with EnvdClient(cluster.address) as client:
             results.append(
-                client.resolve(python_spec(slow.url), ["linux-64"], on_event=events.append)
+                client.resolve(
+                    python_spec(slow.url), ["linux-64"], on_event=events.append, no_archives=True
+                )
             )
 
     thread = threading.Thread(target=run)
@@ -150,7 +156,7 @@ def test_daemon_kill9_with_queued_jobs_then_restart_completes_them(
     daemon = cluster.start_daemon(listen=listen)
     specs = [python_spec(channel.url), python_spec(channel.url, "3.9.19")]
     with EnvdClient(cluster.address) as client:
-        queued = [client.resolve(s, PLATFORMS, no_wait=True) for s in specs]
+        queued = [client.resolve(s, PLATFORMS, no_wait=True, no_archives=True) for s in specs]
     job_ids = [j for r in queued for j in r.job_ids()]
     assert len(job_ids) == 4
     waiting: list[ResolveResult] = []
@@ -174,10 +180,10 @@ def test_second_resolve_is_cache_hit_without_any_agent(
     cluster.start_daemon()
     agent = cluster.start_agent("agent", PLATFORMS)
     with EnvdClient(cluster.address) as client:
-        first = client.resolve(python_spec(channel.url), PLATFORMS)
+        first = client.resolve(python_spec(channel.url), PLATFORMS, no_archives=True)
     agent.stop()
     with EnvdClient(cluster.address) as client:
-        second = client.resolve(python_spec(channel.url), PLATFORMS)
+        second = client.resolve(python_spec(channel.url), PLATFORMS, no_archives=True)
     assert set(outcomes(second).values()) == {Outcome.CACHE_HIT}
     assert {p: e.full_id for p, e in first.events.items()} == {
         p: e.full_id for p, e in second.events.items()

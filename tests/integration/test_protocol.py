@@ -78,10 +78,10 @@ def test_two_agents_on_different_hosts_give_the_same_full_id(
     spec = normalize_spec(RawSpec(conda=[RawDependency("python=3.9")], channels=[channel.url]))
     first_agent = cluster.start_agent("host-a", ["linux-64"])
     with EnvdClient(cluster.address) as client:
-        first = client.resolve(spec, ["linux-64"]).events["linux-64"]
+        first = client.resolve(spec, ["linux-64"], no_archives=True).events["linux-64"]
         first_agent.stop()
         cluster.start_agent("host-b", ["linux-64"])
-        second = client.resolve(spec, ["linux-64"], force=True).events["linux-64"]
+        second = client.resolve(spec, ["linux-64"], force=True, no_archives=True).events["linux-64"]
     assert first.agent == "host-a" and second.agent == "host-b"
     assert first.outcome is second.outcome is Outcome.RESOLVED
     assert first.full_id == second.full_id

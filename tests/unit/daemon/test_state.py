@@ -18,10 +18,13 @@ def state(tmp_path: Path) -> SqliteJobState:
 
 
 def create(
-    state: SqliteJobState, req_id: str = "r" * 40, platform: str = "linux-64"
+    state: SqliteJobState,
+    req_id: str = "r" * 40,
+    platform: str = "linux-64",
+    no_archives: bool = False,
 ) -> tuple[Job, bool]:
     return state.create_or_attach(
-        req_id=req_id, platform=platform, canonical_spec=b"{}", no_archives=False,
+        req_id=req_id, platform=platform, canonical_spec=b"{}", no_archives=no_archives,
         requester={"user": "u", "host": "h"}, now=100.0,
     )  # fmt: skip
 
@@ -90,3 +93,11 @@ def test_state_survives_reopen_and_restart_regrants_leases(tmp_path: Path) -> No
     assert reopened.expired(now=450.0) == []
     with pytest.raises(JobNotFoundError, match="no job `job-nope`"):
         reopened.get("job-nope")
+
+
+def test_archives_requests_never_attach_to_a_job_without_archives(state: SqliteJobState) -> None:
+    bare, _ = create(state, no_archives=True)
+    full, created = create(state, no_archives=False)
+    assert created and full.job_id != bare.job_id
+    attached, created_again = create(state, no_archives=True)  # either job serves it
+    assert not created_again and attached.job_id == full.job_id

@@ -216,13 +216,37 @@ def test_a_pointer_to_a_missing_description_is_corrupt(catalog: Catalog, store: 
         Catalog(store).default_description(REQ_A, "linux-64")
 
 
-def test_descriptions_are_served_from_memory_once_read(catalog: Catalog, store: LocalStore) -> None:
-    doc = stored(catalog, description("1.2"))
+def with_formats(doc: dict[str, Any]) -> dict[str, Any]:
+    """The same environment with its archive cached (formats[] is all that differs)."""
+    upgraded: dict[str, Any] = json.loads(json.dumps(doc))
+    for p in upgraded["packages"]:
+        p["formats"] = [
+            {"format": ".conda", "filename": p["filename"], "sha256": p["sha256"],
+             "size": p["size"], "transmuted_from": None}
+        ]  # fmt: skip
+    return upgraded
+
+
+def test_descriptions_with_archives_are_served_from_memory(
+    catalog: Catalog, store: LocalStore
+) -> None:
+    doc = stored(catalog, with_formats(description("1.2")))
     first = catalog.read_description(REQ_A, "linux-64", doc["full_id"])
     store.delete(description_key(REQ_A, "linux-64", doc["full_id"]))
     assert catalog.read_description(REQ_A, "linux-64", doc["full_id"]) is first
     with pytest.raises(EnvironmentNotFoundError):
         Catalog(store, cache_size=0).read_description(REQ_A, "linux-64", doc["full_id"])
+
+
+def test_formats_may_grow_but_nothing_else_changes(catalog: Catalog) -> None:
+    bare = stored(catalog, description("1.2"))
+    assert catalog.read_description(REQ_A, "linux-64", bare["full_id"]) == bare  # not cached
+    cached = with_formats(bare)
+    assert catalog.write_description(cached) is True  # upgraded in place
+    assert catalog.read_description(REQ_A, "linux-64", bare["full_id"]) == cached
+    assert catalog.write_description(bare) is False  # never loses formats
+    assert catalog.write_description(cached) is False  # nothing to add
+    assert catalog.read_description(REQ_A, "linux-64", bare["full_id"]) == cached
 
 
 # lookups

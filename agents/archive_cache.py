@@ -1,0 +1,324 @@
+"""Caches the archives of a resolution in the store: fetch, verify, upload, transmute, link.
+
+Per conda package: an archive already under `pkgs/<sha256>/<filename>` is not fetched again;
+otherwise it is streamed from its channel to a temp file, checked against the repodata's sha256
+(or md5), and uploaded create-only. A `.tar.bz2` also gets a `.conda`: reused when
+`links/<sha256>.json` names one in the store, else transmuted on a worker process, verified,
+uploaded and linked. Packages run on a bounded thread pool, so memory stays at a few chunks per
+archive in flight and the disk holds at most `concurrency` packages' temp files at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import hashlib
+import json
+import logging
+import shutil
+import tempfile
+import threading
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from envd.description import PackageFormat, ResolvedPackage
+from envd.errors import ArchiveIntegrityError, EnvdError, PreconditionFailed, StoreError
+from envd.store.base import Store
+from envd.store.layout import LINK_FORMAT, link_key, package_key
+
+from .fetch import FetchCancelled, Fetcher, redact_url
+from .transmute import Transmuter, conda_name
+
+log = logging.getLogger("envd.agent")
+DEFAULT_CONCURRENCY = 8
+_LINK_ATTEMPTS = 4
+_SHA256_HEX = 64
+ProgressCallback = Callable[["CacheProgress"], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class CacheProgress:
+    done: int
+    total: int
+    transmuted: int  # packages whose `.conda` this job made from a `.tar.bz2`
+
+    def message(self) -> str:
+        return f"cached {self.done}/{self.total} archives ({self.transmuted} transmuted)"
+
+
+@dataclass(frozen=True, slots=True)
+class CacheReport:
+    """The packages with their cached `formats`, and what this call added to the store."""
+
+    packages: tuple[ResolvedPackage, ...]
+    uploaded: int  # objects created under `pkgs/` by this call
+    transmuted: int
+    reused: int  # archives (originals or linked `.conda`s) already in the store
+
+
+@dataclass(frozen=True, slots=True)
+class _Cached:
+    package: ResolvedPackage
+    uploaded: int = 0
+    transmuted: bool = False
+    reused: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """`links/<source sha256>.json`: the `.conda` envd made from a `.tar.bz2`."""
+
+    source_sha256: str
+    source_filename: str
+    sha256: str
+    filename: str
+    size: int
+
+    def encode(self) -> bytes:
+        doc = {"schema": LINK_FORMAT, "source_sha256": self.source_sha256,
+               "source_filename": self.source_filename, "sha256": self.sha256,
+               "filename": self.filename, "size": self.size}  # fmt: skip
+        return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
+
+    @classmethod
+    def decode(cls, data: bytes, source_sha256: str) -> Link | None:
+        """The link, or None if the bytes are not a valid link for this source."""
+        try:
+            doc = json.loads(data)
+            link = cls(doc["source_sha256"], doc["source_filename"], doc["sha256"],
+                       doc["filename"], int(doc["size"]))  # fmt: skip
+            package_key(link.sha256, link.filename)  # refuses a bad sha256 or filename
+        except (ValueError, TypeError, KeyError, EnvdError):
+            return None
+        valid = doc.get("schema") == LINK_FORMAT and link.source_sha256 == source_sha256
+        return link if valid and link.filename.endswith(".conda") else None
+
+
+class ArchiveCache:
+    """Puts every archive of a resolution into `store`; one per agent, shared by its jobs."""
+
+    def __init__(
+        self,
+        store: Store,
+        fetcher: Fetcher,
+        transmuter: Transmuter,
+        *,
+        scratch_dir: Path,
+        concurrency: int = DEFAULT_CONCURRENCY,
+    ) -> None:
+        self.store = store
+        self.fetcher = fetcher
+        self.transmuter = transmuter
+        self.scratch_dir = scratch_dir
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max(1, concurrency), thread_name_prefix="envd-archive"
+        )
+
+    async def cache(
+        self, packages: Sequence[ResolvedPackage], progress: ProgressCallback | None = None
+    ) -> CacheReport:
+        """Cache every conda package's archives; the first failure cancels the rest and is
+        raised once every archive in flight has stopped (its temp files removed)."""
+        self.scratch_dir.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix="job-", dir=self.scratch_dir))
+        cancel = threading.Event()
+        futures = [
+            self._pool.submit(self._cache_one, p, work / str(i), cancel)
+            for i, p in enumerate(packages)
+        ]
+        total = sum(p.kind == "conda" for p in packages)
+        try:
+            results = await self._gather(futures, total, progress)
+        finally:
+            cancel.set()
+            for future in futures:
+                future.cancel()  # those not started yet
+            await asyncio.to_thread(concurrent.futures.wait, futures)
+            shutil.rmtree(work, ignore_errors=True)
+        return CacheReport(
+            packages=tuple(r.package for r in results),
+            uploaded=sum(r.uploaded for r in results),
+            transmuted=sum(r.transmuted for r in results),
+            reused=sum(r.reused for r in results),
+        )
+
+    async def _gather(
+        self,
+        futures: list[concurrent.futures.Future[_Cached]],
+        total: int,
+        progress: ProgressCallback | None,
+    ) -> list[_Cached]:
+        """Results in the order of `futures`; reports progress about 20 times in all."""
+        wrapped = [asyncio.wrap_future(f) for f in futures]
+        step = max(1, total // 20)
+        done = transmuted = 0
+        pending: set[asyncio.Future[_Cached]] = set(wrapped)
+        try:
+            while pending:
+                finished, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                failures = [e for e in (f.exception() for f in finished) if e is not None]
+                if failures:
+                    raise failures[0]  # the first failure; the others are its consequences
+                for future in finished:
+                    result = future.result()
+                    transmuted += result.transmuted
+                    if result.package.kind == "conda":
+                        done += 1
+                        if progress is not None and (done % step == 0 or done == total):
+                            await progress(CacheProgress(done, total, transmuted))
+        finally:
+            for future in pending:
+                future.cancel()  # also cancels its work item if it has not started
+        return [f.result() for f in wrapped]
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _cache_one(self, package: ResolvedPackage, work: Path, cancel: threading.Event) -> _Cached:
+        if package.kind != "conda":
+            return _Cached(package)
+        work.mkdir(parents=True)
+        try:
+            return self._cache_conda(package, work, cancel)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)  # free the disk as soon as possible
+
+    def _cache_conda(
+        self, package: ResolvedPackage, work: Path, cancel: threading.Event
+    ) -> _Cached:
+        local: Path | None = None
+        sha256 = package.sha256
+        info = self.store.stat(package_key(sha256, package.filename)) if sha256 else None
+        uploaded = reused = 0
+        if info is None:
+            local, sha256 = self._fetch_verified(package, work, cancel)
+            uploaded += self._upload(package_key(sha256, package.filename), local)
+            size = local.stat().st_size
+        else:
+            size, reused = info.size, 1
+        formats = [PackageFormat(_format_of(package.filename), package.filename, sha256, size)]
+        made = False
+        if package.filename.endswith(".tar.bz2"):
+            _check_cancel(cancel)
+            conda, made, up, again = self._conda_of(package, sha256, local, work)
+            formats.append(conda)
+            uploaded, reused = uploaded + up, reused + again
+        return _Cached(replace(package, formats=tuple(formats)), uploaded, made, reused)
+
+    def _fetch_verified(
+        self, package: ResolvedPackage, work: Path, cancel: threading.Event
+    ) -> tuple[Path, str]:
+        """Download the archive from its channel; return it and its sha256 once it matches."""
+        dest = work / package.filename
+        fetched = self.fetcher.fetch(package.url, dest, max_size=package.size, cancel=cancel)
+        where = f"archive of `{package.name}` (`{redact_url(package.url)}`)"
+        expected, actual, kind = package.sha256, fetched.sha256, "sha256"
+        if not expected:
+            expected, actual, kind = package.md5 or "", fetched.md5, "md5"
+        problem = None
+        if package.size is not None and fetched.size > package.size:
+            problem = f"it is over the {package.size} bytes the channel's repodata records"
+            problem += f" (expected {kind} `{expected}`)"
+        elif not expected:
+            problem = "the channel's repodata records no sha256 or md5 to check it against"
+        elif actual != expected:
+            problem = f"{kind} is `{actual}`, the channel's repodata says `{expected}`"
+        if problem is not None:
+            dest.unlink(missing_ok=True)
+            raise ArchiveIntegrityError(
+                f"failed to verify {where}: {problem}",
+                hint="the download was truncated or tampered with and nothing of it was stored;"
+                " retry, and if it persists tell the channel's maintainers",
+            )
+        log.info("fetched %s (%d bytes)", package.filename, fetched.size)
+        return dest, fetched.sha256
+
+    def _conda_of(
+        self, package: ResolvedPackage, sha256: str, local: Path | None, work: Path
+    ) -> tuple[PackageFormat, bool, int, int]:
+        """The `.conda` of a `.tar.bz2`: (format, made now, uploads, reused)."""
+        key = link_key(sha256)
+        held = self._live_link(key, sha256)
+        if held is not None:
+            return _linked(held), False, 0, 1
+        if local is None:  # the original is in the store but was never linked
+            local = self._from_store(package, sha256, work)
+        out = work / "conda"
+        out.mkdir()
+        made = self.transmuter.transmute(local, out)
+        filename = conda_name(package.filename)
+        uploads = self._upload(package_key(made.sha256, filename), made.path)
+        link = Link(sha256, package.filename, made.sha256, filename, made.size)
+        winner = self._publish_link(key, link)
+        log.info("transmuted %s → %s (%d files verified)", package.filename, filename, made.files)
+        return _linked(winner), winner == link, uploads, int(winner != link)
+
+    def _live_link(self, key: str, sha256: str) -> Link | None:
+        """The stored link if it parses and its `.conda` is in the store."""
+        data = self.store.get(key)
+        link = None if data is None else Link.decode(data, sha256)
+        if link is None or self.store.stat(package_key(link.sha256, link.filename)) is None:
+            return None
+        return link
+
+    def _publish_link(self, key: str, link: Link) -> Link:
+        """Write the link create-only; if another agent linked first (and its `.conda` is
+        there) use theirs, so every description names the same `.conda`. A corrupt or dangling
+        link is replaced by compare-and-swap."""
+        for _ in range(_LINK_ATTEMPTS):
+            if self.store.put_if_absent(key, link.encode()):
+                return link
+            current = self.store.get_versioned(key)
+            if current is None:
+                continue  # deleted in between: try to create it again
+            data, version = current
+            held = Link.decode(data, link.source_sha256)
+            if held is not None and held == link:
+                return link
+            if held is not None and self.store.stat(package_key(held.sha256, held.filename)):
+                return held
+            try:
+                self.store.compare_and_swap(key, version, link.encode())
+            except PreconditionFailed:
+                continue
+            log.warning("replaced a corrupt or dangling link `%s`", key)
+            return link
+        raise StoreError(
+            f"failed to write link `{key}`: it changed on each of {_LINK_ATTEMPTS} attempts",
+            hint="many agents are racing on this archive; retry",
+        )
+
+    def _from_store(self, package: ResolvedPackage, sha256: str, work: Path) -> Path:
+        dest = work / package.filename
+        key = package_key(sha256, package.filename)
+        if not self.store.download(key, dest):
+            raise StoreError(f"failed to read `{key}` from store `{self.store.url}`: it vanished")
+        with dest.open("rb") as f:
+            actual = hashlib.file_digest(f, "sha256").hexdigest()
+        if actual != sha256:
+            raise ArchiveIntegrityError(
+                f"failed to verify archive of `{package.name}` in store `{self.store.url}`: "
+                f"sha256 of `{key}` is `{actual}`",
+                hint="the stored archive is corrupt; delete it and resolve again with `--force`",
+            )
+        return dest
+
+    def _upload(self, key: str, path: Path) -> int:
+        created = self.store.put_file_if_absent(key, path)
+        if created:
+            log.info("uploaded %s (%d bytes)", key, path.stat().st_size)
+        return int(created)
+
+
+def _linked(link: Link) -> PackageFormat:
+    return PackageFormat(".conda", link.filename, link.sha256, link.size, link.source_sha256)
+
+
+def _format_of(filename: str) -> str:
+    return ".tar.bz2" if filename.endswith(".tar.bz2") else "." + filename.rpartition(".")[2]
+
+
+def _check_cancel(cancel: threading.Event) -> None:
+    if cancel.is_set():
+        raise FetchCancelled("another archive of the job failed")

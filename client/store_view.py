@@ -1,0 +1,30 @@
+"""The client's own view of the store: which URL, and which archives are really there."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from envd.store.base import Store
+from envd.store.layout import package_key
+from envd.store.url import open_store
+
+from .api import EnvdClient
+from .config import ClientConfig
+
+
+def client_store(config: ClientConfig, client: EnvdClient) -> Store:
+    """The store named by config (`ENVD_STORE`, `store =`) or else the coordinator's; the
+    credentials are this machine's own (each SDK's standard chain)."""
+    return open_store(config.store or client.info().store_url)
+
+
+def formats_present(description: dict[str, Any], store: Store) -> dict[str, list[dict[str, Any]]]:
+    """Per package filename: each format the description lists, with `present` from the store."""
+    present: dict[str, list[dict[str, Any]]] = {}
+    for package in description["packages"]:
+        rows = []
+        for fmt in package.get("formats", []):
+            info = store.stat(package_key(fmt["sha256"], fmt["filename"]))
+            rows.append({**fmt, "present": info is not None})
+        present[package["filename"]] = rows
+    return present

@@ -1,0 +1,75 @@
+"""`s3://` store URLs: parsing, refusals, and the round trip through `open_store` (no network)."""
+
+from __future__ import annotations
+
+import pytest
+
+from envd.errors import StoreError
+from envd.store.s3 import S3Store
+from envd.store.url import open_store
+
+
+@pytest.mark.parametrize(
+    ("url", "bucket", "prefix", "canonical"),
+    [
+        ("s3://envd-cache", "envd-cache", "", "s3://envd-cache"),
+        ("s3://envd-cache/", "envd-cache", "", "s3://envd-cache"),
+        ("s3://envd-cache/team", "envd-cache", "team", "s3://envd-cache/team"),
+        ("s3://envd-cache/team/envd/", "envd-cache", "team/envd", "s3://envd-cache/team/envd"),
+        ("S3://my.bucket_1/v1", "my.bucket_1", "v1", "s3://my.bucket_1/v1"),
+    ],
+)
+def test_urls_name_a_bucket_and_an_optional_prefix(
+    url: str, bucket: str, prefix: str, canonical: str
+) -> None:
+    store = S3Store.from_url(url)
+    assert (store.bucket, store.prefix, store.url) == (bucket, prefix, canonical)
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("s3://", "failed to open store `s3://`: the bucket name is empty"),
+        ("s3:///team", "failed to open store `s3:///team`: the bucket name is empty"),
+        (
+            "s3://key:secret@bucket/p",
+            "failed to open store `s3://key:secret@bucket/p`: "
+            "`key:secret@bucket` is not a bucket name",
+        ),
+        (
+            "s3://bucket/p?versionId=1",
+            "failed to open store `s3://bucket/p?versionId=1`: "
+            "an S3 store URL takes no `?` or `#` part",
+        ),
+        (
+            "s3://bucket/a//b",
+            "failed to open store `s3://bucket/a//b`: "
+            "failed to use store key `a//b`: empty segment",
+        ),
+        (
+            "s3://bucket/../up",
+            "failed to open store `s3://bucket/../up`: "
+            "failed to use store key `../up`: segment `..` starts with `.`",
+        ),
+        ("gs://bucket/p", "failed to open store `gs://bucket/p`: not an `s3://` URL"),
+    ],
+)
+def test_malformed_urls_are_refused_with_a_hint(url: str, message: str) -> None:
+    with pytest.raises(StoreError) as caught:
+        S3Store.from_url(url)
+    assert str(caught.value) == message
+    assert caught.value.hint == "write the store URL as `s3://bucket` or `s3://bucket/some/prefix`"
+
+
+@pytest.mark.parametrize("url", ["s3://b-1/p", "s3://b-1", "s3://b-1/team/envd"])
+def test_open_store_round_trips_the_url(url: str) -> None:
+    store = open_store(url)
+    assert isinstance(store, S3Store)
+    assert store.url == url
+    assert open_store(store.url).url == url
+
+
+def test_the_constructor_checks_what_from_url_checks() -> None:
+    assert S3Store("b-1", "/team/").url == "s3://b-1/team"
+    with pytest.raises(StoreError, match="failed to open store `s3://`: the bucket name is empty"):
+        S3Store("")
