@@ -77,14 +77,14 @@ class Cluster:
 
     def start_daemon(
         self, *, lease_ttl: float = 2.0, heartbeat: float = 0.3, no_agent_timeout: float = 60.0,
-        listen: str | None = None,
+        listen: str | None = None, store_url: str | None = None,
     ) -> Process:  # fmt: skip
         ready = self.root / "daemon.ready"
         ready.unlink(missing_ok=True)
         argv = [
             str(BIN / "envd-daemon"),
             "--listen", listen or "127.0.0.1:0",
-            "--store", str(self.root / "store"),
+            "--store", store_url or str(self.root / "store"),
             "--state", str(self.root / "state.sqlite"),
             "--lease-ttl", str(lease_ttl),
             "--heartbeat-interval", str(heartbeat),
