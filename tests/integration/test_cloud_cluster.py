@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -93,7 +94,7 @@ def test_archives_land_in_the_cloud_store_and_create_uses_it(
         assert out.stdout.startswith("hello from an environment envd created")
 
 
-def _client(cluster: Cluster, cwd: Path, *args: str) -> dict[str, object]:
+def _client(cluster: Cluster, cwd: Path, *args: str) -> dict[str, Any]:
     env = {**os.environ, "XDG_CACHE_HOME": str(cwd / "client-cache"), "ENVD_CONFIG": ""}
     env["XDG_CONFIG_HOME"] = str(cwd / "xdg")
     out = subprocess.run(
@@ -101,5 +102,5 @@ def _client(cluster: Cluster, cwd: Path, *args: str) -> dict[str, object]:
         cwd=cwd, env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
-    document: dict[str, object] = json.loads(out.stdout)
+    document: dict[str, Any] = json.loads(out.stdout)
     return document
