@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
@@ -207,10 +209,26 @@ def normalize_channel(channel: str) -> str:
     `/`; local folders become absolute `file://` URLs so every agent reads the same place."""
     value = channel.strip()
     if "://" in value:
+        _refuse_credentials(value)
         return value.rstrip("/")
     if value.startswith(("/", "./", "../", "~")) or value in {".", ".."}:
         return Path(value).expanduser().resolve().as_uri()
     return value.rstrip("/") or value
+
+
+_TOKEN_SEGMENT = re.compile(r"/t/[^/]+/")
+
+
+def _refuse_credentials(url: str) -> None:
+    """Specs are hashed, stored and shown: a secret in a channel URL would end up everywhere."""
+    parts = urlsplit(url)
+    if parts.username or parts.password or _TOKEN_SEGMENT.search(parts.path):
+        shown = f"{parts.scheme}://{parts.hostname or ''}{'/…' if parts.path else ''}"
+        raise InvalidSpecError(
+            f"channel URL `{shown}` carries credentials; they would be written into ids, "
+            "descriptions and logs",
+            hint="give agents credentials in `~/.netrc` or `ENVD_CHANNEL_TOKEN=HOST=TOKEN`",
+        )
 
 
 def normalize_spec(raw: RawSpec) -> Spec:

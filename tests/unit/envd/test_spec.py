@@ -306,3 +306,17 @@ def test_virtual_packages_from_environ() -> None:
     }
     assert virtual_packages_from_environ(environ) == ["__cuda=", "__glibc=2.28", "__osx=12.0"]
     assert virtual_packages_from_environ({}) == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://user:secret@conda.example.com/private",
+        "https://conda.example.com/t/tk-123abc/private",
+    ],
+)
+def test_channel_urls_with_credentials_are_refused_without_echoing_them(url: str) -> None:
+    with pytest.raises(InvalidSpecError, match="carries credentials") as info:
+        load_spec(packages=["numpy"], channels=[url])
+    assert "secret" not in info.value.message and "tk-123abc" not in info.value.message
+    assert info.value.hint is not None and "netrc" in info.value.hint
