@@ -5,7 +5,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from bench.stats import Latency, Repeated, Throughput, ratio
+from bench.reresolve_bench import Reresolve
+from bench.stats import MB, Latency, Repeated, Throughput, ratio
+from bench.transmute_bench import Transmutes
+from bench.upload_bench import Uploads
+
+EMULATOR_NOTE = (
+    "moto, fake-gcs-server and Azurite are emulators on loopback: the numbers compare envd's "
+    "store layer with the SDK's own upload, not clouds"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +42,15 @@ class CacheHits:
 
 
 @dataclass(frozen=True, slots=True)
+class ArchiveMeasurements:
+    """Sections 4-6: what caching archives costs (uploads, transmutes) and saves (re-resolves)."""
+
+    uploads: Uploads
+    transmutes: Transmutes
+    reresolve: Reresolve
+
+
+@dataclass(frozen=True, slots=True)
 class Measurements:
     setup: Setup
     cache_hits: CacheHits
@@ -41,11 +58,13 @@ class Measurements:
     direct_cold: Repeated
     envd_warm: Repeated
     direct_warm: Repeated
+    archives: ArchiveMeasurements | None = None  # None with `--skip-archives`
 
 
 def to_document(m: Measurements) -> dict[str, Any]:
     """Every number, grouped by comparison, each with the ratio it exists to show."""
     hits = m.cache_hits
+    archives = {} if m.archives is None else _archive_document(m.archives)
     return {
         "setup": asdict(m.setup),
         "cache_hit": {
@@ -76,6 +95,50 @@ def to_document(m: Measurements) -> dict[str, Any]:
             "ratio_envd_over_direct_cold": ratio(m.envd_warm.median_ms, m.direct_cold.median_ms),
             "direct_warm": asdict(m.direct_warm),
             "ratio_envd_over_direct_warm": ratio(m.envd_warm.median_ms, m.direct_warm.median_ms),
+        },
+        **archives,
+    }
+
+
+def _archive_document(m: ArchiveMeasurements) -> dict[str, Any]:
+    uploads, transmutes, again = m.uploads, m.transmutes, m.reresolve
+    return {
+        "upload": {
+            "note": EMULATOR_NOTE,
+            "file_sizes": list(uploads.file_sizes),
+            "rounds": uploads.rounds,
+            "backends": {
+                c.backend: {
+                    "emulator": c.emulator,
+                    "envd": asdict(c.envd),
+                    "raw": asdict(c.raw),
+                    "raw_call": c.raw_call,
+                    "ratio_envd_over_raw": ratio(c.envd.mb_per_s, c.raw.mb_per_s),
+                }
+                for c in uploads.compared
+            },
+            "skipped": dict(uploads.skipped),
+        },
+        "transmute": {
+            **{k: v for k, v in asdict(transmutes).items() if k not in ("envd", "direct")},
+            "envd": asdict(transmutes.envd),
+            "direct": asdict(transmutes.direct),
+            "ratio_envd_over_direct": ratio(transmutes.envd.mb_per_s, transmutes.direct.mb_per_s),
+        },
+        "reresolve": {
+            "first": {
+                "specs": list(again.first_specs),
+                "stored_bytes": again.first_stored_bytes,
+                "stored_archives": again.first_stored_archives,
+            },
+            "second": {
+                "specs": list(again.second_specs),
+                "environment_bytes": again.environment_bytes,
+                "environment_archives": again.environment_archives,
+                "uploaded_bytes": again.uploaded_bytes,
+                "uploaded": list(again.uploaded),
+            },
+            "ratio_uploaded_over_environment": ratio(again.uploaded_bytes, again.environment_bytes),
         },
     }
 
@@ -112,7 +175,70 @@ def render(doc: dict[str, Any]) -> str:
         _repeat_row("py-rattler solve, warm", warm["direct_warm"]),
         f"   {'ratio envd/direct warm':<26}{warm['ratio_envd_over_direct_warm']:>10.2f}",
     ]
+    if "upload" in doc:
+        lines += ["", *_upload_lines(doc["upload"]), "", *_transmute_lines(doc["transmute"])]
+        lines += ["", *_reresolve_lines(doc["reresolve"])]
+    else:
+        lines += ["", "4-6. archive sections skipped (--skip-archives)"]
     return "\n".join(lines)
+
+
+def _upload_lines(up: dict[str, Any]) -> list[str]:
+    sizes = up["file_sizes"]
+    counts = ", ".join(f"{sizes.count(s)} x {_size(s)}" for s in sorted(set(sizes)))
+    lines = [
+        f"4. archive upload: {up['rounds']} round(s) of {len(sizes)} files ({counts}), "
+        f"{_size(up['rounds'] * sum(sizes))} per side, envd and the SDK alternating",
+        f"   {up['note']}",
+        f"   {'put_file_if_absent vs SDK':<26}{'envd MB/s':>10}{'raw MB/s':>10}{'envd/raw':>10}",
+    ]
+    for backend, row in up["backends"].items():
+        label = f"{backend} ({row['emulator']})"
+        lines.append(
+            f"   {label:<26}{row['envd']['mb_per_s']:>10.1f}{row['raw']['mb_per_s']:>10.1f}"
+            f"{row['ratio_envd_over_raw']:>10.2f}"
+        )
+    lines += [f"   raw {backend}: {row['raw_call']}" for backend, row in up["backends"].items()]
+    lines += [f"   skipped {backend}: {why}" for backend, why in up["skipped"].items()]
+    return lines
+
+
+def _transmute_lines(tr: dict[str, Any]) -> list[str]:
+    envd, direct = tr["envd"], tr["direct"]
+    return [
+        f"5. transmute .tar.bz2 -> .conda at zstd level {tr['level']}: {len(tr['archives'])} "
+        f"archives, {tr['input_bytes'] / MB:.1f} MB in; median of {tr['rounds']} round(s)",
+        f"   {'':<40}{'MB/s in':>10}  {'(min-max)':<14}{'MB out':>8}",
+        _transmute_row(f"envd Transmuter, {tr['workers']} workers (+verify)", envd),
+        _transmute_row("conda-package-streaming, serial", direct),
+        f"   {'ratio envd/direct':<40}{tr['ratio_envd_over_direct']:>10.2f}",
+    ]
+
+
+def _transmute_row(label: str, row: dict[str, Any]) -> str:
+    samples = row["samples_mb_per_s"]
+    spread = f"({min(samples):.1f}-{max(samples):.1f})"
+    return f"   {label:<40}{row['mb_per_s']:>10.2f}  {spread:<14}{row['output_bytes'] / MB:>8.1f}"
+
+
+def _reresolve_lines(again: dict[str, Any]) -> list[str]:
+    first, second = again["first"], again["second"]
+    return [
+        "6. re-resolve sharing packages (embedded coordinator, local store, with archives)",
+        f"   first  `{' '.join(first['specs'])}`: {first['stored_archives']} archives, "
+        f"{first['stored_bytes']} bytes under pkgs/",
+        f"   second `{' '.join(second['specs'])}`: environment {second['environment_archives']} "
+        f"archives, {second['environment_bytes']} bytes; uploaded {second['uploaded_bytes']} "
+        f"bytes ({', '.join(second['uploaded']) or 'nothing'})",
+        f"   {'ratio uploaded/environment':<40}{again['ratio_uploaded_over_environment']:>10.3f}",
+    ]
+
+
+def _size(size: int) -> str:
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= scale:
+            return f"{size / scale:g} {unit}"
+    return f"{size} B"
 
 
 def _hit_row(label: str, row: dict[str, dict[str, float]]) -> str:

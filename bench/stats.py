@@ -1,4 +1,4 @@
-"""Summaries of timed samples: percentiles for latency, medians for repeated resolves."""
+"""Summaries of timed samples: percentiles for latency, medians for repeated resolves, MB/s."""
 
 from __future__ import annotations
 
@@ -66,3 +66,19 @@ class Repeated:
 def ratio(numerator: float, denominator: float) -> float:
     """`numerator / denominator`; a zero denominator (a clock too coarse) gives infinity."""
     return numerator / denominator if denominator > 0 else float("inf")
+
+
+MB = 1_000_000  # rates are in MB/s, decimal, as disks and networks quote them
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """Bytes moved in `seconds` of wall time, as MB/s."""
+
+    mb_per_s: float
+    bytes: int
+    seconds: float
+
+    @classmethod
+    def of(cls, size: int, seconds: float) -> Rate:
+        return cls(ratio(size / MB, seconds), size, seconds)

@@ -15,9 +15,15 @@ import envd
 from bench.cache_hit import Caller, EnvdCacheHit, RawStoreRead, latency, throughput
 from bench.channel import ChannelMode, ChannelSource, open_channel
 from bench.direct_solve import DirectSolver
-from bench.report import CacheHits, Measurements, Setup
+from bench.emulators import BACKENDS, Backend
+from bench.report import ArchiveMeasurements, CacheHits, Measurements, Setup
+from bench.reresolve_bench import measure_reresolve
 from bench.resolve_bench import envd_cold, envd_warm, timed_resolve
 from bench.stats import Latency, Repeated
+from bench.synthetic_archives import build_archives, fixture_archive
+from bench.transmute_bench import measure_transmute
+from bench.upload_bench import measure_uploads, upload_sizes
+from envd.agents.transmute import DEFAULT_LEVEL
 from envd.client.api import EnvdClient
 from envd.embedded import EmbeddedCoordinator
 from envd.progress import Outcome
@@ -25,6 +31,7 @@ from envd.spec import RawDependency, RawSpec, Spec, normalize_spec
 
 Progress = Callable[[str], None]
 MAX_WARMUP = 10
+MiB = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +42,17 @@ class BenchOptions:
     platform: str = "linux-64"
     channel: ChannelMode = "http"
     dependency: str = "python=3.9"  # the demo's environment
+    skip_archives: bool = False  # sections 4-6
+    backends: tuple[Backend, ...] = BACKENDS
+    upload_files: int = 8
+    upload_size: int = 2 * MiB
+    upload_large_size: int = 20 * MiB  # over envd's 8 MiB part size: S3 goes multipart; 0: none
+    upload_rounds: int = 2
+    archives: int = 6
+    archive_size: int = 6 * MiB  # payload before bz2; the archive is about 40% of it
+    transmute_level: int = DEFAULT_LEVEL
+    transmute_workers: int | None = None  # None: one per CPU, as the agent defaults
+    transmute_rounds: int = 3
 
 
 def run_bench(options: BenchOptions, progress: Progress) -> Measurements:
@@ -57,6 +75,7 @@ def run_bench(options: BenchOptions, progress: Progress) -> Measurements:
         progress(f"warm resolve: py-rattler x{options.repeats}")
         direct_warm = solver.warm(options.repeats)
         warm, hits = _with_warm_agent(options, spec, scratch / "warm", progress)
+        archives = None if options.skip_archives else _archives(options, scratch, progress)
         return Measurements(
             setup=_setup(options, source, spec, solver.package_count()),
             cache_hits=hits,
@@ -64,7 +83,29 @@ def run_bench(options: BenchOptions, progress: Progress) -> Measurements:
             direct_cold=Repeated.of(direct_cold),
             envd_warm=Repeated.of(warm),
             direct_warm=Repeated.of(direct_warm),
+            archives=archives,
         )
+
+
+def _archives(options: BenchOptions, scratch: Path, progress: Progress) -> ArchiveMeasurements:
+    """Sections 4-6, each in its own scratch folder (emulators, archives, a coordinator home)."""
+    sizes = upload_sizes(options.upload_files, options.upload_size, options.upload_large_size)
+    uploads = measure_uploads(
+        options.backends, sizes, options.upload_rounds, scratch / "uploads", progress
+    )
+    progress(f"transmute: building {options.archives} archives with py-rattler-build")
+    archives = build_archives(options.archives, options.archive_size, scratch / "archives")
+    fixture = fixture_archive()
+    transmutes = measure_transmute(
+        [*archives, *([fixture] if fixture is not None else [])],
+        level=options.transmute_level,
+        workers=options.transmute_workers or os.cpu_count() or 1,
+        rounds=options.transmute_rounds,
+        scratch=scratch / "transmute",
+        progress=progress,
+    )
+    reresolve = measure_reresolve(options.channel, scratch / "reresolve", progress)
+    return ArchiveMeasurements(uploads, transmutes, reresolve)
 
 
 def _with_warm_agent(
