@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from importlib.metadata import version as dist_version
@@ -11,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import rattler
-from rattler import Channel, Gateway
+from rattler import Channel, Client, Gateway
+from rattler.networking import AddHeadersMiddleware, AuthenticationMiddleware, RetryMiddleware
 
 from envd.channels import channel_url
 from envd.description import ResolvedPackage, SolverInfo
@@ -38,8 +40,14 @@ class CondaResolver:
     """Solves a Spec for one platform. The Gateway (and its in-memory repodata) lives as long
     as the agent, so a warm agent skips fetching and parsing repodata."""
 
-    def __init__(self, cache_dir: Path, channel_alias: str, timeout: float) -> None:
-        self.gateway = Gateway(cache_dir=cache_dir)
+    def __init__(
+        self,
+        cache_dir: Path,
+        channel_alias: str,
+        timeout: float,
+        authorization: Callable[[str], str | None] | None = None,
+    ) -> None:
+        self.gateway = Gateway(cache_dir=cache_dir, client=_client(authorization))
         self.channel_alias = channel_alias
         self.timeout = timeout
         self.solver = SolverInfo("py-rattler (resolvo)", dist_version("py-rattler"))
@@ -107,6 +115,21 @@ class CondaResolver:
         except Exception:  # the solve already failed; absence is the conservative answer
             return False
         return any(len(records) > 0 for records in found)
+
+
+def _client(authorization: Callable[[str], str | None] | None) -> Client:
+    """rattler's default middleware (auth storage, retries), plus the agent's own channel
+    credentials (netrc, `ENVD_CHANNEL_TOKEN`) as an Authorization header per host."""
+    middlewares: list[Any] = [AuthenticationMiddleware(), RetryMiddleware()]
+    if authorization is not None:
+        check = authorization
+
+        def headers(host: str, path: str) -> dict[str, str] | None:
+            value = check(f"https://{host}{path}")
+            return {"Authorization": value} if value else None
+
+        middlewares.insert(0, AddHeadersMiddleware(headers))
+    return Client(middlewares)
 
 
 def _package(record: rattler.RepoDataRecord) -> ResolvedPackage:

@@ -123,8 +123,9 @@ def build_connection(
 ) -> AgentConnection:  # fmt: skip
     """The same wiring serves `envd-agent` and the embedded default's in-process agents.
     Channel credentials default to the process environment (netrc, `ENVD_CHANNEL_TOKEN`)."""
-    resolver = CondaResolver(cache_dir, channel_alias, solve_timeout)
-    fetcher = Fetcher(credentials or ChannelCredentials.from_environment(os.environ))
+    credentials = credentials or ChannelCredentials.from_environment(os.environ)
+    resolver = CondaResolver(cache_dir, channel_alias, solve_timeout, credentials.authorization)
+    fetcher = Fetcher(credentials)
     transmuter = Transmuter(level=transmute_level, workers=workers)
 
     def make_runner(store_url: str) -> JobRunner:

@@ -118,10 +118,14 @@ class Cluster:
 
 class _ChannelHandler(http.server.SimpleHTTPRequestHandler):
     delay = 0.0
+    token = ""  # when set, every request must carry `Authorization: Bearer <token>`
     requests: list[str]
 
     def do_GET(self) -> None:
         self.requests.append(self.path)
+        if self.token and self.headers.get("Authorization") != f"Bearer {self.token}":
+            self.send_error(401, "a bearer token is required")
+            return
         if self.delay and self.path.endswith("repodata.json"):
             time.sleep(self.delay)
         super().do_GET()
@@ -141,6 +145,9 @@ class ChannelServer:
     def set_delay(self, seconds: float) -> None:
         self.handler.delay = seconds
 
+    def require_token(self, token: str) -> None:
+        self.handler.token = token
+
     @property
     def requests(self) -> list[str]:
         return self.handler.requests
@@ -148,7 +155,7 @@ class ChannelServer:
 
 @contextmanager
 def serve_channel(folder: Path) -> Iterator[ChannelServer]:
-    handler = type("Handler", (_ChannelHandler,), {"delay": 0.0, "requests": []})
+    handler = type("Handler", (_ChannelHandler,), {"delay": 0.0, "token": "", "requests": []})
     server = http.server.ThreadingHTTPServer(
         ("127.0.0.1", 0), functools.partial(handler, directory=str(folder))
     )
