@@ -7,7 +7,7 @@ import json
 import socket
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import grpc
@@ -151,13 +151,11 @@ class EnvdClient:
         for event in self._events(stream):
             result.req_id = result.req_id or event.req_id
             current = result.events.get(event.platform)
+            recorded = _own_outcome(event, current)
             if event.stage is Stage.ACCEPTED or event.stage.terminal or current is None:
-                # keep the request's own outcome (dedup/resolved) on later events
-                if current is not None and event.outcome is None:
-                    event = _keep_outcome(event, current)
-                result.events[event.platform] = _merged(event, current)
+                result.events[event.platform] = recorded
             if on_event is not None:
-                on_event(event)
+                on_event(event if event.outcome is not None else recorded)
 
     def _reattach(
         self,
@@ -197,21 +195,16 @@ class EnvdClient:
             raise error_from_rpc(err) from err
 
 
-def _merged(event: ResolveEvent, previous: ResolveEvent | None) -> ResolveEvent:
-    """A re-attached terminal event keeps the outcome the first stream promised."""
-    if previous is None or not event.stage.terminal or event.outcome is Outcome.FAILED:
+def _own_outcome(event: ResolveEvent, previous: ResolveEvent | None) -> ResolveEvent:
+    """Later events keep the outcome this request was promised (resolved or dedup): events
+    without one take it, and a terminal event carries it; only a failure replaces it."""
+    if previous is None or event.outcome is Outcome.FAILED:
         return event
-    if previous.outcome in (Outcome.DEDUP, Outcome.RESOLVED) and event.outcome is not None:
-        return _keep_outcome(event, previous)
+    if event.outcome is None or (
+        event.stage.terminal and previous.outcome in (Outcome.DEDUP, Outcome.RESOLVED)
+    ):
+        return replace(event, outcome=previous.outcome)
     return event
-
-
-def _keep_outcome(event: ResolveEvent, previous: ResolveEvent) -> ResolveEvent:
-    return ResolveEvent(
-        req_id=event.req_id, platform=event.platform, stage=event.stage, job_id=event.job_id,
-        outcome=previous.outcome, message=event.message, full_id=event.full_id,
-        description=event.description, error=event.error, agent=event.agent,
-    )  # fmt: skip
 
 
 def _user() -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import envd
-from envd.errors import EnvdError, EnvironmentNotFoundError, InvalidSpecError
+from envd.errors import EnvdError, EnvironmentNotFoundError, InvalidSpecError, error_to_dict
 from envd.ids import is_id
 from envd.ids import req_id as compute_req_id
 from envd.logs import configure_logging, report_error
@@ -338,7 +338,7 @@ def main(argv: list[str] | None = None) -> None:
         code = COMMANDS[args.command](args, config)
     except EnvdError as err:
         if getattr(args, "json", False):
-            render.print_json({"error": render.error_json(err)})
+            render.print_json({"error": error_to_dict(err)})
         report_error(err.message, err.hint)
         code = err.exit_code
     except KeyboardInterrupt:
@@ -346,4 +346,4 @@ def main(argv: list[str] | None = None) -> None:
     raise SystemExit(code)
 
 
-__all__ = ["InvalidSpecError", "main"]
+__all__ = ["main"]

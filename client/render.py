@@ -7,7 +7,7 @@ import sys
 from typing import Any, TextIO
 
 from envd.catalog import EnvironmentSummary
-from envd.errors import EnvdError
+from envd.errors import error_to_dict
 from envd.progress import Outcome, ResolveEvent, Stage
 
 from .api import ResolveResult
@@ -31,10 +31,6 @@ def package_rows(description: dict[str, Any] | None) -> list[dict[str, Any]]:
     ]
 
 
-def error_json(err: EnvdError) -> dict[str, str]:
-    return {"reference": err.reference, "message": err.message, "hint": err.hint or ""}
-
-
 def result_json(result: ResolveResult) -> dict[str, Any]:
     environments = []
     for platform, event in result.events.items():
@@ -47,7 +43,7 @@ def result_json(result: ResolveResult) -> dict[str, Any]:
             "packages": package_rows(event.description),
         }
         if event.error is not None:
-            entry["error"] = error_json(event.error)
+            entry["error"] = error_to_dict(event.error)
         environments.append(entry)
     return {"req_id": result.req_id, "environments": environments}
 

@@ -15,13 +15,14 @@ from envd.errors import (
     error_to_dict,
 )
 from envd.platforms import check_platform
-from envd.progress import Outcome, ResolveEvent, Stage
+from envd.progress import Outcome, Stage
 from envd.v1 import agents_pb2
 from envd.wire import error_from_pb, stage_from_pb
 
 from .agent_registry import AgentRegistry, ConnectedAgent
 from .dispatcher import Dispatcher
-from .job_events import JobEvents
+from .job_events import JobEvents, job_event
+from .settings import CoordinatorSettings
 from .state import Job, JobState
 
 log = logging.getLogger("envd.daemon")
@@ -37,7 +38,7 @@ class AgentSessions:
         events: JobEvents,
         dispatcher: Dispatcher,
         clock: Clock,
-        lease_ttl: float,
+        settings: CoordinatorSettings,
     ) -> None:
         self.state = state
         self.catalog = catalog
@@ -45,7 +46,7 @@ class AgentSessions:
         self.events = events
         self.dispatcher = dispatcher
         self.clock = clock
-        self.lease_ttl = lease_ttl
+        self.lease_ttl = settings.lease_ttl
 
     def register(self, message: agents_pb2.Register) -> ConnectedAgent:
         if message.protocol_version != envd.PROTOCOL_VERSION:
@@ -100,7 +101,7 @@ class AgentSessions:
             return
         self.events.publish(
             job.job_id,
-            _event(
+            job_event(
                 job, stage_from_pb(message.stage), message=message.message, agent=agent.agent_id
             ),
         )
@@ -139,7 +140,7 @@ class AgentSessions:
         )  # fmt: skip
         self.events.publish(
             done.job_id,
-            _event(done, Stage.DONE, full_id=message.full_id, description=description,
+            job_event(done, Stage.DONE, full_id=message.full_id, description=description,
                    agent=agent.agent_id),
         )  # fmt: skip
 
@@ -157,21 +158,11 @@ class AgentSessions:
         self.state.fail(job.job_id, error_to_dict(err), lease_id)
         log.warning("failed job=%s platform=%s: %s", job.job_id, job.platform, err.message)
         self.events.publish(
-            job.job_id, _event(job, Stage.FAILED, outcome=Outcome.FAILED, error=err)
+            job.job_id, job_event(job, Stage.FAILED, outcome=Outcome.FAILED, error=err)
         )
 
 
 def _revoked(lease_id: str, reason: str) -> agents_pb2.CoordinatorMessage:
     return agents_pb2.CoordinatorMessage(
         revoked=agents_pb2.LeaseRevoked(lease_id=lease_id, reason=reason)
-    )
-
-
-def _event(job: Job, stage: Stage, **fields: object) -> ResolveEvent:
-    return ResolveEvent(
-        req_id=job.req_id,
-        platform=job.platform,
-        stage=stage,
-        job_id=job.job_id,
-        **fields,  # type: ignore[arg-type]
     )

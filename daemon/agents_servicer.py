@@ -16,6 +16,7 @@ from envd.wire import error_metadata, status_code
 
 from .agent_registry import ConnectedAgent
 from .agent_sessions import AgentSessions
+from .settings import CoordinatorSettings
 
 log = logging.getLogger("envd.daemon")
 _STOP = agents_pb2.CoordinatorMessage()
@@ -23,12 +24,11 @@ _STOP = agents_pb2.CoordinatorMessage()
 
 class AgentsServicer(agents_pb2_grpc.AgentsServicer):  # type: ignore[misc]
     def __init__(
-        self, sessions: AgentSessions, store_url: str, lease_ttl: float, heartbeat: float
+        self, sessions: AgentSessions, store_url: str, settings: CoordinatorSettings
     ) -> None:
         self.sessions = sessions
         self.store_url = store_url
-        self.lease_ttl = lease_ttl
-        self.heartbeat = heartbeat
+        self.settings = settings
 
     async def Connect(
         self, request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext
@@ -46,8 +46,8 @@ class AgentsServicer(agents_pb2_grpc.AgentsServicer):  # type: ignore[misc]
         yield agents_pb2.CoordinatorMessage(
             welcome=agents_pb2.Welcome(
                 store_url=self.store_url,
-                lease_ttl_ms=int(self.lease_ttl * 1000),
-                heartbeat_interval_ms=int(self.heartbeat * 1000),
+                lease_ttl_ms=int(self.settings.lease_ttl * 1000),
+                heartbeat_interval_ms=int(self.settings.heartbeat_interval * 1000),
                 protocol_version=envd.PROTOCOL_VERSION,
                 version=envd.__version__,
             )

@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
 
 from envd.catalog import Catalog, has_archives
 from envd.clock import Clock
@@ -18,19 +17,11 @@ from envd.spec import Spec, canonical_json
 
 from .agent_registry import AgentRegistry
 from .dispatcher import Dispatcher
-from .job_events import JobEvents
+from .job_events import JobEvents, job_event
+from .settings import CoordinatorSettings
 from .state import Job, JobState, JobStatus
 
 log = logging.getLogger("envd.daemon")
-
-
-@dataclass(frozen=True, slots=True)
-class CoordinatorSettings:
-    store_url: str
-    lease_ttl: float = 30.0
-    heartbeat_interval: float = 5.0
-    no_agent_timeout: float = 300.0
-    sweep_interval: float = 0.5
 
 
 @dataclass(slots=True)
@@ -103,7 +94,7 @@ class Coordinator:
         for hit in hits:
             yield hit
         for item in attached.values():
-            yield _event(item.job, Stage.ACCEPTED, outcome=item.outcome)
+            yield job_event(item.job, Stage.ACCEPTED, outcome=item.outcome)
         if not attached:
             return
         self.dispatcher.kick()
@@ -115,7 +106,7 @@ class Coordinator:
     async def wait(self, job_ids: Sequence[str]) -> AsyncIterator[ResolveEvent]:
         attached = {j: _Attached(self.state.get(j), Outcome.RESOLVED) for j in job_ids}
         for item in attached.values():
-            yield _event(item.job, Stage.ACCEPTED, outcome=item.outcome)
+            yield job_event(item.job, Stage.ACCEPTED, outcome=item.outcome)
         async for event in self._follow(attached):
             yield event
 
@@ -164,7 +155,7 @@ class Coordinator:
                 if event.stage.terminal:
                     pending.discard(event.job_id)
                     if event.stage is Stage.DONE:
-                        event = _with_outcome(event, attached[event.job_id].outcome)
+                        event = replace(event, outcome=attached[event.job_id].outcome)
                 yield event
         finally:
             for job_id in attached:
@@ -173,7 +164,7 @@ class Coordinator:
     def status_event(self, job: Job) -> ResolveEvent:
         """Where an unfinished job stands, in words a user can act on."""
         if job.status is JobStatus.LEASED:
-            return _event(job, Stage.LEASED, message=f"leased by agent `{job.agent_id}`")
+            return job_event(job, Stage.LEASED, message=f"leased by agent `{job.agent_id}`")
         agents = self.registry.serving(job.platform, self.clock.now(), self.settings.lease_ttl)
         if agents:
             message = f"queued for one of {len(agents)} agent(s) serving `{job.platform}`"
@@ -182,19 +173,19 @@ class Coordinator:
                 f"waiting for an agent serving `{job.platform}` (fails after "
                 f"{self.settings.no_agent_timeout:g} s)"
             )
-        return _event(job, Stage.QUEUED, message=message)
+        return job_event(job, Stage.QUEUED, message=message)
 
     async def terminal_event(self, job: Job, outcome: Outcome) -> ResolveEvent:
         if job.status is JobStatus.FAILED:
-            return _event(job, Stage.FAILED, outcome=Outcome.FAILED, error=_job_error(job))
+            return job_event(job, Stage.FAILED, outcome=Outcome.FAILED, error=_job_error(job))
         assert job.full_id is not None
         try:
             description = await asyncio.to_thread(
                 self.catalog.read_description, job.req_id, job.platform, job.full_id
             )
         except EnvdError as err:
-            return _event(job, Stage.FAILED, outcome=Outcome.FAILED, error=err)
-        return _event(
+            return job_event(job, Stage.FAILED, outcome=Outcome.FAILED, error=err)
+        return job_event(
             job, Stage.DONE, outcome=outcome, full_id=job.full_id, description=description
         )
 
@@ -203,24 +194,3 @@ def _job_error(job: Job) -> EnvdError:
     if job.error is None:
         return InternalError(f"job `{job.job_id}` failed without an error")
     return error_from_dict(job.error)
-
-
-def _with_outcome(event: ResolveEvent, outcome: Outcome) -> ResolveEvent:
-    return ResolveEvent(
-        req_id=event.req_id,
-        platform=event.platform,
-        stage=event.stage,
-        job_id=event.job_id,
-        outcome=outcome,
-        message=event.message,
-        full_id=event.full_id,
-        description=event.description,
-        error=event.error,
-        agent=event.agent,
-    )
-
-
-def _event(job: Job, stage: Stage, **fields: Any) -> ResolveEvent:
-    return ResolveEvent(
-        req_id=job.req_id, platform=job.platform, stage=stage, job_id=job.job_id, **fields
-    )

@@ -4,26 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
 
 from envd.clock import Clock
 from envd.errors import NoAgentForPlatformError, error_to_dict
-from envd.progress import Outcome, ResolveEvent, Stage
+from envd.progress import Outcome, Stage
 from envd.v1 import agents_pb2, common_pb2
 
 from .agent_registry import AgentRegistry, ConnectedAgent
-from .job_events import JobEvents
+from .job_events import JobEvents, job_event
+from .settings import CoordinatorSettings
 from .state import Job, JobState, JobStatus
 
 log = logging.getLogger("envd.daemon")
-
-
-@dataclass(frozen=True, slots=True)
-class LeaseSettings:
-    lease_ttl: float
-    no_agent_timeout: float
-    sweep_interval: float
+# queued jobs read per lease attempt: the first nearly always leases (one event loop)
+_CANDIDATES = 4
 
 
 class Dispatcher:
@@ -34,8 +28,7 @@ class Dispatcher:
         registry: AgentRegistry,
         events: JobEvents,
         clock: Clock,
-        settings: LeaseSettings,
-        on_failed: Callable[[Job], None] | None = None,
+        settings: CoordinatorSettings,
     ) -> None:
         self.state = state
         self.registry = registry
@@ -44,7 +37,6 @@ class Dispatcher:
         self.settings = settings
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._on_failed = on_failed
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="envd-dispatcher")
@@ -82,7 +74,7 @@ class Dispatcher:
                     break
 
     def _lease_next(self, agent: ConnectedAgent, now: float) -> Job | None:
-        for candidate in self.state.queued(agent.platforms):
+        for candidate in self.state.queued(agent.platforms, limit=_CANDIDATES):
             job = self.state.lease(candidate.job_id, agent.agent_id, now + self.settings.lease_ttl)
             if job is None or job.lease_id is None:
                 continue
@@ -92,7 +84,11 @@ class Dispatcher:
                 "leased job=%s req_id=%s platform=%s to agent=%s lease=%s attempt=%d",
                 job.job_id, job.req_id, job.platform, agent.agent_id, job.lease_id, job.attempts,
             )  # fmt: skip
-            self.events.publish(job.job_id, _event(job, Stage.LEASED, agent.agent_id))
+            self.events.publish(
+                job.job_id,
+                job_event(job, Stage.LEASED, message=f"leased by agent `{agent.agent_id}`",
+                          agent=agent.agent_id),
+            )  # fmt: skip
             return job
         return None
 
@@ -102,30 +98,19 @@ class Dispatcher:
         for job in self.state.expired(now):
             self.requeue(job, f"lease of agent `{job.agent_id}` expired (no heartbeat)")
         timeout = self.settings.no_agent_timeout
-        for job in self.state.in_flight():
-            if job.status is not JobStatus.QUEUED or now - job.queued_at < timeout:
-                continue
+        for job in self.state.queued_before(now - timeout):
             if self.registry.serving(job.platform, now, self.settings.lease_ttl):
                 continue
             err = NoAgentForPlatformError(
                 f"no agent serving `{job.platform}` connected within {timeout:g} s",
                 hint=f"start one with `envd-agent --coordinator ADDR --platform {job.platform}`",
             )
-            failed = self.state.fail(job.job_id, error_to_dict(err))
+            self.state.fail(job.job_id, error_to_dict(err))
             log.warning("failed job=%s: %s", job.job_id, err.message)
             self.events.publish(
                 job.job_id,
-                ResolveEvent(
-                    req_id=job.req_id,
-                    platform=job.platform,
-                    stage=Stage.FAILED,
-                    job_id=job.job_id,
-                    outcome=Outcome.FAILED,
-                    error=err,
-                ),
+                job_event(job, Stage.FAILED, outcome=Outcome.FAILED, error=err),
             )
-            if self._on_failed is not None:
-                self._on_failed(failed)
 
     def requeue(self, job: Job, reason: str) -> None:
         holder = self.registry.holder_of(job.lease_id) if job.lease_id else None
@@ -140,13 +125,7 @@ class Dispatcher:
         log.warning("requeued job=%s lease=%s: %s", job.job_id, job.lease_id, reason)
         self.events.publish(
             job.job_id,
-            ResolveEvent(
-                req_id=job.req_id,
-                platform=job.platform,
-                stage=Stage.QUEUED,
-                job_id=job.job_id,
-                message=f"{reason}; queued again",
-            ),
+            job_event(job, Stage.QUEUED, message=f"{reason}; queued again"),
         )
         if queued.status is JobStatus.QUEUED:
             self.kick()
@@ -165,15 +144,4 @@ def _assignment(job: Job) -> agents_pb2.CoordinatorMessage:
                 user=job.requester.get("user", ""), host=job.requester.get("host", "")
             ),
         )
-    )
-
-
-def _event(job: Job, stage: Stage, agent_id: str) -> ResolveEvent:
-    return ResolveEvent(
-        req_id=job.req_id,
-        platform=job.platform,
-        stage=stage,
-        job_id=job.job_id,
-        message=f"leased by agent `{agent_id}`",
-        agent=agent_id,
     )

@@ -4,8 +4,18 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from typing import Any
 
-from envd.progress import ResolveEvent
+from envd.progress import ResolveEvent, Stage
+
+from .state import Job
+
+
+def job_event(job: Job, stage: Stage, **fields: Any) -> ResolveEvent:
+    """An event about `job`: the one place ids and platform are copied onto an event."""
+    return ResolveEvent(
+        req_id=job.req_id, platform=job.platform, stage=stage, job_id=job.job_id, **fields
+    )
 
 
 class JobEvents:
@@ -33,6 +43,3 @@ class JobEvents:
     def publish(self, job_id: str, event: ResolveEvent) -> None:
         for queue in list(self._subscribers.get(job_id, ())):
             queue.put_nowait(event)
-
-    def waiting(self, job_id: str) -> int:
-        return len(self._subscribers.get(job_id, ()))

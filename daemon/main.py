@@ -13,8 +13,8 @@ from pathlib import Path
 import envd
 from envd.logs import configure_logging
 
-from .coordinator import CoordinatorSettings
 from .server import start_daemon
+from .settings import CoordinatorSettings
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

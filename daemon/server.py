@@ -18,10 +18,11 @@ from envd.v1 import agents_pb2, agents_pb2_grpc, environments_pb2, environments_
 from .agent_registry import AgentRegistry
 from .agent_sessions import AgentSessions
 from .agents_servicer import AgentsServicer
-from .coordinator import Coordinator, CoordinatorSettings
-from .dispatcher import Dispatcher, LeaseSettings
+from .coordinator import Coordinator
+from .dispatcher import Dispatcher
 from .environments_servicer import EnvironmentsServicer
 from .job_events import JobEvents
+from .settings import CoordinatorSettings
 from .state import SqliteJobState
 
 log = logging.getLogger("envd.daemon")
@@ -63,11 +64,8 @@ async def start_daemon(
         )
     registry = AgentRegistry()
     events = JobEvents()
-    lease_settings = LeaseSettings(
-        settings.lease_ttl, settings.no_agent_timeout, settings.sweep_interval
-    )
     dispatcher = Dispatcher(
-        state=state, registry=registry, events=events, clock=clock, settings=lease_settings
+        state=state, registry=registry, events=events, clock=clock, settings=settings
     )
     coordinator = Coordinator(
         state=state, catalog=catalog, clock=clock, settings=settings,
@@ -75,7 +73,7 @@ async def start_daemon(
     )  # fmt: skip
     sessions = AgentSessions(
         state=state, catalog=catalog, registry=registry, events=events,
-        dispatcher=dispatcher, clock=clock, lease_ttl=settings.lease_ttl,
+        dispatcher=dispatcher, clock=clock, settings=settings,
     )  # fmt: skip
     server = grpc.aio.server(
         options=[
@@ -87,7 +85,7 @@ async def start_daemon(
         EnvironmentsServicer(coordinator, catalog, registry), server
     )
     agents_pb2_grpc.add_AgentsServicer_to_server(
-        AgentsServicer(sessions, store.url, settings.lease_ttl, settings.heartbeat_interval), server
+        AgentsServicer(sessions, store.url, settings), server
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

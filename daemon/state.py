@@ -61,8 +61,8 @@ class JobState(Protocol):
         now: float,
     ) -> tuple[Job, bool]: ...
     def get(self, job_id: str) -> Job: ...
-    def queued(self, platforms: Sequence[str]) -> list[Job]: ...
-    def in_flight(self) -> list[Job]: ...
+    def queued(self, platforms: Sequence[str], limit: int = -1) -> list[Job]: ...
+    def queued_before(self, cutoff: float) -> list[Job]: ...
     def lease(self, job_id: str, agent_id: str, expires_at: float) -> Job | None: ...
     def by_lease(self, lease_id: str) -> Job: ...
     def renew(self, lease_id: str, agent_id: str, expires_at: float) -> bool: ...
@@ -171,16 +171,21 @@ class SqliteJobState:
             )
         return _job(row)
 
-    def queued(self, platforms: Sequence[str]) -> list[Job]:
+    def queued(self, platforms: Sequence[str], limit: int = -1) -> list[Job]:
+        """Queued jobs for these platforms, oldest first (at most `limit`; -1: all)."""
         marks = ",".join("?" * len(platforms)) or "''"
         rows = self._all(
-            f"SELECT * FROM jobs WHERE status=? AND platform IN ({marks}) ORDER BY created_at",
-            (JobStatus.QUEUED, *platforms),
+            f"SELECT * FROM jobs WHERE status=? AND platform IN ({marks})"
+            " ORDER BY created_at LIMIT ?",
+            (JobStatus.QUEUED, *platforms, limit),
         )
         return [_job(r) for r in rows]
 
-    def in_flight(self) -> list[Job]:
-        rows = self._all("SELECT * FROM jobs WHERE status IN (?, ?) ORDER BY created_at", IN_FLIGHT)
+    def queued_before(self, cutoff: float) -> list[Job]:
+        """Jobs queued (or queued again) at or before `cutoff`: the no-agent timeout's input."""
+        rows = self._all(
+            "SELECT * FROM jobs WHERE status=? AND queued_at <= ?", (JobStatus.QUEUED, cutoff)
+        )
         return [_job(r) for r in rows]
 
     def lease(self, job_id: str, agent_id: str, expires_at: float) -> Job | None:

@@ -103,8 +103,8 @@ class EmbeddedCoordinator:
     async def _main(self) -> None:
         from envd.agents.connection import AgentIdentity
         from envd.agents.main import build_connection
-        from envd.daemon.coordinator import CoordinatorSettings
         from envd.daemon.server import start_daemon
+        from envd.daemon.settings import CoordinatorSettings
 
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import platform as host_platform
-import sys
 from functools import cache
 from importlib import resources
 
@@ -91,11 +89,6 @@ def effective_virtual_packages(platform: str, overrides: dict[str, str]) -> dict
         else:
             merged[name] = value
     return merged
-
-
-def python_platform_tag() -> str:
-    """A short description of the host for `resolved_by` (never part of an id)."""
-    return f"{sys.platform}-{host_platform.machine()}"
 
 
 def rattler_virtual_packages(values: dict[str, str]) -> list[GenericVirtualPackage]:

@@ -7,9 +7,16 @@ from typing import Any
 
 import grpc
 
-from envd.errors import EnvdError, InternalError, all_error_classes
+from envd.errors import (
+    CoordinatorUnavailableError,
+    EnvdError,
+    InternalError,
+    RequestTooLargeError,
+    error_from_dict,
+    error_to_dict,
+)
 from envd.progress import Outcome, ResolveEvent, Stage
-from envd.spec import CondaDependency, PypiDependency, RawDependency, RawSpec, Spec
+from envd.spec import RawDependency, RawSpec, Spec
 from envd.v1 import common_pb2, environments_pb2
 
 ERROR_METADATA_KEY = "envd-error-bin"
@@ -60,21 +67,14 @@ def raw_spec_from_pb(message: common_pb2.Spec) -> RawSpec:
     )
 
 
-def conda_dependency(d: common_pb2.CondaDependency) -> CondaDependency:
-    return CondaDependency(d.name, d.spec, d.category, d.selector or None)
-
-
-def pypi_dependency(d: common_pb2.PypiDependency) -> PypiDependency:
-    return PypiDependency(d.name, d.requirement, d.category, d.selector or None)
-
-
 def error_to_pb(err: EnvdError) -> common_pb2.Error:
-    return common_pb2.Error(reference=err.reference, message=err.message, hint=err.hint or "")
+    return common_pb2.Error(**error_to_dict(err))
 
 
 def error_from_pb(message: common_pb2.Error) -> EnvdError:
-    cls = all_error_classes().get(message.reference, InternalError)
-    return cls(message.message, message.hint or None)
+    return error_from_dict(
+        {"reference": message.reference, "message": message.message, "hint": message.hint}
+    )
 
 
 def status_code(err: EnvdError) -> grpc.StatusCode:
@@ -83,8 +83,7 @@ def status_code(err: EnvdError) -> grpc.StatusCode:
 
 
 def error_metadata(err: EnvdError) -> tuple[tuple[str, bytes], ...]:
-    payload = {"reference": err.reference, "message": err.message, "hint": err.hint}
-    return ((ERROR_METADATA_KEY, json.dumps(payload).encode()),)
+    return ((ERROR_METADATA_KEY, json.dumps(error_to_dict(err)).encode()),)
 
 
 def error_from_rpc(rpc_error: grpc.RpcError) -> EnvdError:
@@ -92,21 +91,15 @@ def error_from_rpc(rpc_error: grpc.RpcError) -> EnvdError:
     trailing: Any = getattr(rpc_error, "trailing_metadata", lambda: None)() or ()
     for key, value in trailing:
         if key == ERROR_METADATA_KEY:
-            data = json.loads(value)
-            cls = all_error_classes().get(data.get("reference", ""), InternalError)
-            return cls(data.get("message", ""), data.get("hint"))
+            return error_from_dict(json.loads(value))
     code = rpc_error.code() if hasattr(rpc_error, "code") else None
     details = rpc_error.details() if hasattr(rpc_error, "details") else str(rpc_error)
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
-        from envd.errors import RequestTooLargeError
-
         return RequestTooLargeError(
             f"the coordinator refused the request: {details}",
             hint="split the request into smaller environments",
         )
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-        from envd.errors import CoordinatorUnavailableError
-
         return CoordinatorUnavailableError(
             f"failed to reach the coordinator: {details}",
             hint="check `--coordinator` / ENVD_COORDINATOR and that envd-daemon is running",

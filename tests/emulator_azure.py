@@ -15,6 +15,8 @@ import pytest
 from azure.core.exceptions import AzureError
 from azure.storage.blob import BlobServiceClient
 
+from harness import stop_process
+
 ROOT = Path(__file__).resolve().parent.parent
 AZURITE_BLOB = ROOT / "node_modules" / ".bin" / "azurite-blob"
 # The emulator's one account and its published key (documented, not a secret).
@@ -64,13 +66,7 @@ class Azurite:
 
     def stop(self) -> None:
         """Stop the emulator (also what a "store is down" test calls); idempotent."""
-        if self.popen.poll() is None:
-            self.popen.terminate()
-            try:
-                self.popen.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(timeout=10)
+        stop_process(self.popen)
 
 
 @contextmanager

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import platform
-import socket
 import stat
 import subprocess
 import time
@@ -15,6 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from harness import free_port, stop_process
 
 _ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
 _START_ATTEMPTS = 3  # the free port is picked before the server binds it, so it can be taken
@@ -46,13 +47,7 @@ class FakeGcs:
 
     def stop(self) -> None:
         """Stop the server (idempotent): a test of a store that is down calls this early."""
-        if self.popen.poll() is None:
-            self.popen.terminate()
-            try:
-                self.popen.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(timeout=10)
+        stop_process(self.popen)
 
 
 def binary() -> Path:
@@ -87,7 +82,7 @@ def start_fake_gcs(workdir: Path) -> Iterator[FakeGcs]:
 def _start(executable: Path, workdir: Path) -> FakeGcs:
     log_path = workdir / "fake-gcs.log"
     for attempt in range(1, _START_ATTEMPTS + 1):
-        port = _free_port()
+        port = free_port()
         endpoint = f"http://127.0.0.1:{port}"
         argv = [str(executable), "-backend", "memory", "-scheme", "http", "-host", "127.0.0.1",
                 "-port", str(port), "-external-url", endpoint]  # fmt: skip
@@ -117,10 +112,3 @@ def _wait_ready(server: FakeGcs) -> bool:
             pass
         time.sleep(0.05)
     return False
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port

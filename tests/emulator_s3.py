@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import boto3  # type: ignore[import-untyped, unused-ignore]
+
+from harness import free_port, stop_process
 
 CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -50,7 +51,7 @@ class MotoServer:
         assert self._proc is None, "moto is already running"
         for attempt in range(1, _PORT_ATTEMPTS + 1):
             if self._port == 0 or attempt > 1:
-                self._port = _free_port()
+                self._port = free_port()
                 self._client = None  # bound to the old endpoint
             try:
                 self._spawn()
@@ -62,12 +63,7 @@ class MotoServer:
     def stop(self) -> None:
         """Terminate the server; its buckets and objects are gone."""
         if self._proc is not None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(_STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+            stop_process(self._proc, _STOP_TIMEOUT)
             self._proc = None
         if self._log is not None:
             self._log.close()
@@ -118,13 +114,6 @@ def start_moto(workdir: Path) -> Iterator[MotoServer]:
         yield server
     finally:
         server.stop()
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _answers(endpoint: str) -> bool:

@@ -6,6 +6,7 @@ import functools
 import http.server
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -29,6 +30,26 @@ def wait_for(predicate: object, timeout: float, what: str, interval: float = 0.0
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+def stop_process(popen: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    """Terminate, then kill if it lingers; idempotent (servers, agents, emulators)."""
+    if popen.poll() is not None:
+        return
+    popen.terminate()
+    try:
+        popen.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        popen.kill()
+        popen.wait(timeout=timeout)
+
+
+def free_port() -> int:
+    """A loopback port free right now (for servers that must be restarted on the same one)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
 @dataclass
 class Process:
     name: str
@@ -47,13 +68,8 @@ class Process:
 
     def stop(self) -> None:
         if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGCONT)
-            self.popen.terminate()
-            try:
-                self.popen.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(timeout=10)
+            self.popen.send_signal(signal.SIGCONT)  # a stopped process cannot act on SIGTERM
+        stop_process(self.popen)
 
 
 @dataclass

@@ -143,31 +143,15 @@ class LocalStore:
         if target.is_file():
             return False
         with path.open("rb") as source:  # a missing source is the caller's OSError, not ours
-            return self._publish_stream(key, target, source)
-
-    def _publish_stream(self, key: str, target: Path, source: BinaryIO) -> bool:
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            temp = _temp_name(target)
             try:
-                with temp.open("xb") as out:
-                    shutil.copyfileobj(source, out, COPY_CHUNK)
-                    out.flush()
-                    os.fsync(out.fileno())
-                try:
-                    os.link(temp, target)
-                except FileExistsError:
-                    return False
-            finally:
-                temp.unlink(missing_ok=True)
-            _fsync_dir(target.parent)
-        except OSError as err:
-            raise self._error("write", key, err) from err
-        return True
+                target.parent.mkdir(parents=True, exist_ok=True)
+                return self._publish_new(target, source)
+            except OSError as err:
+                raise self._error("write", key, err) from err
 
     def download(self, key: str, dest: Path) -> bool:
         source = self._path(key)
-        temp = dest.with_name(f".{dest.name}.{secrets.token_hex(8)}{_TEMP_SUFFIX}")
+        temp = _temp_name(dest)
         try:
             with source.open("rb") as f, temp.open("xb") as out:
                 shutil.copyfileobj(f, out, COPY_CHUNK)
@@ -192,7 +176,7 @@ class LocalStore:
         except FileNotFoundError:
             return None
 
-    def _publish_new(self, path: Path, data: bytes) -> bool:
+    def _publish_new(self, path: Path, data: bytes | BinaryIO) -> bool:
         temp = _write_temp(path, data)
         try:
             os.link(temp, path)
@@ -203,7 +187,7 @@ class LocalStore:
         _fsync_dir(path.parent)
         return True
 
-    def _publish_replace(self, path: Path, data: bytes) -> None:
+    def _publish_replace(self, path: Path, data: bytes | BinaryIO) -> None:
         temp = _write_temp(path, data)
         try:
             os.replace(temp, path)
@@ -241,11 +225,15 @@ def _temp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.{secrets.token_hex(8)}{_TEMP_SUFFIX}")
 
 
-def _write_temp(path: Path, data: bytes) -> Path:
+def _write_temp(path: Path, data: bytes | BinaryIO) -> Path:
+    """A durable copy of `data` (bytes, or a stream copied in chunks) beside `path`."""
     temp = _temp_name(path)
     try:
         with temp.open("xb") as f:
-            f.write(data)
+            if isinstance(data, bytes):
+                f.write(data)
+            else:
+                shutil.copyfileobj(data, f, COPY_CHUNK)
             f.flush()
             os.fsync(f.fileno())
     except BaseException:
