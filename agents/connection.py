@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,11 +14,22 @@ import envd
 from envd.errors import EnvdError, InternalError
 from envd.progress import Stage
 from envd.v1 import agents_pb2, agents_pb2_grpc
-from envd.wire import error_from_rpc, error_to_pb, stage_to_pb
+from envd.wire import (
+    PROTOCOL_METADATA_KEY,
+    VERSION_METADATA_KEY,
+    error_from_rpc,
+    error_to_pb,
+    stage_to_pb,
+)
 
 from .job_runner import Assignment, JobRunner
 
 log = logging.getLogger("envd.agent")
+_METADATA = (
+    (PROTOCOL_METADATA_KEY, str(envd.PROTOCOL_VERSION)),
+    (VERSION_METADATA_KEY, envd.__version__),
+)
+_END = agents_pb2.AgentMessage()  # ends the outgoing stream (half-close) after what is queued
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,13 +44,21 @@ RunnerFactory = Callable[[str], JobRunner]  # store URL (from the coordinator) â
 
 
 class AgentConnection:
-    """Keeps one stream to the coordinator open, reconnecting with backoff. Messages wait in
-    one outbox across reconnects, so a result finished while disconnected is still sent."""
+    """Keeps one stream to the coordinator open, reconnecting with backoff. Jobs and their
+    leases outlive a broken stream: on reconnect the agent presents the leases it still works
+    on and keeps them (within the TTL). Messages wait in one outbox across reconnects, so a
+    result finished while disconnected is still sent. A revoked lease cancels its job."""
 
-    def __init__(self, target: str, identity: AgentIdentity, make_runner: RunnerFactory) -> None:
+    def __init__(
+        self, target: str, identity: AgentIdentity, make_runner: RunnerFactory, *,
+        credentials: grpc.ChannelCredentials | None = None,
+        interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
+    ) -> None:  # fmt: skip
         self.target = target
         self.identity = identity
         self.make_runner = make_runner
+        self.credentials = credentials
+        self.interceptors = list(interceptors)
         self.runner: JobRunner | None = None
         self.outbox: asyncio.Queue[agents_pb2.AgentMessage] = asyncio.Queue()
         self.active: dict[str, asyncio.Task[None]] = {}
@@ -63,13 +82,18 @@ class AgentConnection:
             except TimeoutError:
                 pass
             delay = min(delay * 2, 5.0)
-        for task in self.active.values():
-            task.cancel()
-        await asyncio.gather(*self.active.values(), return_exceptions=True)
+        await self._cancel_all("agent stopping")
+
+    def _channel(self) -> grpc.aio.Channel:
+        if self.credentials is None:
+            return grpc.aio.insecure_channel(self.target, interceptors=self.interceptors)
+        return grpc.aio.secure_channel(
+            self.target, self.credentials, interceptors=self.interceptors
+        )
 
     async def _session(self, stop: asyncio.Event) -> None:
-        async with grpc.aio.insecure_channel(self.target) as channel:
-            call = agents_pb2_grpc.AgentsStub(channel).Connect(self._outgoing())
+        async with self._channel() as channel:
+            call = agents_pb2_grpc.AgentsStub(channel).Connect(self._outgoing(), metadata=_METADATA)
             try:
                 first = await call.read()
                 if first is grpc.aio.EOF or not first.HasField("welcome"):
@@ -78,14 +102,16 @@ class AgentConnection:
                 if self.runner is None:
                     self.runner = self.make_runner(welcome.store_url)
                 log.info(
-                    "connected to %s (envd %s), platforms=%s, store=%s",
-                    self.target, welcome.version, list(self.identity.platforms), welcome.store_url,
+                    "connected to %s (envd %s), platforms=%s, store=%s, holding %d lease(s)",
+                    self.target, welcome.version, list(self.identity.platforms),
+                    welcome.store_url, len(self.active),
                 )  # fmt: skip
                 self.connected.set()
                 beat = asyncio.create_task(self._heartbeat(welcome.heartbeat_interval_ms / 1000))
                 stopper = asyncio.create_task(stop.wait())
                 try:
-                    await self._receive(call, stopper)
+                    if await self._receive(call, stopper):
+                        await self._release_all(call)
                 finally:
                     beat.cancel()
                     stopper.cancel()
@@ -93,24 +119,57 @@ class AgentConnection:
             except grpc.aio.AioRpcError as err:
                 raise error_from_rpc(err) from err
 
-    async def _receive(self, call: Any, stopper: asyncio.Task[bool]) -> None:
+    async def _receive(self, call: Any, stopper: asyncio.Task[bool]) -> bool:
+        """Handle coordinator messages until the stream ends (False) or stop is asked (True)."""
         while True:
             read = asyncio.ensure_future(call.read())
             done, _ = await asyncio.wait({read, stopper}, return_when=asyncio.FIRST_COMPLETED)
             if stopper in done:
                 read.cancel()
-                return
+                return True
             message = read.result()
             if message is grpc.aio.EOF:
-                return
+                return False
             kind = message.WhichOneof("body")
             if kind == "assignment":
                 self._start(message.assignment)
             elif kind == "revoked":
-                log.warning(
-                    "lease %s revoked: %s (a result under it will be rejected)",
-                    message.revoked.lease_id, message.revoked.reason,
-                )  # fmt: skip
+                self._revoked(message.revoked.lease_id, message.revoked.reason)
+
+    def _revoked(self, lease_id: str, reason: str) -> None:
+        task = self.active.pop(lease_id, None)
+        if task is None:
+            return
+        log.warning("lease %s revoked: %s; cancelling its job", lease_id, reason)
+        task.cancel()
+
+    async def _release_all(self, call: Any) -> None:
+        """Stopping: cancel the running jobs and give their leases back so they are queued
+        again at once, then half-close and let the coordinator end the stream."""
+        held = list(self.active)
+        await self._cancel_all("agent stopping")
+        for lease_id in held:
+            self.outbox.put_nowait(
+                agents_pb2.AgentMessage(
+                    release=agents_pb2.JobRelease(lease_id=lease_id, reason="agent stopping")
+                )
+            )
+        self.outbox.put_nowait(_END)
+        try:
+            async with asyncio.timeout(5.0):
+                while await call.read() is not grpc.aio.EOF:
+                    pass
+        except (TimeoutError, grpc.aio.AioRpcError):
+            pass
+        if held:
+            log.info("released %d lease(s)", len(held))
+
+    async def _cancel_all(self, reason: str) -> None:
+        tasks = list(self.active.values())
+        self.active.clear()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _outgoing(self) -> AsyncIterator[agents_pb2.AgentMessage]:
         identity = self.identity
@@ -122,10 +181,14 @@ class AgentConnection:
                 protocol_version=envd.PROTOCOL_VERSION,
                 version=envd.__version__,
                 slots=identity.slots,
+                held_lease_ids=list(self.active),
             )
         )
         while True:
-            yield await self.outbox.get()
+            message = await self.outbox.get()
+            if message is _END:
+                return
+            yield message
 
     async def _heartbeat(self, interval: float) -> None:
         while True:
@@ -166,6 +229,9 @@ class AgentConnection:
             reply = agents_pb2.AgentMessage(
                 result=agents_pb2.JobResult(lease_id=job.lease_id, full_id=full_id)
             )
+        except asyncio.CancelledError:
+            log.info("job=%s cancelled", job.job_id)
+            raise
         except EnvdError as err:
             log.warning("job=%s failed: %s", job.job_id, err.message)
             reply = agents_pb2.AgentMessage(

@@ -1,11 +1,38 @@
-"""The agents connected right now: their platforms, free slots, leases and liveness."""
+"""The agents connected right now: their platforms, free slots, leases and liveness.
+
+Sessions are keyed by connection, never by the id an agent claims: an impostor presenting
+another agent's id can't replace or knock out the real one. Messages to an agent wait in its
+outbox as domain values; the servicer encodes them."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 from dataclasses import dataclass, field
 
-from envd.v1 import agents_pb2
+from .state import Job
+
+
+@dataclass(frozen=True, slots=True)
+class AssignJob:
+    job: Job
+
+
+@dataclass(frozen=True, slots=True)
+class RevokeLease:
+    lease_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class CloseSession:
+    """End the stream (coordinator shutting down); the agent reconnects elsewhere or later."""
+
+    reason: str
+
+
+ToAgent = AssignJob | RevokeLease | CloseSession
+_session_numbers = itertools.count(1)
 
 
 @dataclass(slots=True)
@@ -15,7 +42,8 @@ class ConnectedAgent:
     platforms: tuple[str, ...]
     slots: int
     last_seen: float
-    outbox: asyncio.Queue[agents_pb2.CoordinatorMessage] = field(default_factory=asyncio.Queue)
+    session: int = field(default_factory=lambda: next(_session_numbers))
+    outbox: asyncio.Queue[ToAgent] = field(default_factory=asyncio.Queue)
     leases: set[str] = field(default_factory=set)
 
     def live(self, now: float, ttl: float) -> bool:
@@ -25,32 +53,54 @@ class ConnectedAgent:
     def free_slots(self) -> int:
         return max(0, self.slots - len(self.leases))
 
+    def send(self, message: ToAgent) -> None:
+        self.outbox.put_nowait(message)
+
 
 class AgentRegistry:
     def __init__(self) -> None:
-        self._agents: dict[str, ConnectedAgent] = {}
+        self._sessions: dict[int, ConnectedAgent] = {}
+        self._holders: dict[str, ConnectedAgent] = {}
 
     def add(self, agent: ConnectedAgent) -> None:
-        self._agents[agent.agent_id] = agent
+        self._sessions[agent.session] = agent
 
     def remove(self, agent: ConnectedAgent) -> None:
-        if self._agents.get(agent.agent_id) is agent:
-            del self._agents[agent.agent_id]
+        self._sessions.pop(agent.session, None)
+        for lease_id in agent.leases:
+            if self._holders.get(lease_id) is agent:
+                del self._holders[lease_id]
 
-    def get(self, agent_id: str) -> ConnectedAgent | None:
-        return self._agents.get(agent_id)
+    def hold(self, agent: ConnectedAgent, lease_id: str) -> None:
+        """`agent` holds `lease_id` now (a new lease, or one reclaimed after a reconnect)."""
+        previous = self._holders.get(lease_id)
+        if previous is not None and previous is not agent:
+            previous.leases.discard(lease_id)
+        self._holders[lease_id] = agent
+        agent.leases.add(lease_id)
 
-    def all(self) -> list[ConnectedAgent]:
-        return list(self._agents.values())
-
-    def serving(self, platform: str, now: float, ttl: float) -> list[ConnectedAgent]:
-        return [a for a in self._agents.values() if platform in a.platforms and a.live(now, ttl)]
-
-    def platforms(self) -> list[str]:
-        return sorted({p for a in self._agents.values() for p in a.platforms})
+    def release(self, lease_id: str) -> ConnectedAgent | None:
+        """Forget who holds `lease_id`; the holder, if one is connected."""
+        holder = self._holders.pop(lease_id, None)
+        if holder is not None:
+            holder.leases.discard(lease_id)
+        return holder
 
     def holder_of(self, lease_id: str) -> ConnectedAgent | None:
-        for agent in self._agents.values():
-            if lease_id in agent.leases:
-                return agent
-        return None
+        return self._holders.get(lease_id)
+
+    def all(self) -> list[ConnectedAgent]:
+        return list(self._sessions.values())
+
+    def serving(self, platform: str, now: float, ttl: float) -> list[ConnectedAgent]:
+        return [a for a in self._sessions.values() if platform in a.platforms and a.live(now, ttl)]
+
+    def platforms(self) -> list[str]:
+        return sorted({p for a in self._sessions.values() for p in a.platforms})
+
+    def agents_by_platform(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for agent in self._sessions.values():
+            for platform in agent.platforms:
+                counts[platform] = counts.get(platform, 0) + 1
+        return dict(sorted(counts.items()))

@@ -1,168 +1,144 @@
-"""What the coordinator does with each message a connected agent sends."""
+"""What the coordinator does with each message a connected agent sends (domain values in;
+the servicer decodes and encodes)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 
-import envd
-from envd.catalog import Catalog
 from envd.clock import Clock
-from envd.errors import (
-    EnvdError,
-    IncompatibleVersionError,
-    StaleLeaseError,
-    error_to_dict,
-)
-from envd.platforms import check_platform
-from envd.progress import Outcome, Stage
-from envd.v1 import agents_pb2
-from envd.wire import error_from_pb, stage_from_pb
+from envd.errors import EnvdError, RequestTooLargeError, StaleLeaseError
+from envd.progress import Stage
 
-from .agent_registry import AgentRegistry, ConnectedAgent
+from .agent_registry import AgentRegistry, ConnectedAgent, RevokeLease
 from .dispatcher import Dispatcher
-from .job_events import JobEvents, job_event
+from .jobs import JobLifecycle
 from .settings import CoordinatorSettings
-from .state import Job, JobState
 
 log = logging.getLogger("envd.daemon")
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    agent_id: str
+    host: str
+    platforms: tuple[str, ...]
+    slots: int
+    held_lease_ids: tuple[str, ...]
 
 
 class AgentSessions:
     def __init__(
         self,
         *,
-        state: JobState,
-        catalog: Catalog,
+        jobs: JobLifecycle,
         registry: AgentRegistry,
-        events: JobEvents,
         dispatcher: Dispatcher,
         clock: Clock,
         settings: CoordinatorSettings,
     ) -> None:
-        self.state = state
-        self.catalog = catalog
+        self.jobs = jobs
         self.registry = registry
-        self.events = events
         self.dispatcher = dispatcher
         self.clock = clock
-        self.lease_ttl = settings.lease_ttl
+        self.settings = settings
 
-    def register(self, message: agents_pb2.Register) -> ConnectedAgent:
-        if message.protocol_version != envd.PROTOCOL_VERSION:
-            raise IncompatibleVersionError(
-                f"agent `{message.agent_id}` speaks protocol {message.protocol_version} "
-                f"(envd {message.version}); this coordinator speaks {envd.PROTOCOL_VERSION} "
-                f"(envd {envd.__version__})",
-                hint="run the same envd release on the coordinator and its agents",
-            )
-        platforms = tuple(check_platform(p) for p in message.platforms)
+    async def register(self, registration: Registration) -> ConnectedAgent:
+        """A new session. Leases the agent still holds (it reconnected within the TTL) stay
+        its own when still current; the others are revoked at once."""
+        _check_lease_count(registration.held_lease_ids, self.settings)
         agent = ConnectedAgent(
-            agent_id=message.agent_id,
-            host=message.host,
-            platforms=platforms,
-            slots=max(1, message.slots),
+            agent_id=registration.agent_id,
+            host=registration.host,
+            platforms=registration.platforms,
+            slots=max(1, registration.slots),
             last_seen=self.clock.now(),
         )
         self.registry.add(agent)
-        log.info("agent=%s host=%s connected, platforms=%s", agent.agent_id, agent.host, platforms)
+        await self._renew(agent, registration.held_lease_ids)
+        log.info(
+            "agent=%s host=%s connected, platforms=%s, kept %d lease(s)",
+            agent.agent_id, agent.host, list(agent.platforms), len(agent.leases),
+        )  # fmt: skip
         self.dispatcher.kick()
         return agent
 
     def disconnected(self, agent: ConnectedAgent) -> None:
-        """A closed stream (agent killed, network gone) frees its jobs at once."""
+        """A closed stream: the agent's leases run until their TTL, so an agent that
+        reconnects in time keeps its work; the sweep re-queues them otherwise."""
         self.registry.remove(agent)
-        log.warning("agent=%s disconnected holding %d lease(s)", agent.agent_id, len(agent.leases))
-        for lease_id in list(agent.leases):
-            try:
-                job = self.state.by_lease(lease_id)
-            except StaleLeaseError:
-                continue
-            self.dispatcher.requeue(job, f"agent `{agent.agent_id}` disconnected")
-        agent.leases.clear()
+        if agent.leases:
+            log.warning(
+                "agent=%s disconnected holding %d lease(s); they expire in %g s unless it "
+                "reconnects", agent.agent_id, len(agent.leases), self.settings.lease_ttl,
+            )  # fmt: skip
+        else:
+            log.info("agent=%s disconnected", agent.agent_id)
 
-    def heartbeat(self, agent: ConnectedAgent, message: agents_pb2.Heartbeat) -> None:
+    async def heartbeat(self, agent: ConnectedAgent, lease_ids: Sequence[str]) -> None:
+        _check_lease_count(lease_ids, self.settings)
         now = self.clock.now()
-        revived = not agent.live(now, self.lease_ttl)
+        revived = not agent.live(now, self.settings.lease_ttl)
         agent.last_seen = now
-        for lease_id in message.lease_ids:
-            if self.state.renew(lease_id, agent.agent_id, now + self.lease_ttl):
-                agent.leases.add(lease_id)
-            else:
-                agent.leases.discard(lease_id)
-                agent.outbox.put_nowait(_revoked(lease_id, "lease expired or job finished"))
+        await self._renew(agent, lease_ids)
         if revived:
             self.dispatcher.kick()
 
-    def progress(self, agent: ConnectedAgent, message: agents_pb2.JobProgress) -> None:
-        try:
-            job = self.state.by_lease(message.lease_id)
-        except StaleLeaseError:
+    async def _renew(self, agent: ConnectedAgent, lease_ids: Sequence[str]) -> None:
+        if not lease_ids:
             return
-        self.events.publish(
-            job.job_id,
-            job_event(
-                job, stage_from_pb(message.stage), message=message.message, agent=agent.agent_id
-            ),
-        )
+        renewed = await self.jobs.renew(lease_ids, agent.agent_id)
+        for lease_id in dict.fromkeys(lease_ids):
+            if lease_id in renewed:
+                self.registry.hold(agent, lease_id)
+            elif await self.jobs.state.by_lease(lease_id) is None:
+                # (a lease in completion is not renewed, yet still current: left be)
+                agent.leases.discard(lease_id)
+                agent.send(RevokeLease(lease_id, "lease expired or job finished"))
 
-    async def result(self, agent: ConnectedAgent, message: agents_pb2.JobResult) -> None:
-        """Check the lease, read and validate the description, move the default, finish."""
-        agent.leases.discard(message.lease_id)
+    async def progress(
+        self, agent: ConnectedAgent, lease_id: str, stage: Stage, message: str
+    ) -> None:
+        if lease_id in agent.leases:
+            await self.jobs.progress(lease_id, stage, message, agent.agent_id)
+
+    async def result(self, agent: ConnectedAgent, lease_id: str, full_id: str) -> None:
+        """Accept the result only under a current lease held by this session (fencing)."""
+        self.registry.release(lease_id)
         try:
-            job = self.state.by_lease(message.lease_id)
-            description = await asyncio.to_thread(
-                self.catalog.read_description, job.req_id, job.platform, message.full_id
-            )
-            await asyncio.to_thread(
-                self.catalog.set_default,
-                job.req_id,
-                job.platform,
-                message.full_id,
-                description["resolved_at"],
-            )
-            done = self.state.complete(message.lease_id, message.full_id)
+            await self.jobs.complete(lease_id, full_id, agent.agent_id)
         except StaleLeaseError as err:
-            log.warning(
-                "rejected late result from agent=%s lease=%s full_id=%s: %s",
-                agent.agent_id, message.lease_id, message.full_id, err.message,
-            )  # fmt: skip
-            agent.outbox.put_nowait(_revoked(message.lease_id, err.message))
-            return
-        except EnvdError as err:
-            self._fail(job, err, message.lease_id)
-            return
+            agent.send(RevokeLease(lease_id, err.message))
         finally:
             self.dispatcher.kick()
-        log.info(
-            "resolved job=%s req_id=%s platform=%s full_id=%s by agent=%s",
-            done.job_id, done.req_id, done.platform, done.full_id, agent.agent_id,
-        )  # fmt: skip
-        self.events.publish(
-            done.job_id,
-            job_event(done, Stage.DONE, full_id=message.full_id, description=description,
-                   agent=agent.agent_id),
-        )  # fmt: skip
 
-    def failure(self, agent: ConnectedAgent, message: agents_pb2.JobFailure) -> None:
-        agent.leases.discard(message.lease_id)
+    async def failure(self, agent: ConnectedAgent, lease_id: str, error: EnvdError) -> None:
+        self.registry.release(lease_id)
+        job = await self.jobs.state.by_lease(lease_id)
         try:
-            job = self.state.by_lease(message.lease_id)
+            if job is None:
+                raise StaleLeaseError(f"lease `{lease_id}` is no longer valid")
+            await self.jobs.fail(job, error, lease_id)
         except StaleLeaseError as err:
             log.warning("ignored failure from agent=%s: %s", agent.agent_id, err.message)
-            return
-        self._fail(job, error_from_pb(message.error), message.lease_id)
+        finally:
+            self.dispatcher.kick()
+
+    async def release(self, agent: ConnectedAgent, lease_id: str, reason: str) -> None:
+        """The agent gives the job back unfinished (it is stopping): queue it again now."""
+        self.registry.release(lease_id)
+        job = await self.jobs.state.by_lease(lease_id)
+        if job is not None:
+            await self.jobs.requeue(job, f"agent `{agent.agent_id}` released it: {reason}",
+                                    lease_id=lease_id)  # fmt: skip
         self.dispatcher.kick()
 
-    def _fail(self, job: Job, err: EnvdError, lease_id: str) -> None:
-        self.state.fail(job.job_id, error_to_dict(err), lease_id)
-        log.warning("failed job=%s platform=%s: %s", job.job_id, job.platform, err.message)
-        self.events.publish(
-            job.job_id, job_event(job, Stage.FAILED, outcome=Outcome.FAILED, error=err)
+
+def _check_lease_count(lease_ids: Sequence[str], settings: CoordinatorSettings) -> None:
+    if len(lease_ids) > settings.max_heartbeat_leases:
+        raise RequestTooLargeError(
+            f"{len(lease_ids)} lease ids in one message; the limit is "
+            f"{settings.max_heartbeat_leases}",
+            hint="an agent holds at most as many leases as it has slots",
         )
-
-
-def _revoked(lease_id: str, reason: str) -> agents_pb2.CoordinatorMessage:
-    return agents_pb2.CoordinatorMessage(
-        revoked=agents_pb2.LeaseRevoked(lease_id=lease_id, reason=reason)
-    )

@@ -1,4 +1,5 @@
-"""Thin gRPC servicer for `envd.v1.Agents`: one long-lived stream per connected agent."""
+"""Thin gRPC servicer for `envd.v1.Agents`: one long-lived stream per connected agent; it
+decodes agent messages into domain calls and encodes the domain messages sent back."""
 
 from __future__ import annotations
 
@@ -11,15 +12,16 @@ import grpc
 
 import envd
 from envd.errors import EnvdError, InvalidSpecError
-from envd.v1 import agents_pb2, agents_pb2_grpc
-from envd.wire import error_metadata, status_code
+from envd.platforms import check_platform
+from envd.v1 import agents_pb2, agents_pb2_grpc, common_pb2
+from envd.wire import error_from_pb, error_metadata, stage_from_pb, status_code
 
-from .agent_registry import ConnectedAgent
-from .agent_sessions import AgentSessions
+from .agent_registry import AssignJob, CloseSession, ConnectedAgent, RevokeLease, ToAgent
+from .agent_sessions import AgentSessions, Registration
+from .interceptors import check_protocol
 from .settings import CoordinatorSettings
 
 log = logging.getLogger("envd.daemon")
-_STOP = agents_pb2.CoordinatorMessage()
 
 
 class AgentsServicer(agents_pb2_grpc.AgentsServicer):  # type: ignore[misc]
@@ -37,7 +39,7 @@ class AgentsServicer(agents_pb2_grpc.AgentsServicer):  # type: ignore[misc]
             first = await anext(request_iterator)
             if not first.HasField("register"):
                 raise InvalidSpecError("an agent stream must start with `register`")
-            agent = self.sessions.register(first.register)
+            agent = await self.sessions.register(_registration(first.register))
         except EnvdError as err:
             await context.abort(status_code(err), err.message, error_metadata(err))
             return
@@ -56,34 +58,78 @@ class AgentsServicer(agents_pb2_grpc.AgentsServicer):  # type: ignore[misc]
         try:
             while True:
                 message = await agent.outbox.get()
-                if message is _STOP:
+                if isinstance(message, CloseSession):
                     break
-                yield message
+                yield _encode(message)
         finally:
             reader.cancel()
             await asyncio.gather(reader, return_exceptions=True)
             self.sessions.disconnected(agent)
 
     async def _read(self, agent: ConnectedAgent, messages: AsyncIterator[Any]) -> None:
+        reason = "agent closed the stream"
         try:
             async for message in messages:
                 await self._handle(agent, message)
         except (grpc.aio.AioRpcError, asyncio.CancelledError):
-            pass
+            reason = "stream broken"
+        except EnvdError as err:
+            reason = err.message
+            log.warning("agent=%s refused: %s", agent.agent_id, err.message)
         except Exception:  # stream boundary: log, then end the session
+            reason = "stream failed"
             log.exception("agent=%s stream failed", agent.agent_id)
         finally:
-            agent.outbox.put_nowait(_STOP)
+            agent.send(CloseSession(reason))
 
     async def _handle(self, agent: ConnectedAgent, message: Any) -> None:
         kind = message.WhichOneof("body")
         if kind == "heartbeat":
-            self.sessions.heartbeat(agent, message.heartbeat)
+            await self.sessions.heartbeat(agent, list(message.heartbeat.lease_ids))
         elif kind == "progress":
-            self.sessions.progress(agent, message.progress)
+            body = message.progress
+            await self.sessions.progress(
+                agent, body.lease_id, stage_from_pb(body.stage), body.message
+            )
         elif kind == "result":
-            await self.sessions.result(agent, message.result)
+            await self.sessions.result(agent, message.result.lease_id, message.result.full_id)
         elif kind == "failure":
-            self.sessions.failure(agent, message.failure)
+            body = message.failure
+            await self.sessions.failure(agent, body.lease_id, error_from_pb(body.error))
+        elif kind == "release":
+            await self.sessions.release(agent, message.release.lease_id, message.release.reason)
         else:
             log.warning("agent=%s sent unexpected `%s`", agent.agent_id, kind)
+
+
+def _registration(message: agents_pb2.Register) -> Registration:
+    check_protocol(str(message.protocol_version), message.version, f"agent `{message.agent_id}`")
+    return Registration(
+        agent_id=message.agent_id,
+        host=message.host,
+        platforms=tuple(check_platform(p) for p in message.platforms),
+        slots=message.slots,
+        held_lease_ids=tuple(message.held_lease_ids),
+    )
+
+
+def _encode(message: ToAgent) -> agents_pb2.CoordinatorMessage:
+    if isinstance(message, RevokeLease):
+        return agents_pb2.CoordinatorMessage(
+            revoked=agents_pb2.LeaseRevoked(lease_id=message.lease_id, reason=message.reason)
+        )
+    assert isinstance(message, AssignJob)
+    job = message.job
+    return agents_pb2.CoordinatorMessage(
+        assignment=agents_pb2.JobAssignment(
+            job_id=job.job_id,
+            lease_id=job.lease_id or "",
+            req_id=job.req_id,
+            platform=job.platform,
+            canonical_spec=job.canonical_spec,
+            no_archives=job.no_archives,
+            requester=common_pb2.Requester(
+                user=job.requester.get("user", ""), host=job.requester.get("host", "")
+            ),
+        )
+    )

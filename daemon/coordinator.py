@@ -9,7 +9,13 @@ from dataclasses import dataclass, replace
 
 from envd.catalog import Catalog, has_archives
 from envd.clock import Clock
-from envd.errors import EnvdError, InternalError, PypiNotAvailableError, error_from_dict
+from envd.errors import (
+    CoordinatorShuttingDownError,
+    EnvdError,
+    InternalError,
+    PypiNotAvailableError,
+    error_from_dict,
+)
 from envd.ids import req_id as compute_req_id
 from envd.platforms import check_platform
 from envd.progress import Outcome, ResolveEvent, Stage
@@ -17,9 +23,10 @@ from envd.spec import Spec, canonical_json
 
 from .agent_registry import AgentRegistry
 from .dispatcher import Dispatcher
-from .job_events import JobEvents, job_event
+from .job_events import job_event
+from .jobs import JobLifecycle
 from .settings import CoordinatorSettings
-from .state import Job, JobState, JobStatus
+from .state import Job, JobStatus, NewJob
 
 log = logging.getLogger("envd.daemon")
 
@@ -37,21 +44,20 @@ class Coordinator:
     def __init__(
         self,
         *,
-        state: JobState,
+        jobs: JobLifecycle,
         catalog: Catalog,
         clock: Clock,
         settings: CoordinatorSettings,
         registry: AgentRegistry,
-        events: JobEvents,
         dispatcher: Dispatcher,
     ) -> None:
-        self.state = state
+        self.jobs = jobs
         self.catalog = catalog
         self.clock = clock
         self.settings = settings
         self.registry = registry
-        self.events = events
         self.dispatcher = dispatcher
+        self.stopping = asyncio.Event()
 
     async def resolve(
         self,
@@ -70,9 +76,11 @@ class Coordinator:
                 hint="remove the `pip:` / `--pypi` / `-r` entries; PyPI support lands in a "
                 "later release",
             )
+        if self.stopping.is_set():
+            raise CoordinatorShuttingDownError("the coordinator is shutting down")
         targets = list(dict.fromkeys(check_platform(p) for p in platforms))
         rid = compute_req_id(spec)
-        canonical = canonical_json(spec.to_canonical())
+        canonical: bytes | None = None
         attached: dict[str, _Attached] = {}
         hits: list[ResolveEvent] = []
         for platform in targets:
@@ -80,17 +88,10 @@ class Coordinator:
             if hit is not None:
                 hits.append(hit)
                 continue
-            job, created = self.state.create_or_attach(
-                req_id=rid,
-                platform=platform,
-                canonical_spec=canonical,
-                no_archives=no_archives,
-                requester=requester,
-                now=self.clock.now(),
-            )
-            outcome = Outcome.RESOLVED if created else Outcome.DEDUP
-            attached[job.job_id] = _Attached(job, outcome)
-            log.info("%s req_id=%s platform=%s job=%s", outcome, rid, platform, job.job_id)
+            canonical = canonical or canonical_json(spec.to_canonical())
+            new = NewJob(rid, platform, canonical, no_archives, requester)
+            job, created = await self.jobs.create_or_attach(new)
+            attached[job.job_id] = _Attached(job, Outcome.RESOLVED if created else Outcome.DEDUP)
         for hit in hits:
             yield hit
         for item in attached.values():
@@ -104,7 +105,7 @@ class Coordinator:
             yield event
 
     async def wait(self, job_ids: Sequence[str]) -> AsyncIterator[ResolveEvent]:
-        attached = {j: _Attached(self.state.get(j), Outcome.RESOLVED) for j in job_ids}
+        attached = {j: _Attached(await self.jobs.state.get(j), Outcome.RESOLVED) for j in job_ids}
         for item in attached.values():
             yield job_event(item.job, Stage.ACCEPTED, outcome=item.outcome)
         async for event in self._follow(attached):
@@ -115,9 +116,9 @@ class Coordinator:
         if description is None:
             return None
         if not no_archives and not has_archives(description):
-            log.info("default of req_id=%s platform=%s has no archives: resolving", rid, platform)
+            log.debug("default of req_id=%s platform=%s has no archives: resolving", rid, platform)
             return None
-        log.info("cache_hit req_id=%s platform=%s", rid, platform)
+        log.debug("cache_hit req_id=%s platform=%s", rid, platform)
         return ResolveEvent(
             req_id=rid,
             platform=platform,
@@ -128,15 +129,15 @@ class Coordinator:
         )
 
     async def _follow(self, attached: dict[str, _Attached]) -> AsyncIterator[ResolveEvent]:
-        """Stream events of the attached jobs until each has ended."""
-        queue: asyncio.Queue[ResolveEvent] = asyncio.Queue()
-        for job_id in attached:
-            self.events.subscribe(job_id, queue)
+        """Stream events of the attached jobs until each has ended (or the coordinator stops:
+        then the stream ends with UNAVAILABLE and the client re-attaches by job id)."""
+        subscription = self.jobs.events.subscribe(set(attached))
+        stopping = asyncio.ensure_future(self.stopping.wait())
         try:
             pending = set(attached)
             last: dict[str, tuple[Stage, str]] = {}
             for job_id in list(pending):
-                job = self.state.get(job_id)  # it may have ended before we subscribed
+                job = await self.jobs.state.get(job_id)  # it may have ended before we subscribed
                 if job.finished:
                     yield await self.terminal_event(job, attached[job_id].outcome)
                     pending.discard(job_id)
@@ -145,7 +146,16 @@ class Coordinator:
                     last[job_id] = (status.stage, status.message)
                     yield status
             while pending:
-                event = await queue.get()
+                getting = asyncio.ensure_future(subscription.get())
+                await asyncio.wait({getting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                if not getting.done():
+                    getting.cancel()
+                    raise CoordinatorShuttingDownError(
+                        "the coordinator is shutting down; re-attach to job(s) "
+                        + ", ".join(f"`{j}`" for j in sorted(pending)),
+                        hint="`envd-client wait " + " ".join(sorted(pending)) + "`",
+                    )
+                event = getting.result()
                 if event.job_id not in pending or last.get(event.job_id) == (
                     event.stage,
                     event.message,
@@ -158,12 +168,12 @@ class Coordinator:
                         event = replace(event, outcome=attached[event.job_id].outcome)
                 yield event
         finally:
-            for job_id in attached:
-                self.events.unsubscribe(job_id, queue)
+            stopping.cancel()
+            self.jobs.events.unsubscribe(subscription)
 
     def status_event(self, job: Job) -> ResolveEvent:
         """Where an unfinished job stands, in words a user can act on."""
-        if job.status is JobStatus.LEASED:
+        if job.status in (JobStatus.LEASED, JobStatus.COMPLETING):
             return job_event(job, Stage.LEASED, message=f"leased by agent `{job.agent_id}`")
         agents = self.registry.serving(job.platform, self.clock.now(), self.settings.lease_ttl)
         if agents:
@@ -176,7 +186,7 @@ class Coordinator:
         return job_event(job, Stage.QUEUED, message=message)
 
     async def terminal_event(self, job: Job, outcome: Outcome) -> ResolveEvent:
-        if job.status is JobStatus.FAILED:
+        if job.status is not JobStatus.DONE:
             return job_event(job, Stage.FAILED, outcome=Outcome.FAILED, error=_job_error(job))
         assert job.full_id is not None
         try:

@@ -15,7 +15,6 @@ from envd.catalog import Catalog
 from envd.errors import (
     EnvdError,
     EnvironmentNotFoundError,
-    IncompatibleVersionError,
     InvalidSpecError,
     RequestTooLargeError,
 )
@@ -23,14 +22,7 @@ from envd.ids import is_id
 from envd.spec import normalize_spec
 from envd.spec_input import MAX_DEPENDENCIES
 from envd.v1 import environments_pb2, environments_pb2_grpc
-from envd.wire import (
-    PROTOCOL_METADATA_KEY,
-    VERSION_METADATA_KEY,
-    error_metadata,
-    event_to_pb,
-    raw_spec_from_pb,
-    status_code,
-)
+from envd.wire import error_metadata, event_to_pb, raw_spec_from_pb, status_code
 
 from .agent_registry import AgentRegistry
 from .coordinator import Coordinator
@@ -57,7 +49,6 @@ class EnvironmentsServicer(environments_pb2_grpc.EnvironmentsServicer):  # type:
         self, request: Any, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[environments_pb2.ResolveEvent]:
         try:
-            _check_client(context)
             if not request.platforms:
                 raise InvalidSpecError("no target platform given", hint="pass `--arch PLATFORM`")
             if len(request.platforms) > MAX_PLATFORMS:
@@ -89,7 +80,6 @@ class EnvironmentsServicer(environments_pb2_grpc.EnvironmentsServicer):  # type:
         self, request: Any, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[environments_pb2.ResolveEvent]:
         try:
-            _check_client(context)
             async for event in self.coordinator.wait(list(request.job_ids)):
                 yield event_to_pb(event)
         except EnvdError as err:
@@ -97,7 +87,6 @@ class EnvironmentsServicer(environments_pb2_grpc.EnvironmentsServicer):  # type:
 
     async def GetEnvironment(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         try:
-            _check_client(context)
             description, is_default = await asyncio.to_thread(self._find, request)
         except EnvdError as err:
             await _abort(context, err)
@@ -130,7 +119,6 @@ class EnvironmentsServicer(environments_pb2_grpc.EnvironmentsServicer):  # type:
 
     async def ListEnvironments(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         try:
-            _check_client(context)
             found = await asyncio.to_thread(self.catalog.list_environments, request.req_id or None)
         except EnvdError as err:
             await _abort(context, err)
@@ -145,17 +133,6 @@ class EnvironmentsServicer(environments_pb2_grpc.EnvironmentsServicer):  # type:
                 )
                 for e in found
             ]
-        )
-
-
-def _check_client(context: grpc.aio.ServicerContext) -> None:
-    metadata = dict(context.invocation_metadata() or ())
-    protocol = metadata.get(PROTOCOL_METADATA_KEY)
-    if protocol is not None and str(protocol) != str(envd.PROTOCOL_VERSION):
-        raise IncompatibleVersionError(
-            f"client speaks protocol {protocol} (envd {metadata.get(VERSION_METADATA_KEY)}); "
-            f"this coordinator speaks {envd.PROTOCOL_VERSION} (envd {envd.__version__})",
-            hint="install the envd release the coordinator runs",
         )
 
 

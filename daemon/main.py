@@ -11,10 +11,12 @@ import sys
 from pathlib import Path
 
 import envd
+from envd.clock import random_id
 from envd.logs import configure_logging
 
 from .server import start_daemon
 from .settings import CoordinatorSettings
+from .state_sqlite import SqliteJobState
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -76,9 +78,15 @@ async def serve(args: argparse.Namespace) -> None:
         no_agent_timeout=args.no_agent_timeout,
         sweep_interval=min(1.0, args.lease_ttl / 4),
     )
-    daemon = await start_daemon(
-        listen=args.listen, store_url=args.store, state_path=args.state, settings=settings
-    )
+    state = SqliteJobState(args.state, random_id)
+    try:
+        daemon = await start_daemon(
+            listen=args.listen, store_url=args.store, state=state, settings=settings
+        )
+    except BaseException:
+        await state.close()
+        raise
+    logging.getLogger("envd.daemon").info("state %s", args.state)
     if args.ready_file:
         tmp = args.ready_file.with_suffix(".tmp")
         tmp.write_text(daemon.address)
@@ -88,8 +96,9 @@ async def serve(args: argparse.Namespace) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    logging.getLogger("envd.daemon").info("shutting down")
-    await daemon.stop()
+    logging.getLogger("envd.daemon").info("shutting down: open requests re-attach by job id")
+    await daemon.stop(grace=2.0)
+    logging.getLogger("envd.daemon").info("stopped")
 
 
 def main(argv: list[str] | None = None) -> None:

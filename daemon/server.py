@@ -2,28 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from envd.catalog import Catalog
-from envd.clock import Clock, SystemClock, random_id
+from envd.clock import Clock, SystemClock
 from envd.store.url import open_store
 from envd.v1 import agents_pb2, agents_pb2_grpc, environments_pb2, environments_pb2_grpc
 
-from .agent_registry import AgentRegistry
+from .agent_registry import AgentRegistry, CloseSession
 from .agent_sessions import AgentSessions
 from .agents_servicer import AgentsServicer
 from .coordinator import Coordinator
 from .dispatcher import Dispatcher
 from .environments_servicer import EnvironmentsServicer
-from .job_events import JobEvents
+from .interceptors import ProtocolVersionInterceptor
+from .job_events import JobEvents, LocalJobEvents
+from .jobs import JobHook, JobLifecycle, no_hook
 from .settings import CoordinatorSettings
-from .state import SqliteJobState
+from .state import JobState
 
 log = logging.getLogger("envd.daemon")
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
@@ -39,47 +43,69 @@ class RunningDaemon:
     address: str
     coordinator: Coordinator
     dispatcher: Dispatcher
-    state: SqliteJobState
+    registry: AgentRegistry
+    state: JobState
+    health: health.aio.HealthServicer
+    background: list[asyncio.Task[Any]]
 
-    async def stop(self, grace: float | None = 1.0) -> None:
+    async def stop(self, grace: float = 1.0) -> None:
+        """Stop accepting, tell open Resolve streams to re-attach (UNAVAILABLE, with their job
+        ids) and agents to reconnect later, then close the state. Leases survive: agents
+        reconnecting to the next coordinator within the TTL keep their jobs."""
+        await self.health.enter_graceful_shutdown()
+        self.coordinator.stopping.set()
+        for agent in self.registry.all():
+            agent.send(CloseSession("coordinator shutting down"))
         await self.dispatcher.stop()
+        for task in self.background:
+            task.cancel()
+        await asyncio.gather(*self.background, return_exceptions=True)
         await self.server.stop(grace)
-        self.state.close()
+        await self.state.close()
 
 
 async def start_daemon(
-    *, listen: str, store_url: str, state_path: Path, settings: CoordinatorSettings,
-    clock: Clock | None = None,
+    *, listen: str, store_url: str, state: JobState, settings: CoordinatorSettings,
+    clock: Clock | None = None, events: JobEvents | None = None,
+    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    credentials: grpc.ServerCredentials | None = None, hook: JobHook = no_hook,
+    requeue_leased_at_start: bool = False,
 ) -> RunningDaemon:  # fmt: skip
-    """Build and start a coordinator; `listen` is `HOST:PORT` (port 0 picks one) or `unix:PATH`."""
+    """Build and start a coordinator; `listen` is `HOST:PORT` (port 0 picks one) or `unix:PATH`.
+
+    `interceptors` run before envd's own (auth, metrics); `credentials` serve TLS instead of
+    plaintext. `requeue_leased_at_start`: no agent of the previous run can be alive (the
+    embedded default), so its leased jobs are queued again at once instead of after a TTL.
+    """
     clock = clock or SystemClock()
     store = open_store(store_url)
     catalog = Catalog(store)
-    state = SqliteJobState(state_path, random_id)
     now = clock.now()
-    regranted = state.extend_leases_after_restart(now + settings.lease_ttl, now)
-    if regranted:
-        log.info(
-            "restart: %d leased job(s) wait %gs for their agents", regranted, settings.lease_ttl
-        )
-    registry = AgentRegistry()
-    events = JobEvents()
-    dispatcher = Dispatcher(
-        state=state, registry=registry, events=events, clock=clock, settings=settings
+    affected = await state.recover_after_restart(
+        now + settings.lease_ttl, now, requeue=requeue_leased_at_start
     )
+    if affected:
+        verb = "queued again" if requeue_leased_at_start else "wait one TTL for their agents"
+        log.info("restart: %d leased job(s) %s", affected, verb)
+    registry = AgentRegistry()
+    jobs = JobLifecycle(
+        state=state, events=events or LocalJobEvents(), catalog=catalog, clock=clock,
+        settings=settings, hook=hook,
+    )  # fmt: skip
+    dispatcher = Dispatcher(jobs=jobs, registry=registry, clock=clock, settings=settings)
     coordinator = Coordinator(
-        state=state, catalog=catalog, clock=clock, settings=settings,
-        registry=registry, events=events, dispatcher=dispatcher,
+        jobs=jobs, catalog=catalog, clock=clock, settings=settings, registry=registry,
+        dispatcher=dispatcher,
     )  # fmt: skip
     sessions = AgentSessions(
-        state=state, catalog=catalog, registry=registry, events=events,
-        dispatcher=dispatcher, clock=clock, settings=settings,
-    )  # fmt: skip
+        jobs=jobs, registry=registry, dispatcher=dispatcher, clock=clock, settings=settings
+    )
+    options: list[tuple[str, Any]] = [
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", 64 * 1024 * 1024),
+    ]
     server = grpc.aio.server(
-        options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", 64 * 1024 * 1024),
-        ]
+        interceptors=[*interceptors, ProtocolVersionInterceptor()], options=options
     )
     environments_pb2_grpc.add_EnvironmentsServicer_to_server(
         EnvironmentsServicer(coordinator, catalog, registry), server
@@ -90,13 +116,22 @@ async def start_daemon(
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((*SERVICE_NAMES, reflection.SERVICE_NAME), server)
-    port = server.add_insecure_port(listen)
+    if credentials is None:
+        port = server.add_insecure_port(listen)
+    else:
+        port = server.add_secure_port(listen, credentials)
     if port == 0 and not listen.startswith("unix:"):
         raise OSError(f"failed to listen on `{listen}`")
     await server.start()
     for name in ("", *SERVICE_NAMES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    background = [  # jobs left mid-completion by a coordinator that stopped
+        asyncio.get_running_loop().create_task(jobs.finish_completion(job))
+        for job in await state.completing()
+    ]
     dispatcher.start()
     address = listen if listen.startswith("unix:") else f"{listen.rsplit(':', 1)[0]}:{port}"
-    log.info("envd-daemon listening on %s, store %s, state %s", address, store.url, state_path)
-    return RunningDaemon(server, address, coordinator, dispatcher, state)
+    log.info("envd-daemon listening on %s, store %s", address, store.url)
+    return RunningDaemon(
+        server, address, coordinator, dispatcher, registry, state, health_servicer, background
+    )

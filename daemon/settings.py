@@ -12,3 +12,8 @@ class CoordinatorSettings:
     heartbeat_interval: float = 5.0
     no_agent_timeout: float = 300.0
     sweep_interval: float = 0.5
+    # how long moving the default pointer may keep failing on transient store errors before
+    # the job is queued again
+    completion_timeout: float = 60.0
+    # most lease ids one heartbeat may carry (more are refused, not looked up)
+    max_heartbeat_leases: int = 1024

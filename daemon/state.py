@@ -1,27 +1,30 @@
-"""Durable coordinator state: jobs, their leases and single-flight, in SQLite."""
+"""Durable coordinator state: the `Job` record and the `JobState` contract its stores keep."""
 
 from __future__ import annotations
 
-import json
-import sqlite3
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from pathlib import Path
-from typing import Any, Protocol
-
-from envd.errors import JobNotFoundError, StaleLeaseError
+from typing import Protocol
 
 
 class JobStatus(StrEnum):
     QUEUED = "queued"
     LEASED = "leased"
+    # the agent reported a result under a valid lease; the coordinator is moving the default
+    # pointer. The sweep leaves such jobs alone, so a lease can't expire mid-completion.
+    COMPLETING = "completing"
     DONE = "done"
     FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in FINISHED
 
 
-IN_FLIGHT = (JobStatus.QUEUED, JobStatus.LEASED)
+IN_FLIGHT = (JobStatus.QUEUED, JobStatus.LEASED, JobStatus.COMPLETING)
+FINISHED = (JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,246 +47,97 @@ class Job:
 
     @property
     def finished(self) -> bool:
-        return self.status in (JobStatus.DONE, JobStatus.FAILED)
+        return self.status.finished
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """What a request asks for: the single-flight key plus what an agent needs to run it."""
+
+    req_id: str
+    platform: str
+    canonical_spec: bytes
+    no_archives: bool
+    requester: dict[str, str]
 
 
 class JobState(Protocol):
-    """What the coordinator needs from its state store (SQLite now, PostgreSQL later)."""
+    """The coordinator's durable job table (SQLite for one coordinator, PostgreSQL for replicas).
 
-    def create_or_attach(
-        self,
-        *,
-        req_id: str,
-        platform: str,
-        canonical_spec: bytes,
-        no_archives: bool,
-        requester: dict[str, str],
-        now: float,
-    ) -> tuple[Job, bool]: ...
-    def get(self, job_id: str) -> Job: ...
-    def queued(self, platforms: Sequence[str], limit: int = -1) -> list[Job]: ...
-    def queued_before(self, cutoff: float) -> list[Job]: ...
-    def lease(self, job_id: str, agent_id: str, expires_at: float) -> Job | None: ...
-    def by_lease(self, lease_id: str) -> Job: ...
-    def renew(self, lease_id: str, agent_id: str, expires_at: float) -> bool: ...
-    def complete(self, lease_id: str, full_id: str) -> Job: ...
-    def fail(self, job_id: str, error: dict[str, str], lease_id: str | None = None) -> Job: ...
-    def requeue(self, job_id: str, now: float) -> Job: ...
-    def expired(self, now: float) -> list[Job]: ...
-    def extend_leases_after_restart(self, expires_at: float, now: float) -> int: ...
+    Owns: every job's status, lease and outcome. Promises:
+    - a write has reached durable storage when its coroutine returns (jobs are persisted before
+      a client hears `accepted`);
+    - single-flight: at most one in-flight job per (req_id, platform, no_archives);
+    - every conditional method changes a row only from the status it names and reports whether
+      it did (None / False), so two callers racing on one job never both win;
+    - a lease id is a fencing token: methods taking one act only while it is the job's lease;
+    - calls never block the event loop. `close()` releases the store; no call follows it.
+    """
 
+    async def create_or_attach(self, new: NewJob, now: float) -> tuple[Job, bool]:
+        """The in-flight job serving `new`, or a new queued one (created=True). A request
+        without archives may attach to a job that caches them; never the other way round."""
+        ...
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    job_id TEXT PRIMARY KEY,
-    req_id TEXT NOT NULL,
-    platform TEXT NOT NULL,
-    canonical_spec BLOB NOT NULL,
-    no_archives INTEGER NOT NULL,
-    requester TEXT NOT NULL,
-    status TEXT NOT NULL,
-    lease_id TEXT,
-    agent_id TEXT,
-    lease_expires_at REAL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    full_id TEXT,
-    error TEXT,
-    created_at REAL NOT NULL,
-    queued_at REAL NOT NULL
-);
--- single-flight: at most one in-flight job per (req_id, platform, archives or not); a request
--- without archives also attaches to a job that caches them (see create_or_attach)
-DROP INDEX IF EXISTS jobs_in_flight;
-CREATE UNIQUE INDEX IF NOT EXISTS jobs_in_flight_v2
-    ON jobs (req_id, platform, no_archives) WHERE status IN ('queued', 'leased');
-CREATE UNIQUE INDEX IF NOT EXISTS jobs_lease ON jobs (lease_id) WHERE lease_id IS NOT NULL;
-CREATE INDEX IF NOT EXISTS jobs_queue ON jobs (status, platform, created_at);
-"""
+    async def get(self, job_id: str) -> Job:
+        """The job; JobNotFoundError if there is none."""
+        ...
 
+    async def queued(self, platforms: Sequence[str], limit: int) -> list[Job]:
+        """Queued jobs for any of `platforms`, oldest first, at most `limit`."""
+        ...
 
-class SqliteJobState:
-    """Jobs in one SQLite file (WAL). Every write commits before the caller acknowledges it."""
+    async def queued_before(self, cutoff: float) -> list[Job]:
+        """Queued jobs waiting since `cutoff` or earlier (the no-agent timeout's input)."""
+        ...
 
-    def __init__(self, path: Path, new_id: Callable[[], str]) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
-        self._lock = threading.Lock()
-        self._new_id = new_id
+    async def lease(self, job_id: str, agent_id: str, expires_at: float) -> Job | None:
+        """queued → leased under a new lease id; None if the job was not queued."""
+        ...
 
-    def close(self) -> None:
-        self._db.close()
+    async def renew(self, lease_ids: Sequence[str], expires_at: float) -> set[str]:
+        """Extend the leases still current (status leased); returns the ones renewed."""
+        ...
 
-    def create_or_attach(
-        self,
-        *,
-        req_id: str,
-        platform: str,
-        canonical_spec: bytes,
-        no_archives: bool,
-        requester: dict[str, str],
-        now: float,
-    ) -> tuple[Job, bool]:
-        """The in-flight job for (req_id, platform), or a new persisted one (created=True)."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                # archives wanted: only a job that caches them will do; else any job will
-                row = self._db.execute(
-                    "SELECT * FROM jobs WHERE req_id=? AND platform=? AND status IN (?, ?)"
-                    " AND no_archives IN (0, ?) ORDER BY no_archives",
-                    (req_id, platform, *IN_FLIGHT, int(no_archives)),
-                ).fetchone()
-                if row is not None:
-                    self._db.execute("COMMIT")
-                    return _job(row), False
-                job_id = f"job-{self._new_id()}"
-                self._db.execute(
-                    "INSERT INTO jobs (job_id, req_id, platform, canonical_spec, no_archives,"
-                    " requester, status, created_at, queued_at) VALUES (?,?,?,?,?,?,?,?,?)",
-                    (
-                        job_id,
-                        req_id,
-                        platform,
-                        canonical_spec,
-                        int(no_archives),
-                        json.dumps(requester),
-                        JobStatus.QUEUED,
-                        now,
-                        now,
-                    ),
-                )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-        return self.get(job_id), True
+    async def by_lease(self, lease_id: str) -> Job | None:
+        """The in-flight job `lease_id` is current for (leased or completing), else None."""
+        ...
 
-    def get(self, job_id: str) -> Job:
-        row = self._one("SELECT * FROM jobs WHERE job_id=?", (job_id,))
-        if row is None:
-            raise JobNotFoundError(
-                f"no job `{job_id}` on this coordinator",
-                hint="job ids come from `envd-client resolve --no-wait`",
-            )
-        return _job(row)
+    async def begin_completion(self, lease_id: str, full_id: str, now: float) -> Job | None:
+        """leased → completing, only while the lease is current and not expired at `now`."""
+        ...
 
-    def queued(self, platforms: Sequence[str], limit: int = -1) -> list[Job]:
-        """Queued jobs for these platforms, oldest first (at most `limit`; -1: all)."""
-        marks = ",".join("?" * len(platforms)) or "''"
-        rows = self._all(
-            f"SELECT * FROM jobs WHERE status=? AND platform IN ({marks})"
-            " ORDER BY created_at LIMIT ?",
-            (JobStatus.QUEUED, *platforms, limit),
-        )
-        return [_job(r) for r in rows]
+    async def complete(self, job_id: str, full_id: str) -> Job | None:
+        """completing → done with `full_id`."""
+        ...
 
-    def queued_before(self, cutoff: float) -> list[Job]:
-        """Jobs queued (or queued again) at or before `cutoff`: the no-agent timeout's input."""
-        rows = self._all(
-            "SELECT * FROM jobs WHERE status=? AND queued_at <= ?", (JobStatus.QUEUED, cutoff)
-        )
-        return [_job(r) for r in rows]
+    async def fail(
+        self, job_id: str, error: dict[str, str], lease_id: str | None = None
+    ) -> Job | None:
+        """in flight → failed; with `lease_id`, only while that lease is current."""
+        ...
 
-    def lease(self, job_id: str, agent_id: str, expires_at: float) -> Job | None:
-        """Lease a queued job to an agent; None if someone else got it first."""
-        lease_id = f"lease-{self._new_id()}"
-        changed = self._write(
-            "UPDATE jobs SET status=?, lease_id=?, agent_id=?, lease_expires_at=?,"
-            " attempts=attempts+1 WHERE job_id=? AND status=?",
-            (JobStatus.LEASED, lease_id, agent_id, expires_at, job_id, JobStatus.QUEUED),
-        )
-        return self.get(job_id) if changed else None
+    async def requeue(self, job_id: str, now: float, lease_id: str | None = None) -> Job | None:
+        """leased or completing → queued (lease dropped); with `lease_id`, only under it."""
+        ...
 
-    def renew(self, lease_id: str, agent_id: str, expires_at: float) -> bool:
-        return bool(
-            self._write(
-                "UPDATE jobs SET lease_expires_at=?, agent_id=? WHERE lease_id=? AND status=?",
-                (expires_at, agent_id, lease_id, JobStatus.LEASED),
-            )
-        )
+    async def cancel(self, job_id: str, error: dict[str, str]) -> Job | None:
+        """in flight → cancelled."""
+        ...
 
-    def complete(self, lease_id: str, full_id: str) -> Job:
-        row = self.by_lease(lease_id)
-        self._write(
-            "UPDATE jobs SET status=?, full_id=?, lease_id=NULL WHERE job_id=? AND lease_id=?",
-            (JobStatus.DONE, full_id, row.job_id, lease_id),
-        )
-        return self.get(row.job_id)
+    async def expired(self, now: float) -> list[Job]:
+        """Leased jobs whose lease ran out before `now` (completing jobs are never listed)."""
+        ...
 
-    def fail(self, job_id: str, error: dict[str, str], lease_id: str | None = None) -> Job:
-        if lease_id is not None:
-            self.by_lease(lease_id)
-        self._write(
-            "UPDATE jobs SET status=?, error=?, lease_id=NULL WHERE job_id=? AND status IN (?,?)",
-            (JobStatus.FAILED, json.dumps(error), job_id, *IN_FLIGHT),
-        )
-        return self.get(job_id)
+    async def completing(self) -> list[Job]:
+        """Jobs left mid-completion (by a coordinator that stopped): the restart finishes them."""
+        ...
 
-    def requeue(self, job_id: str, now: float) -> Job:
-        self._write(
-            "UPDATE jobs SET status=?, lease_id=NULL, agent_id=NULL, lease_expires_at=NULL,"
-            " queued_at=? WHERE job_id=? AND status=?",
-            (JobStatus.QUEUED, now, job_id, JobStatus.LEASED),
-        )
-        return self.get(job_id)
+    async def recover_after_restart(self, expires_at: float, now: float, requeue: bool) -> int:
+        """After a restart: queued jobs wait afresh for agents; leased jobs get until
+        `expires_at` for their agents to reconnect, or (requeue=True, when no agent of the
+        previous run can be alive, as in the embedded default) are queued again at once.
+        Returns the number of leased jobs affected."""
+        ...
 
-    def expired(self, now: float) -> list[Job]:
-        rows = self._all(
-            "SELECT * FROM jobs WHERE status=? AND lease_expires_at < ?", (JobStatus.LEASED, now)
-        )
-        return [_job(r) for r in rows]
-
-    def extend_leases_after_restart(self, expires_at: float, now: float) -> int:
-        """After a restart, give agents one TTL to reconnect and renew the leases they hold;
-        queued jobs start their no-agent wait afresh."""
-        self._write("UPDATE jobs SET queued_at=? WHERE status=?", (now, JobStatus.QUEUED))
-        return self._write(
-            "UPDATE jobs SET lease_expires_at=? WHERE status=?", (expires_at, JobStatus.LEASED)
-        )
-
-    def by_lease(self, lease_id: str) -> Job:
-        """The job a lease is valid for; StaleLeaseError once it expired or finished."""
-        row = self._one("SELECT * FROM jobs WHERE lease_id=? AND status=?", (lease_id, "leased"))
-        if row is None:
-            raise StaleLeaseError(
-                f"lease `{lease_id}` is no longer valid: it expired and its job was queued again",
-                hint="the job is finished by whichever agent holds its current lease",
-            )
-        return _job(row)
-
-    def _one(self, sql: str, args: Sequence[Any]) -> sqlite3.Row | None:
-        with self._lock:
-            row: sqlite3.Row | None = self._db.execute(sql, tuple(args)).fetchone()
-            return row
-
-    def _all(self, sql: str, args: Sequence[Any]) -> list[sqlite3.Row]:
-        with self._lock:
-            return list(self._db.execute(sql, tuple(args)).fetchall())
-
-    def _write(self, sql: str, args: Sequence[Any]) -> int:
-        with self._lock:
-            return self._db.execute(sql, tuple(args)).rowcount
-
-
-def _job(row: sqlite3.Row) -> Job:
-    return Job(
-        job_id=row["job_id"],
-        req_id=row["req_id"],
-        platform=row["platform"],
-        canonical_spec=bytes(row["canonical_spec"]),
-        no_archives=bool(row["no_archives"]),
-        requester=json.loads(row["requester"]),
-        status=JobStatus(row["status"]),
-        lease_id=row["lease_id"],
-        agent_id=row["agent_id"],
-        lease_expires_at=row["lease_expires_at"],
-        attempts=row["attempts"],
-        full_id=row["full_id"],
-        error=json.loads(row["error"]) if row["error"] else None,
-        created_at=row["created_at"],
-        queued_at=row["queued_at"],
-    )
+    async def close(self) -> None: ...

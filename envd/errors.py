@@ -124,6 +124,20 @@ class StaleLeaseError(EnvdError):
     exit_code = 4
 
 
+class JobCancelledError(EnvdError):
+    """The job was cancelled before it ended."""
+
+    reference = "E306"
+    status = "CANCELLED"
+    exit_code = 4
+
+
+class CoordinatorShuttingDownError(CoordinatorUnavailableError):
+    """The coordinator is stopping: re-attach to the job ids already received."""
+
+    reference = "E307"
+
+
 class StoreError(EnvdError):
     reference = "E400"
     status = "UNAVAILABLE"

@@ -9,34 +9,38 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class AgentMessage(_message.Message):
-    __slots__ = ("register", "heartbeat", "progress", "result", "failure")
+    __slots__ = ("register", "heartbeat", "progress", "result", "failure", "release")
     REGISTER_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     PROGRESS_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
     FAILURE_FIELD_NUMBER: _ClassVar[int]
+    RELEASE_FIELD_NUMBER: _ClassVar[int]
     register: Register
     heartbeat: Heartbeat
     progress: JobProgress
     result: JobResult
     failure: JobFailure
-    def __init__(self, register: _Optional[_Union[Register, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., progress: _Optional[_Union[JobProgress, _Mapping]] = ..., result: _Optional[_Union[JobResult, _Mapping]] = ..., failure: _Optional[_Union[JobFailure, _Mapping]] = ...) -> None: ...
+    release: JobRelease
+    def __init__(self, register: _Optional[_Union[Register, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., progress: _Optional[_Union[JobProgress, _Mapping]] = ..., result: _Optional[_Union[JobResult, _Mapping]] = ..., failure: _Optional[_Union[JobFailure, _Mapping]] = ..., release: _Optional[_Union[JobRelease, _Mapping]] = ...) -> None: ...
 
 class Register(_message.Message):
-    __slots__ = ("agent_id", "host", "platforms", "protocol_version", "version", "slots")
+    __slots__ = ("agent_id", "host", "platforms", "protocol_version", "version", "slots", "held_lease_ids")
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     HOST_FIELD_NUMBER: _ClassVar[int]
     PLATFORMS_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     SLOTS_FIELD_NUMBER: _ClassVar[int]
+    HELD_LEASE_IDS_FIELD_NUMBER: _ClassVar[int]
     agent_id: str
     host: str
     platforms: _containers.RepeatedScalarFieldContainer[str]
     protocol_version: int
     version: str
     slots: int
-    def __init__(self, agent_id: _Optional[str] = ..., host: _Optional[str] = ..., platforms: _Optional[_Iterable[str]] = ..., protocol_version: _Optional[int] = ..., version: _Optional[str] = ..., slots: _Optional[int] = ...) -> None: ...
+    held_lease_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, agent_id: _Optional[str] = ..., host: _Optional[str] = ..., platforms: _Optional[_Iterable[str]] = ..., protocol_version: _Optional[int] = ..., version: _Optional[str] = ..., slots: _Optional[int] = ..., held_lease_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
     __slots__ = ("lease_ids",)
@@ -69,6 +73,14 @@ class JobFailure(_message.Message):
     lease_id: str
     error: _common_pb2.Error
     def __init__(self, lease_id: _Optional[str] = ..., error: _Optional[_Union[_common_pb2.Error, _Mapping]] = ...) -> None: ...
+
+class JobRelease(_message.Message):
+    __slots__ = ("lease_id", "reason")
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    lease_id: str
+    reason: str
+    def __init__(self, lease_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class CoordinatorMessage(_message.Message):
     __slots__ = ("welcome", "assignment", "revoked")

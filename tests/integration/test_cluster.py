@@ -118,27 +118,33 @@ def test_kill9_of_agent_holding_job_lets_another_finish(cluster: Cluster) -> Non
         assert any("disconnected" in e.message for e in events if e.stage is Stage.QUEUED)
 
 
-def test_sigstop_agent_lease_expires_and_late_result_is_rejected(cluster: Cluster) -> None:
+def test_sigstop_agent_lease_expires_and_its_revoked_job_really_stops(cluster: Cluster) -> None:
+    """The holder is frozen mid-fetch until its lease expires; once thawed it hears the
+    revocation before its (slow) fetch could finish, cancels the job and never reports it."""
     with serve_channel(EXAMPLE_CHANNEL) as slow:
-        slow.set_delay(2.0)
+        slow.set_delay(6.0)
         daemon = cluster.start_daemon(lease_ttl=1.5, heartbeat=0.2)
         agents = {n: cluster.start_agent(n, ["linux-64"]) for n in ("agent-a", "agent-b")}
         thread, results, events = _slow_request(cluster, slow)
         holder = next(e.agent for e in events if e.stage is Stage.LEASED and e.agent)
         agents[holder].signal(signal.SIGSTOP)
+        wait_for(lambda: any("expired" in e.message for e in events if e.stage is Stage.QUEUED),
+                 30, "the frozen holder's lease to expire")  # fmt: skip
+        agents[holder].signal(signal.SIGCONT)
+        wait_for(lambda: "cancelling its job" in agents[holder].log(), 10,
+                 "the thawed holder to cancel its revoked job")  # fmt: skip
         thread.join(timeout=60)
         (event,) = results[0].events.values()
         survivor = ({"agent-a", "agent-b"} - {holder}).pop()
         assert event.outcome is Outcome.RESOLVED and event.agent == survivor
-        assert any("expired" in e.message for e in events if e.stage is Stage.QUEUED)
-        agents[holder].signal(signal.SIGCONT)
-        wait_for(lambda: f"rejected late result from agent={holder}" in daemon.log(), 30,
-                 "the stale result to be rejected")  # fmt: skip
+        assert "resolved job=" not in agents[holder].log()
+        assert "rejected late result" not in daemon.log()
         with EnvdClient(cluster.address) as client:
             description, is_default = client.get_environment(
                 req_id=event.req_id, platform="linux-64"
             )
         assert is_default and description["full_id"] == event.full_id
+        assert description["resolved_by"]["agent"] == survivor
 
 
 def test_daemon_kill9_with_queued_jobs_then_restart_completes_them(

@@ -1,8 +1,8 @@
 """The embedded default: the real daemon and an agent in-process, over a private unix socket.
 
-This is the one composition root allowed to import two roles (daemon and agents); the client
-uses it when no coordinator is configured. It is the same code as `envd-daemon` + `envd-agent`,
-never a second path: real gRPC, SQLite state and the local store in `./.envd/`.
+The `embedded` role is the composition root that wires two roles (daemon and agents); the
+client uses it when no coordinator is configured. It is the same code as `envd-daemon` +
+`envd-agent`, never a second path: real gRPC, SQLite state and a local store in its home.
 """
 
 from __future__ import annotations
@@ -103,20 +103,22 @@ class EmbeddedCoordinator:
     async def _main(self) -> None:
         from envd.agents.connection import AgentIdentity
         from envd.agents.main import build_connection
+        from envd.clock import random_id
         from envd.daemon.server import start_daemon
         from envd.daemon.settings import CoordinatorSettings
+        from envd.daemon.state_sqlite import SqliteJobState
 
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         settings = CoordinatorSettings(
             store_url=self.store_url, no_agent_timeout=self.no_agent_timeout
         )
+        # the home's lock is ours: no agent of an earlier run can still hold a lease
+        state = SqliteJobState(self.home / "state.sqlite", random_id)
         daemon = await start_daemon(
-            listen=self.target,
-            store_url=self.store_url,
-            state_path=self.home / "state.sqlite",
-            settings=settings,
-        )
+            listen=self.target, store_url=self.store_url, state=state, settings=settings,
+            requeue_leased_at_start=True,
+        )  # fmt: skip
         identity = AgentIdentity(
             agent_id=f"embedded-{socket.gethostname()}-{os.getpid()}",
             host=socket.gethostname(),

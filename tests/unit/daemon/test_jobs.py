@@ -1,0 +1,474 @@
+"""The job lifecycle, dispatcher and agent sessions, in-process with an injected clock over a
+real SQLite state and a real local store: every transition, and every illegal one refused."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from envd.catalog import Catalog
+from envd.clock import random_id
+from envd.daemon.agent_registry import AgentRegistry, AssignJob, ConnectedAgent, RevokeLease
+from envd.daemon.agent_sessions import AgentSessions, Registration
+from envd.daemon.dispatcher import Dispatcher
+from envd.daemon.job_events import MAX_PENDING_PROGRESS, LocalJobEvents, Subscription, job_event
+from envd.daemon.jobs import JobLifecycle, JobTransitionError, Transition
+from envd.daemon.settings import CoordinatorSettings
+from envd.daemon.state import Job, JobStatus, NewJob
+from envd.daemon.state_sqlite import SqliteJobState
+from envd.description import ResolvedBy, ResolvedPackage, SolverInfo, build_description
+from envd.errors import (
+    EnvironmentNotFoundError,
+    RequestTooLargeError,
+    StaleLeaseError,
+    StoreError,
+    UnsatisfiableError,
+)
+from envd.progress import Outcome, ResolveEvent, Stage
+from envd.spec import CondaDependency, Spec
+from envd.store.local import LocalStore
+
+REQ = "a" * 40
+TTL = 10.0
+SPEC = Spec(conda=(CondaDependency(name="zlib", spec="zlib"),), channels=("conda-forge",))
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 1_700_000_000.0
+
+    def now(self) -> float:
+        return self.t
+
+
+class GatedStore(LocalStore):
+    """A real local store whose writes of default pointers can be held or made to fail: the
+    store delays and outages these tests need and cannot cause on a local disk on demand."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.gate: threading.Event | None = None
+        self.entered = threading.Event()
+        self.failures = 0
+
+    def _hold(self, key: str) -> None:
+        if not key.startswith("defaults/"):
+            return
+        self.entered.set()
+        if self.gate is not None:
+            assert self.gate.wait(10)
+        if self.failures:
+            self.failures -= 1
+            raise StoreError(f"failed to write `{key}`: service unavailable (injected)")
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        self._hold(key)
+        return super().put_if_absent(key, data)
+
+    def compare_and_swap(self, key: str, expected_version: str | None, data: bytes) -> str:
+        self._hold(key)
+        return super().compare_and_swap(key, expected_version, data)
+
+
+@dataclass
+class World:
+    clock: FakeClock
+    store: GatedStore
+    catalog: Catalog
+    state: SqliteJobState
+    events: LocalJobEvents
+    jobs: JobLifecycle
+    registry: AgentRegistry
+    dispatcher: Dispatcher
+    sessions: AgentSessions
+    hooked: list[tuple[Transition, str]] = field(default_factory=list)
+
+    async def job(self, platform: str = "linux-64") -> Job:
+        job, _ = await self.jobs.create_or_attach(
+            NewJob(REQ, platform, b"{}", False, {"user": "u", "host": "h"})
+        )
+        return job
+
+    async def agent(self, agent_id: str = "a1", held: tuple[str, ...] = ()) -> ConnectedAgent:
+        return await self.sessions.register(Registration(agent_id, "host", ("linux-64",), 1, held))
+
+    async def leased(self) -> tuple[Job, ConnectedAgent]:
+        await self.job()
+        agent = await self.agent()
+        await self.dispatcher.dispatch()
+        message = agent.outbox.get_nowait()
+        assert isinstance(message, AssignJob)
+        return message.job, agent
+
+    def describe(self, version: str = "1.2") -> str:
+        doc = build_description(
+            req_id=REQ, platform="linux-64", spec=SPEC, packages=[_package(version)],
+            resolved_at=datetime.fromtimestamp(self.clock.t, UTC),
+            resolved_by=ResolvedBy(user="u", agent="a1", host="h"),
+            solver=SolverInfo(name="rattler", version="0.28.0"),
+        )  # fmt: skip
+        self.catalog.write_description(doc)
+        full_id: str = doc["full_id"]
+        return full_id
+
+
+def _package(version: str) -> ResolvedPackage:
+    return ResolvedPackage(
+        kind="conda", name="zlib", version=version, build="h0_0", channel="conda-forge",
+        url=f"https://example.invalid/zlib-{version}-h0_0.conda",
+        filename=f"zlib-{version}-h0_0.conda", sha256="1" * 64, md5=None, size=10,
+        subdir="linux-64",
+    )  # fmt: skip
+
+
+def scenario(test: Callable[[World], Awaitable[None]]) -> Callable[[Path], None]:
+    """Run `test` in a fresh world on an event loop; the pytest test takes tmp_path."""
+
+    def run(tmp_path: Path) -> None:
+        async def main() -> None:
+            clock = FakeClock()
+            store = GatedStore(tmp_path / "store")
+            catalog = Catalog(store)
+            state = SqliteJobState(tmp_path / "state.sqlite", random_id)
+            events = LocalJobEvents()
+            settings = CoordinatorSettings(
+                store_url=str(tmp_path), lease_ttl=TTL, no_agent_timeout=60.0,
+                completion_timeout=5.0,
+            )  # fmt: skip
+            hooked: list[tuple[Transition, str]] = []
+
+            async def sleep(seconds: float) -> None:
+                clock.t += seconds
+
+            jobs = JobLifecycle(
+                state=state, events=events, catalog=catalog, clock=clock, settings=settings,
+                hook=lambda t, j: hooked.append((t, j.job_id)), sleep=sleep,
+            )  # fmt: skip
+            registry = AgentRegistry()
+            dispatcher = Dispatcher(jobs=jobs, registry=registry, clock=clock, settings=settings)
+            sessions = AgentSessions(
+                jobs=jobs, registry=registry, dispatcher=dispatcher, clock=clock,
+                settings=settings,
+            )  # fmt: skip
+            world = World(clock, store, catalog, state, events, jobs, registry, dispatcher,
+                          sessions, hooked)  # fmt: skip
+            try:
+                await test(world)
+            finally:
+                await state.close()
+
+        asyncio.run(main())
+
+    run.__name__ = test.__name__
+    return run
+
+
+async def pending(subscription: Subscription) -> list[ResolveEvent]:
+    found = []
+    while True:
+        try:
+            found.append(await asyncio.wait_for(subscription.get(), 0.01))
+        except TimeoutError:
+            return found
+
+
+def outbox(agent: ConnectedAgent) -> list[Any]:
+    found = []
+    while not agent.outbox.empty():
+        found.append(agent.outbox.get_nowait())
+    return found
+
+
+@scenario
+async def test_create_then_attach_is_single_flight(w: World) -> None:
+    first = await w.job()
+    second = await w.job()
+    assert first.job_id == second.job_id and first.status is JobStatus.QUEUED
+    assert w.hooked == [(Transition.CREATED, first.job_id), (Transition.ATTACHED, first.job_id)]
+
+
+@scenario
+async def test_lease_publishes_and_assigns_once(w: World) -> None:
+    job = await w.job()
+    watch = w.events.subscribe({job.job_id})
+    agent = await w.agent()
+    await w.dispatcher.dispatch()
+    await w.dispatcher.dispatch()  # no free slot: nothing more
+    messages = outbox(agent)
+    assert len(messages) == 1 and isinstance(messages[0], AssignJob)
+    leased = messages[0].job
+    assert leased.status is JobStatus.LEASED and leased.agent_id == "a1"
+    assert agent.leases == {leased.lease_id}
+    assert [(e.stage, e.message) for e in await pending(watch)] == [
+        (Stage.LEASED, "leased by agent `a1`")
+    ]
+    assert (Transition.LEASED, job.job_id) in w.hooked
+    assert await w.jobs.lease(job.job_id, "a2") is None  # already leased
+
+
+@scenario
+async def test_complete_moves_the_default_and_ends_the_job_once(w: World) -> None:
+    job, agent = await w.leased()
+    watch = w.events.subscribe({job.job_id})
+    full_id = w.describe()
+    assert job.lease_id is not None
+    await w.sessions.result(agent, job.lease_id, full_id)
+    done = await w.state.get(job.job_id)
+    assert done.status is JobStatus.DONE and done.full_id == full_id
+    pointer = w.catalog.get_default(REQ, "linux-64")
+    assert pointer is not None and pointer.full_id == full_id
+    events = await pending(watch)
+    assert [(e.stage, e.outcome, e.full_id) for e in events] == [
+        (Stage.DONE, Outcome.RESOLVED, full_id)
+    ]
+    assert events[0].description is not None
+    assert [t for t, _ in w.hooked][-2:] == [Transition.COMPLETING, Transition.COMPLETED]
+    assert agent.leases == set()
+    with pytest.raises(StaleLeaseError):  # a second result under the same lease
+        await w.jobs.complete(job.lease_id, full_id, "a1")
+
+
+@scenario
+async def test_result_under_an_expired_lease_is_rejected_and_moves_nothing(w: World) -> None:
+    job, agent = await w.leased()
+    full_id = w.describe()
+    w.clock.t += TTL + 1
+    assert job.lease_id is not None
+    await w.sessions.result(agent, job.lease_id, full_id)  # before the sweep ran
+    assert w.catalog.get_default(REQ, "linux-64") is None
+    assert (await w.state.get(job.job_id)).status is JobStatus.LEASED
+    assert [type(m) for m in outbox(agent)] == [RevokeLease]
+    await w.dispatcher.sweep()
+    assert (await w.state.get(job.job_id)).status is JobStatus.QUEUED
+
+
+@scenario
+async def test_store_delayed_past_the_ttl_cannot_expire_a_completing_job(w: World) -> None:
+    """The fencing race: the pointer write stalls longer than the lease TTL while the sweep
+    runs; the job is not re-queued, the pointer moves once and the job ends exactly once."""
+    job, agent = await w.leased()
+    watch = w.events.subscribe({job.job_id})
+    full_id = w.describe()
+    w.store.gate = threading.Event()
+    assert job.lease_id is not None
+    completing = asyncio.ensure_future(w.sessions.result(agent, job.lease_id, full_id))
+    await asyncio.to_thread(w.store.entered.wait, 5)
+    w.clock.t += 3 * TTL  # the agent stopped renewing long ago
+    await w.dispatcher.sweep()
+    await w.sessions.heartbeat(agent, [job.lease_id])  # still current: not revoked
+    assert (await w.state.get(job.job_id)).status is JobStatus.COMPLETING
+    assert await w.dispatcher.jobs.expired() == []
+    w.store.gate.set()
+    await completing
+    final = await w.state.get(job.job_id)
+    assert final.status is JobStatus.DONE and final.attempts == 1
+    stages = [e.stage for e in await pending(watch)]
+    assert stages == [Stage.DONE]
+    assert [t for t, _ in w.hooked].count(Transition.REQUEUED) == 0
+    assert not any(isinstance(m, RevokeLease) for m in outbox(agent))
+
+
+@scenario
+async def test_transient_store_errors_while_completing_are_retried(w: World) -> None:
+    job, agent = await w.leased()
+    full_id = w.describe()
+    w.store.failures = 2
+    assert job.lease_id is not None
+    await w.sessions.result(agent, job.lease_id, full_id)
+    assert (await w.state.get(job.job_id)).status is JobStatus.DONE
+    assert w.store.failures == 0
+
+
+@scenario
+async def test_a_store_down_past_the_completion_timeout_requeues_not_fails(w: World) -> None:
+    job, agent = await w.leased()
+    full_id = w.describe()
+    w.store.failures = 1000
+    assert job.lease_id is not None
+    await w.sessions.result(agent, job.lease_id, full_id)
+    after = await w.state.get(job.job_id)
+    assert after.status is JobStatus.QUEUED and after.error is None and after.full_id is None
+    assert w.catalog.get_default(REQ, "linux-64") is None
+
+
+@scenario
+async def test_a_result_without_its_description_fails_the_job(w: World) -> None:
+    job, agent = await w.leased()
+    watch = w.events.subscribe({job.job_id})
+    assert job.lease_id is not None
+    await w.sessions.result(agent, job.lease_id, "c" * 40)
+    failed = await w.state.get(job.job_id)
+    assert failed.status is JobStatus.FAILED and failed.error is not None
+    assert failed.error["reference"] == EnvironmentNotFoundError.reference
+    assert [e.outcome for e in await pending(watch)] == [Outcome.FAILED]
+
+
+@scenario
+async def test_failure_is_fenced_by_the_lease(w: World) -> None:
+    job, agent = await w.leased()
+    await w.sessions.failure(agent, "lease-forged", UnsatisfiableError("no"))
+    assert (await w.state.get(job.job_id)).status is JobStatus.LEASED
+    with pytest.raises(StaleLeaseError):
+        await w.jobs.fail(job, UnsatisfiableError("no"), lease_id="lease-forged")
+    assert (Transition.REJECTED, job.job_id) in w.hooked
+    assert job.lease_id is not None
+    await w.sessions.failure(agent, job.lease_id, UnsatisfiableError("conflict"))
+    failed = await w.state.get(job.job_id)
+    assert failed.status is JobStatus.FAILED and failed.error is not None
+    assert failed.error["message"] == "conflict"
+    with pytest.raises(JobTransitionError, match="is not in flight"):
+        await w.jobs.fail(failed, UnsatisfiableError("again"))
+
+
+@scenario
+async def test_expired_lease_is_requeued_and_revoked_at_its_holder(w: World) -> None:
+    job, agent = await w.leased()
+    watch = w.events.subscribe({job.job_id})
+    w.clock.t += TTL / 2
+    assert job.lease_id is not None
+    await w.sessions.heartbeat(agent, [job.lease_id])
+    w.clock.t += TTL / 2 + 1
+    await w.dispatcher.sweep()
+    assert (await w.state.get(job.job_id)).status is JobStatus.LEASED  # renewed in time
+    w.clock.t += TTL
+    await w.dispatcher.sweep()
+    queued = await w.state.get(job.job_id)
+    assert queued.status is JobStatus.QUEUED and queued.lease_id is None
+    revokes = [m for m in outbox(agent) if isinstance(m, RevokeLease)]
+    assert [r.lease_id for r in revokes] == [job.lease_id]
+    assert "expired (no heartbeat for 10 s)" in revokes[0].reason
+    events = await pending(watch)
+    assert [e.stage for e in events] == [Stage.QUEUED]
+    assert events[0].message.endswith("; queued again")
+    assert agent.leases == set()
+
+
+@scenario
+async def test_reconnect_within_the_ttl_keeps_the_lease(w: World) -> None:
+    job, agent = await w.leased()
+    assert job.lease_id is not None
+    w.sessions.disconnected(agent)
+    w.clock.t += TTL / 2
+    back = await w.agent(held=(job.lease_id, "lease-gone"))
+    assert back.leases == {job.lease_id}
+    assert [(type(m), m.lease_id) for m in outbox(back)] == [(RevokeLease, "lease-gone")]
+    w.clock.t += TTL * 0.9
+    await w.dispatcher.sweep()
+    assert (await w.state.get(job.job_id)).status is JobStatus.LEASED
+
+
+@scenario
+async def test_a_disconnected_agent_that_never_returns_loses_its_jobs_after_one_ttl(
+    w: World,
+) -> None:
+    job, agent = await w.leased()
+    w.sessions.disconnected(agent)
+    w.clock.t += TTL * 0.9
+    await w.dispatcher.sweep()
+    assert (await w.state.get(job.job_id)).status is JobStatus.LEASED
+    w.clock.t += TTL * 0.2
+    watch = w.events.subscribe({job.job_id})
+    await w.dispatcher.sweep()
+    events = await pending(watch)
+    assert [e.message for e in events] == [
+        "agent `a1` disconnected and did not come back within 10 s; queued again"
+    ]
+
+
+@scenario
+async def test_release_requeues_at_once(w: World) -> None:
+    job, agent = await w.leased()
+    assert job.lease_id is not None
+    await w.sessions.release(agent, job.lease_id, "agent stopping")
+    assert (await w.state.get(job.job_id)).status is JobStatus.QUEUED
+    await w.sessions.release(agent, job.lease_id, "again")  # stale: nothing happens
+    assert [t for t, _ in w.hooked].count(Transition.REQUEUED) == 1
+
+
+@scenario
+async def test_an_impostor_with_the_same_id_cannot_displace_the_agent(w: World) -> None:
+    job, real = await w.leased()
+    impostor = await w.agent("a1")
+    w.sessions.disconnected(impostor)
+    assert w.registry.serving("linux-64", w.clock.t, TTL) == [real]
+    assert job.lease_id is not None and w.registry.holder_of(job.lease_id) is real
+
+
+@scenario
+async def test_too_many_leases_in_one_heartbeat_are_refused(w: World) -> None:
+    agent = await w.agent()
+    with pytest.raises(RequestTooLargeError, match="100000 lease ids in one message"):
+        await w.sessions.heartbeat(agent, [f"lease-{i}" for i in range(100_000)])
+
+
+@scenario
+async def test_progress_is_never_terminal_and_needs_the_lease(w: World) -> None:
+    job, agent = await w.leased()
+    watch = w.events.subscribe({job.job_id})
+    assert job.lease_id is not None
+    await w.sessions.progress(agent, job.lease_id, Stage.DONE, "forged")
+    await w.sessions.progress(agent, "lease-other", Stage.RESOLVING, "not mine")
+    await w.sessions.progress(agent, job.lease_id, Stage.RESOLVING, "solving")
+    assert [(e.stage, e.message) for e in await pending(watch)] == [(Stage.RESOLVING, "solving")]
+
+
+@scenario
+async def test_cancel_ends_an_in_flight_job_once(w: World) -> None:
+    job = await w.job()
+    watch = w.events.subscribe({job.job_id})
+    cancelled = await w.jobs.cancel(job.job_id, "operator asked")
+    assert cancelled.status is JobStatus.CANCELLED
+    events = await pending(watch)
+    assert [(e.stage, e.outcome) for e in events] == [(Stage.FAILED, Outcome.FAILED)]
+    assert events[0].error is not None and "operator asked" in events[0].error.message
+    with pytest.raises(JobTransitionError, match="already cancelled"):
+        await w.jobs.cancel(job.job_id, "again")
+
+
+@scenario
+async def test_requeue_of_a_queued_job_is_refused(w: World) -> None:
+    job = await w.job()
+    assert await w.jobs.requeue(job, "why") is None
+    assert Transition.REQUEUED not in [t for t, _ in w.hooked]
+
+
+@scenario
+async def test_no_agent_timeout_fails_only_unserved_platforms(w: World) -> None:
+    served = await w.job("linux-64")
+    unserved = await w.job("win-64")
+    agent = await w.agent()
+    agent.slots = 0  # busy: the served job stays queued
+    w.clock.t += 61
+    await w.sessions.heartbeat(agent, [])
+    await w.dispatcher.sweep()
+    assert (await w.state.get(served.job_id)).status is JobStatus.QUEUED
+    failed = await w.state.get(unserved.job_id)
+    assert failed.status is JobStatus.FAILED and failed.error is not None
+    assert failed.error["message"] == "no agent serving `win-64` connected within 60 s"
+
+
+def test_subscriptions_are_bounded_but_keep_terminal_events() -> None:
+    async def main() -> None:
+        events = LocalJobEvents()
+        sub = events.subscribe({"j1", "j2"})
+        job = Job("j1", REQ, "linux-64", b"", False, {}, JobStatus.LEASED, None, None, None,
+                  0, None, None, 0.0, 0.0)  # fmt: skip
+        for i in range(1000):
+            events.publish(job_event(job, Stage.RESOLVING, message=str(i)))
+        events.publish(job_event(job, Stage.DONE))
+        got = await pending(sub)
+        assert len(got) == MAX_PENDING_PROGRESS + 1 and sub.dropped == 1000 - MAX_PENDING_PROGRESS
+        assert got[0].message == str(1000 - MAX_PENDING_PROGRESS)
+        assert got[-1].stage is Stage.DONE
+        events.unsubscribe(sub)
+        assert events.following() == 0
+        events.publish(job_event(job, Stage.DONE))  # nobody listening: no error
+
+    asyncio.run(main())
