@@ -110,8 +110,9 @@ class AgentConnection:
                 beat = asyncio.create_task(self._heartbeat(welcome.heartbeat_interval_ms / 1000))
                 stopper = asyncio.create_task(stop.wait())
                 try:
-                    if await self._receive(call, stopper):
-                        await self._release_all(call)
+                    pending_read = await self._receive(call, stopper)
+                    if pending_read is not None:
+                        await self._release_all(call, pending_read)
                 finally:
                     beat.cancel()
                     stopper.cancel()
@@ -119,17 +120,19 @@ class AgentConnection:
             except grpc.aio.AioRpcError as err:
                 raise error_from_rpc(err) from err
 
-    async def _receive(self, call: Any, stopper: asyncio.Task[bool]) -> bool:
-        """Handle coordinator messages until the stream ends (False) or stop is asked (True)."""
+    async def _receive(
+        self, call: Any, stopper: asyncio.Task[bool]
+    ) -> asyncio.Future[Any] | None:
+        """Handle coordinator messages until the stream ends (None) or stop is asked: then the
+        read still pending (cancelling it would cancel the whole call)."""
         while True:
             read = asyncio.ensure_future(call.read())
             done, _ = await asyncio.wait({read, stopper}, return_when=asyncio.FIRST_COMPLETED)
-            if stopper in done:
-                read.cancel()
-                return True
+            if read not in done:
+                return read
             message = read.result()
             if message is grpc.aio.EOF:
-                return False
+                return None
             kind = message.WhichOneof("body")
             if kind == "assignment":
                 self._start(message.assignment)
@@ -143,7 +146,7 @@ class AgentConnection:
         log.warning("lease %s revoked: %s; cancelling its job", lease_id, reason)
         task.cancel()
 
-    async def _release_all(self, call: Any) -> None:
+    async def _release_all(self, call: Any, pending_read: asyncio.Future[Any]) -> None:
         """Stopping: cancel the running jobs and give their leases back so they are queued
         again at once, then half-close and let the coordinator end the stream."""
         held = list(self.active)
@@ -157,9 +160,10 @@ class AgentConnection:
         self.outbox.put_nowait(_END)
         try:
             async with asyncio.timeout(5.0):
-                while await call.read() is not grpc.aio.EOF:
-                    pass
-        except (TimeoutError, grpc.aio.AioRpcError):
+                message = await pending_read
+                while message is not grpc.aio.EOF:  # revocations etc.: the jobs are gone
+                    message = await call.read()
+        except (TimeoutError, grpc.aio.AioRpcError, asyncio.CancelledError):
             pass
         if held:
             log.info("released %d lease(s)", len(held))
