@@ -58,7 +58,7 @@ def test_sigterm_of_the_daemon_mid_job_then_restart_keeps_the_agents_lease(
         slow.set_delay(4.0)
         daemon = cluster.start_daemon(listen=listen, lease_ttl=15.0, heartbeat=0.3)
         agent = cluster.start_agent("agent-a", ["linux-64"])
-        thread, results, events = _request_in_background(listen, slow)
+        thread, results, _events = _request_in_background(listen, slow)
         started = time.monotonic()
         daemon.signal(signal.SIGTERM)
         assert daemon.popen.wait(timeout=10) == 0
@@ -107,7 +107,7 @@ def test_a_killed_embedded_client_leaves_no_ghost_job(tmp_path: Path) -> None:
         first.kill()
         first.communicate(timeout=10)
         slow.set_delay(0.0)
-        second = subprocess.run(argv + ["--json"], cwd=tmp_path, env=env, capture_output=True,
+        second = subprocess.run([*argv, "--json"], cwd=tmp_path, env=env, capture_output=True,
                                 text=True, timeout=120)  # fmt: skip
     assert second.returncode == 0, second.stderr
     assert "restart: 1 leased job(s) queued again" in second.stderr
