@@ -126,7 +126,7 @@ class AgentConnection:
         """Handle coordinator messages until the stream ends (None) or stop is asked: then the
         read still pending (cancelling it would cancel the whole call)."""
         while True:
-            read = asyncio.ensure_future(call.read())
+            read: asyncio.Future[Any] = asyncio.ensure_future(call.read())
             done, _ = await asyncio.wait({read, stopper}, return_when=asyncio.FIRST_COMPLETED)
             if read not in done:
                 return read
