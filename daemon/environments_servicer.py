@@ -19,6 +19,8 @@ from envd.errors import (
     RequestTooLargeError,
 )
 from envd.ids import is_id
+from envd.ids import req_id as compute_req_id
+from envd.progress import Outcome
 from envd.spec import normalize_spec
 from envd.spec_input import MAX_DEPENDENCIES
 from envd.v1 import environments_pb2, environments_pb2_grpc
@@ -26,16 +28,20 @@ from envd.wire import error_metadata, event_to_pb, raw_spec_from_pb, status_code
 
 from .agent_registry import AgentRegistry
 from .coordinator import Coordinator
+from .hit_cache import HitCache
 
 log = logging.getLogger("envd.daemon")
 MAX_PLATFORMS = 32
 
 
 class EnvironmentsServicer(environments_pb2_grpc.EnvironmentsServicer):  # type: ignore[misc]
-    def __init__(self, coordinator: Coordinator, catalog: Catalog, registry: AgentRegistry) -> None:
+    def __init__(
+        self, coordinator: Coordinator, catalog: Catalog, registry: AgentRegistry, hits: HitCache
+    ) -> None:
         self.coordinator = coordinator
         self.catalog = catalog
         self.registry = registry
+        self.hits = hits
 
     async def GetInfo(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         return environments_pb2.ServerInfo(
@@ -47,32 +53,43 @@ class EnvironmentsServicer(environments_pb2_grpc.EnvironmentsServicer):  # type:
 
     async def Resolve(
         self, request: Any, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[environments_pb2.ResolveEvent]:
+    ) -> AsyncIterator[environments_pb2.ResolveEvent | bytes]:
         try:
-            if not request.platforms:
-                raise InvalidSpecError("no target platform given", hint="pass `--arch PLATFORM`")
-            if len(request.platforms) > MAX_PLATFORMS:
-                raise RequestTooLargeError(
-                    f"{len(request.platforms)} platforms requested; the limit is {MAX_PLATFORMS}"
-                )
-            count = len(request.spec.conda) + len(request.spec.pypi)
-            if count > MAX_DEPENDENCIES:
-                raise RequestTooLargeError(
-                    f"{count} dependencies is over the limit of {MAX_DEPENDENCIES}",
-                    hint="split the request into smaller environments",
-                )
+            _check_limits(request)
+            platforms = list(dict.fromkeys(request.platforms))
+            spec_bytes = request.spec.SerializeToString(deterministic=True)
+            if not request.force:
+                known = self.hits.known_req_id(spec_bytes)
+                if known is not None:
+                    answers = await self.hits.answers(known, platforms, request.no_archives)
+                    if answers is not None:
+                        for answer in answers:
+                            yield answer
+                        return
             spec = normalize_spec(raw_spec_from_pb(request.spec))
-            requester = {"user": request.requester.user, "host": request.requester.host}
+            rid = self.hits.req_id_of(spec_bytes, lambda: compute_req_id(spec))
+            # pointers read before the answer is built: if one moves in between, the cached
+            # answer carries the older pointer and is re-read on its next check
+            pointers = {} if request.force else await asyncio.to_thread(
+                lambda: {p: self.catalog.get_default(rid, p) for p in platforms}
+            )  # fmt: skip
             events = self.coordinator.resolve(
                 spec,
-                list(request.platforms),
+                platforms,
                 force=request.force,
                 no_wait=request.no_wait,
                 no_archives=request.no_archives,
-                requester=requester,
+                requester={"user": request.requester.user, "host": request.requester.host},
             )
             async for event in events:
-                yield event_to_pb(event)
+                if event.outcome is not Outcome.CACHE_HIT:
+                    yield event_to_pb(event)
+                    continue
+                encoded = event_to_pb(event).SerializeToString()
+                self.hits.remember(
+                    rid, event.platform, request.no_archives, encoded, pointers.get(event.platform)
+                )
+                yield encoded
         except EnvdError as err:
             await _abort(context, err)
 
@@ -134,6 +151,51 @@ class EnvironmentsServicer(environments_pb2_grpc.EnvironmentsServicer):  # type:
                 for e in found
             ]
         )
+
+
+def _check_limits(request: Any) -> None:
+    if not request.platforms:
+        raise InvalidSpecError("no target platform given", hint="pass `--arch PLATFORM`")
+    if len(request.platforms) > MAX_PLATFORMS:
+        raise RequestTooLargeError(
+            f"{len(request.platforms)} platforms requested; the limit is {MAX_PLATFORMS}"
+        )
+    count = len(request.spec.conda) + len(request.spec.pypi)
+    if count > MAX_DEPENDENCIES:
+        raise RequestTooLargeError(
+            f"{count} dependencies is over the limit of {MAX_DEPENDENCIES}",
+            hint="split the request into smaller environments",
+        )
+
+
+def _encode(message: Any) -> bytes:
+    """Responses are messages, or already-encoded answers (the cache-hit fast path)."""
+    return message if isinstance(message, bytes) else message.SerializeToString()
+
+
+def add_environments_servicer(servicer: EnvironmentsServicer, server: grpc.aio.Server) -> None:
+    """The generated registration, but with responses that may come encoded already."""
+    pb = environments_pb2
+    handlers = {
+        "GetInfo": grpc.unary_unary_rpc_method_handler(
+            servicer.GetInfo, pb.GetInfoRequest.FromString, _encode
+        ),
+        "Resolve": grpc.unary_stream_rpc_method_handler(
+            servicer.Resolve, pb.ResolveRequest.FromString, _encode
+        ),
+        "Wait": grpc.unary_stream_rpc_method_handler(
+            servicer.Wait, pb.WaitRequest.FromString, _encode
+        ),
+        "GetEnvironment": grpc.unary_unary_rpc_method_handler(
+            servicer.GetEnvironment, pb.GetEnvironmentRequest.FromString, _encode
+        ),
+        "ListEnvironments": grpc.unary_unary_rpc_method_handler(
+            servicer.ListEnvironments, pb.ListEnvironmentsRequest.FromString, _encode
+        ),
+    }
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler("envd.v1.Environments", handlers),)
+    )
 
 
 async def _abort(context: grpc.aio.ServicerContext, err: EnvdError) -> Any:

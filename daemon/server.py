@@ -15,19 +15,20 @@ from grpc_reflection.v1alpha import reflection
 from envd.catalog import Catalog
 from envd.clock import Clock, SystemClock
 from envd.store.url import open_store
-from envd.v1 import agents_pb2, agents_pb2_grpc, environments_pb2, environments_pb2_grpc
+from envd.v1 import agents_pb2, agents_pb2_grpc, environments_pb2
 
 from .agent_registry import AgentRegistry, CloseSession
 from .agent_sessions import AgentSessions
 from .agents_servicer import AgentsServicer
 from .coordinator import Coordinator
 from .dispatcher import Dispatcher
-from .environments_servicer import EnvironmentsServicer
+from .environments_servicer import EnvironmentsServicer, add_environments_servicer
+from .hit_cache import HitCache
 from .interceptors import ProtocolVersionInterceptor
 from .job_events import JobEvents, LocalJobEvents
-from .jobs import JobHook, JobLifecycle, no_hook
+from .jobs import JobHook, JobLifecycle, Transition, no_hook
 from .settings import CoordinatorSettings
-from .state import JobState
+from .state import Job, JobState
 
 log = logging.getLogger("envd.daemon")
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
@@ -88,9 +89,16 @@ async def start_daemon(
         verb = "queued again" if requeue_leased_at_start else "wait one TTL for their agents"
         log.info("restart: %d leased job(s) %s", affected, verb)
     registry = AgentRegistry()
+    hits = HitCache(catalog, clock)
+
+    def on_transition(transition: Transition, job: Job, /) -> None:
+        if transition is Transition.COMPLETED:
+            hits.forget(job.req_id, job.platform)  # its default pointer just moved
+        hook(transition, job)
+
     jobs = JobLifecycle(
         state=state, events=events or LocalJobEvents(), catalog=catalog, clock=clock,
-        settings=settings, hook=hook,
+        settings=settings, hook=on_transition,
     )  # fmt: skip
     dispatcher = Dispatcher(jobs=jobs, registry=registry, clock=clock, settings=settings)
     coordinator = Coordinator(
@@ -107,9 +115,7 @@ async def start_daemon(
     server = grpc.aio.server(
         interceptors=[*interceptors, ProtocolVersionInterceptor()], options=options
     )
-    environments_pb2_grpc.add_EnvironmentsServicer_to_server(
-        EnvironmentsServicer(coordinator, catalog, registry), server
-    )
+    add_environments_servicer(EnvironmentsServicer(coordinator, catalog, registry, hits), server)
     agents_pb2_grpc.add_AgentsServicer_to_server(
         AgentsServicer(sessions, store.url, settings), server
     )
