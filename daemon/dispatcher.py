@@ -7,7 +7,7 @@ import asyncio
 import logging
 
 from envd.clock import Clock
-from envd.errors import NoAgentForPlatformError
+from envd.errors import JobAttemptsExceededError, NoAgentForPlatformError, StaleLeaseError
 
 from .agent_registry import AgentRegistry, AssignJob, ConnectedAgent, RevokeLease
 from .jobs import JobLifecycle
@@ -103,10 +103,22 @@ class Dispatcher:
         return f"lease of agent `{job.agent_id}` expired (no heartbeat for {ttl:g} s)"
 
     async def revoke(self, job: Job, reason: str) -> None:
-        """Queue the job again and tell the lease holder (if connected) to stop working on it."""
+        """Queue the job again (or fail it, once its leases ended without a result
+        `max_attempts` times: a poison job must not starve the others) and tell the lease
+        holder, if connected, to stop working on it."""
         if job.lease_id is None:
             return
-        if await self.jobs.requeue(job, reason, lease_id=job.lease_id) is None:
+        if job.attempts >= self.settings.max_attempts:
+            err = JobAttemptsExceededError(
+                f"job `{job.job_id}` failed after {job.attempts} attempts; the last: {reason}",
+                hint="the agents serving the platform may crash or stall on this request; "
+                "check their logs",
+            )
+            try:
+                await self.jobs.fail(job, err, job.lease_id)
+            except StaleLeaseError:
+                return
+        elif await self.jobs.requeue(job, reason, lease_id=job.lease_id) is None:
             return
         holder = self.registry.release(job.lease_id)
         if holder is not None:

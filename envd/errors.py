@@ -4,6 +4,14 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+MAX_MESSAGE_CHARS = 2000
+
+
+def _bounded(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - 40]}… ({len(text) - limit + 40} more characters)"
+
 
 class EnvdError(Exception):
     """Root of every error envd reports to a user.
@@ -18,9 +26,11 @@ class EnvdError(Exception):
     exit_code: ClassVar[int] = 1
 
     def __init__(self, message: str, hint: str | None = None) -> None:
+        # errors often quote input: a bounded message can't outgrow gRPC's metadata limit
+        message = _bounded(message, MAX_MESSAGE_CHARS)
         super().__init__(message)
         self.message = message
-        self.hint = hint
+        self.hint = None if hint is None else _bounded(hint, MAX_MESSAGE_CHARS // 4)
 
     def __str__(self) -> str:
         return self.message
@@ -136,6 +146,22 @@ class CoordinatorShuttingDownError(CoordinatorUnavailableError):
     """The coordinator is stopping: re-attach to the job ids already received."""
 
     reference = "E307"
+
+
+class JobAttemptsExceededError(EnvdError):
+    """A job whose leases kept ending without a result (a poison job) is failed, not retried."""
+
+    reference = "E308"
+    status = "ABORTED"
+    exit_code = 4
+
+
+class StateError(EnvdError):
+    """The coordinator's state store can't be written or read (full disk, corrupt file)."""
+
+    reference = "E309"
+    status = "UNAVAILABLE"
+    exit_code = 6
 
 
 class StoreError(EnvdError):
