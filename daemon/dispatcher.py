@@ -72,9 +72,15 @@ class Dispatcher:
     async def _lease_next(self, agent: ConnectedAgent) -> Job | None:
         candidates = await self.jobs.state.queued(agent.platforms, _CANDIDATES)
         for candidate in candidates:
+            if not self.registry.connected(agent) or agent.free_slots() == 0:
+                return None  # it left or began draining while we read the queue
             job = await self.jobs.lease(candidate.job_id, agent.agent_id)
             if job is None or job.lease_id is None:
                 continue
+            if not self.registry.connected(agent) or agent.draining:
+                await self.jobs.requeue(job, f"agent `{agent.agent_id}` left before its "
+                                        "assignment", lease_id=job.lease_id)  # fmt: skip
+                return None
             self.registry.hold(agent, job.lease_id)
             agent.send(AssignJob(job))
             return job

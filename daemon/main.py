@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import envd
+from envd.channel_policy import ChannelPolicy
 from envd.clock import random_id
 from envd.errors import EnvdError, StateError
 from envd.logs import configure_logging, report_error
@@ -42,6 +43,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="./.envd/state.sqlite",
         type=Path,
         help="SQLite file holding jobs and leases (default %(default)s)",
+    )
+    parser.add_argument(
+        "--allow-channel",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="only channels matching this pattern (fnmatch over the name or URL, e.g. "
+        "`https://conda.example.com/*`; repeatable); default: any http(s) channel and any "
+        "channel name",
+    )
+    parser.add_argument(
+        "--allow-local-channels",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="DIR",
+        help="allow `file://` and folder channels under DIR (repeatable); default: none",
     )
     parser.add_argument(
         "--recover",
@@ -85,6 +103,7 @@ async def serve(args: argparse.Namespace) -> None:
         heartbeat_interval=args.heartbeat_interval,
         no_agent_timeout=args.no_agent_timeout,
         sweep_interval=min(1.0, args.lease_ttl / 4),
+        channel_policy=ChannelPolicy.of(args.allow_channel, args.allow_local_channels),
     )
     state = open_state(args.state, recover=args.recover)
     try:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from envd.channel_policy import ChannelPolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,3 +23,5 @@ class CoordinatorSettings:
     max_concurrent_calls: int = 4096
     # most lease ids one heartbeat may carry (more are refused, not looked up)
     max_heartbeat_leases: int = 1024
+    # which channels requests may name (default: http(s) and names, no local folders)
+    channel_policy: ChannelPolicy = field(default_factory=ChannelPolicy)

@@ -96,6 +96,14 @@ class SolveTimeoutError(EnvdError):
     exit_code = 3
 
 
+class ChannelNotAllowedError(EnvdError):
+    """A channel (or a URL derived from one) outside the coordinator's channel policy."""
+
+    reference = "E205"
+    status = "PERMISSION_DENIED"
+    exit_code = 2
+
+
 class NoAgentForPlatformError(EnvdError):
     reference = "E300"
     status = "UNAVAILABLE"

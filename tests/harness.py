@@ -106,6 +106,9 @@ class Cluster:
             "--heartbeat-interval", str(heartbeat),
             "--no-agent-timeout", str(no_agent_timeout),
             "--ready-file", str(ready),
+            # as an operator would list them: the repo's example and fixture channels
+            "--allow-local-channels", str(ROOT / "examples"),
+            "--allow-local-channels", str(ROOT / "tests" / "fixtures"),
         ]  # fmt: skip
         process = self._spawn(f"daemon-{len(self.processes)}", argv)
         wait_for(lambda: ready.exists() or process.popen.poll() is not None, 30, "daemon ready")

@@ -502,3 +502,27 @@ async def test_a_poison_job_fails_after_its_attempts_while_others_complete(w: Wo
     await w.dispatcher.dispatch()
     (assignment,) = outbox(healthy)
     assert isinstance(assignment, AssignJob) and assignment.job.job_id == other.job_id
+
+
+@scenario
+async def test_an_agent_that_released_work_gets_no_new_work(w: World) -> None:
+    """Reproduces a race seen end to end: the job an agent released on SIGTERM was leased
+    straight back to it while its stream was closing."""
+    job, stopping = await w.leased()
+    assert job.lease_id is not None
+    await w.sessions.release(stopping, job.lease_id, "agent stopping")
+    await w.dispatcher.dispatch()
+    assert outbox(stopping) == []
+    other = await w.agent("a2")
+    await w.dispatcher.dispatch()
+    (assignment,) = outbox(other)
+    assert isinstance(assignment, AssignJob) and assignment.job.job_id == job.job_id
+
+
+@scenario
+async def test_an_agent_gone_while_the_queue_was_read_gets_nothing(w: World) -> None:
+    job = await w.job()
+    agent = await w.agent()
+    w.sessions.disconnected(agent)
+    await w.dispatcher._lease_next(agent)
+    assert outbox(agent) == [] and (await w.state.get(job.job_id)).status is JobStatus.QUEUED
