@@ -46,8 +46,9 @@ class Resolver(Protocol):
       `StageTimeoutError` naming the stage (e.g. "fetching repodata") and the (redacted) URL,
       and a solve that does raises `SolveTimeoutError`.
     - Cancellable: cancelling the awaiting task stops its network I/O at once and raises
-      `CancelledError`; CPU-bound work already handed to a solver ends within the solve
-      deadline. Cancellation leaves its caches usable.
+      `CancelledError`. CPU-bound work already handed to a solver cannot be interrupted: it
+      ends on its own, at the latest at the solve deadline. Cancellation leaves its caches
+      usable.
     - Raises only `EnvdError` leaves (or `CancelledError`): `PackageNotFoundError` naming every
       requested package no index has (see `missing_packages_error`), `UnsatisfiableError`,
       `ChannelError`, `InvalidSpecError`, `StageTimeoutError`, `SolveTimeoutError` — never an

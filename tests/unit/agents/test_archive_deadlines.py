@@ -94,7 +94,9 @@ def test_cancelled_while_an_upload_hangs_returns_at_once_without_temp_files(
         return time.monotonic() - start
 
     try:
-        assert asyncio.run(cancel_mid_upload()) < 1.0
+        assert (
+            asyncio.run(cancel_mid_upload()) < 2.0
+        )  # not the upload (30 s) or its deadline (60 s)
     finally:
         cache.close()
     assert list((tmp_path / "scratch").iterdir()) == []

@@ -82,7 +82,7 @@ def test_cancelling_a_resolve_drops_its_requests_and_leaves_the_gateway_usable(
         start = time.monotonic()
         with pytest.raises(asyncio.CancelledError):
             await task
-        assert time.monotonic() - start < 1.0
+        assert time.monotonic() - start < 2.0
 
     with stalled_server() as stalled:
         asyncio.run(cancel_while_stalled(stalled.url))

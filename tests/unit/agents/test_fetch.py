@@ -204,7 +204,7 @@ def test_cancel_stops_a_trickling_download_within_a_read(tmp_path: Path) -> None
         assert served.started.wait(10)
         time.sleep(0.2)  # some bytes are in
         cancel.set()
-        thread.join(timeout=1.0)
+        thread.join(timeout=2.0)
         assert not thread.is_alive()
     assert [type(e) for e in errors] == [FetchCancelled]
     assert list((tmp_path / "out").iterdir()) == []

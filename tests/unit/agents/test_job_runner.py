@@ -110,7 +110,7 @@ def test_cancelled_mid_download_stops_cleans_up_and_writes_no_description(
         )
     finally:
         runner.archives.close()
-    assert took < 1.0
+    assert took < 2.0  # within a read, not at the 5 s fetch timeout
     assert left_behind(tmp_path) == []
     assert (Stage.UPLOADING, "caching 1 archives") in events
     assert not [m for _, m in events if m.startswith("writing description")]
@@ -127,7 +127,7 @@ def test_cancelled_while_fetching_repodata_stops_at_once(tmp_path: Path) -> None
         finally:
             runner.archives.close()
         wait_for(stalled.closed_by_client, 5, "the repodata requests to be dropped")
-    assert took < 1.0
+    assert took < 2.0
     assert left_behind(tmp_path) == []
 
 
