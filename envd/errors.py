@@ -96,6 +96,15 @@ class SolveTimeoutError(EnvdError):
     exit_code = 3
 
 
+class StageTimeoutError(EnvdError):
+    """A stage of a job (fetching repodata, fetching or uploading an archive) or the whole job
+    ran past its deadline; the message names the stage and the URL it was waiting on."""
+
+    reference = "E204"
+    status = "DEADLINE_EXCEEDED"
+    exit_code = 3
+
+
 class ChannelNotAllowedError(EnvdError):
     """A channel (or a URL derived from one) outside the coordinator's channel policy."""
 

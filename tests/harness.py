@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,13 +116,16 @@ class Cluster:
         self.address = ready.read_text().strip()
         return process
 
-    def start_agent(self, name: str, platforms: list[str], slots: int = 1) -> Process:
+    def start_agent(
+        self, name: str, platforms: list[str], slots: int = 1, args: Sequence[str] = ()
+    ) -> Process:
         argv = [
             str(BIN / "envd-agent"),
             "--coordinator", self.address,
             "--agent-id", name,
             "--cache-dir", str(self.root / f"cache-{name}"),
             "--slots", str(slots),
+            *args,
         ]  # fmt: skip
         for platform in platforms:
             argv += ["--platform", platform]
