@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import tarfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,9 @@ from envd.errors import ArchiveIntegrityError
 
 INDEX_JSON = "info/index.json"
 PATHS_JSON = "info/paths.json"
+# What reading a damaged archive raises from the zip and tar layers (and conda-package-streaming
+# when a `.conda` lacks a component).
+_UNREADABLE = (tarfile.TarError, zipfile.BadZipFile, OSError, ValueError, EOFError, LookupError)
 _KINDS = {
     tarfile.REGTYPE: "regular file",
     tarfile.AREGTYPE: "regular file",
@@ -35,7 +39,7 @@ def read_info(path: Path, names: tuple[str, ...] = (INDEX_JSON,)) -> dict[str, b
                         found[member.name] = extracted.read()
                 if len(found) == len(names):
                     break
-    except (tarfile.TarError, OSError, ValueError, EOFError) as err:
+    except _UNREADABLE as err:
         raise ArchiveIntegrityError(
             f"failed to read `{path.name}` from the store: {err}", hint=_HINT
         ) from err
@@ -73,7 +77,7 @@ def payload_problem(path: Path) -> str | None:
         with path.open("rb") as f:
             for _, member in stream_conda_component(path.name, f, component="pkg"):
                 members[member.name] = member
-    except (tarfile.TarError, OSError, ValueError, EOFError) as err:
+    except _UNREADABLE as err:
         return f"its files cannot be read: {err}"
     for name, entry in entries.items():
         problem = _entry_problem(entry, members.get(name))

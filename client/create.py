@@ -161,7 +161,7 @@ def install(archives: list[CachedArchive], prefix: Path, platform: str, cache_di
                 show_progress=False,
             )
         )
-        if Path(prefix / _CACHE_TAG) not in before:
+        if prefix / _CACHE_TAG not in before:
             (prefix / _CACHE_TAG).unlink(missing_ok=True)
         _name_the_store(prefix, archives)
         _check_installed(prefix, archives)
@@ -206,8 +206,7 @@ def _name_the_store(prefix: Path, archives: list[CachedArchive]) -> None:
     """Point each new `conda-meta` record at the archive's URL in the store: the temp folder
     the installer read it from is gone once `create` returns."""
     by_file = {a.filename: a for a in archives}
-    for path in sorted((prefix / _CONDA_META).glob("*.json")):
-        record = json.loads(path.read_text("utf-8"))
+    for path, record in _records(prefix):
         archive = by_file.get(record.get("fn", ""))
         if archive is None or record.get("sha256") != archive.sha256:
             continue  # not one this call installed: `_check_installed` decides
@@ -219,10 +218,7 @@ def _name_the_store(prefix: Path, archives: list[CachedArchive]) -> None:
 def _check_installed(prefix: Path, archives: list[CachedArchive]) -> None:
     """Every archive has its record (name, version, build, sha256, store URL) and there is no
     other (the installer's transaction removes what a `--force` prefix held before)."""
-    records: dict[str, dict[str, Any]] = {}
-    for path in (prefix / _CONDA_META).glob("*.json"):
-        record = json.loads(path.read_text("utf-8"))
-        records[str(record.get("name"))] = record
+    records = {str(record.get("name")): record for _, record in _records(prefix)}
     for archive in archives:
         record = records.pop(archive.name, None)
         want = (archive.version, archive.build, archive.sha256, archive.url)
@@ -243,6 +239,22 @@ def _check_installed(prefix: Path, archives: list[CachedArchive]) -> None:
 
 
 _RECORD_FIELDS = ("version", "build", "sha256", "url")
+
+
+def _records(prefix: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """The installed `conda-meta` records, each with its file."""
+    found = []
+    for path in sorted((prefix / _CONDA_META).glob("*.json")):
+        try:
+            record = json.loads(path.read_text("utf-8"))
+        except ValueError as err:
+            raise InstallError(
+                f"failed to create environment in `{prefix}`: `{_CONDA_META}/{path.name}` is "
+                f"not valid JSON: {err}",
+                hint="the installer wrote a broken record; retry, or report it",
+            ) from err
+        found.append((path, record if isinstance(record, dict) else {}))
+    return found
 
 
 def _explain(err: Exception, archives: list[CachedArchive], prefix: Path, kept: bool) -> EnvdError:
