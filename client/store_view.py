@@ -18,6 +18,11 @@ def client_store(config: ClientConfig, client: EnvdClient) -> Store:
     return open_store(config.store or client.info().store_url)
 
 
+def archive_url(store: Store, sha256: str, filename: str) -> str:
+    """The URL of an archive in the store (what an installed environment's records name)."""
+    return f"{store.url.rstrip('/')}/{package_key(sha256, filename)}"
+
+
 def formats_present(description: dict[str, Any], store: Store) -> dict[str, list[dict[str, Any]]]:
     """Per package filename: each format the description lists, with `present` from the store."""
     present: dict[str, list[dict[str, Any]]] = {}

@@ -250,3 +250,12 @@ class ArchiveIntegrityError(EnvdError):
     reference = "E500"
     status = "DATA_LOSS"
     exit_code = 6
+
+
+class InstallError(EnvdError):
+    """`create` could not make the prefix hold exactly the description (the installer failed,
+    or its records differ from the description); what it made is removed."""
+
+    reference = "E501"
+    status = "FAILED_PRECONDITION"
+    exit_code = 6
