@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Mapping
 from typing import Any, TextIO
 
-from envd.catalog import EnvironmentSummary
 from envd.errors import error_to_dict
-from envd.progress import Outcome, ResolveEvent, Stage
+from envd.progress import Outcome, Stage
 
-from .api import ResolveResult
+from .colour import Palette
+from .listing import requested_items
+from .progress_view import job_word, seconds
+from .result import ResolveResult
+
+_PLAIN = Palette(False)
 
 
 def package_rows(description: dict[str, Any] | None) -> list[dict[str, Any]]:
@@ -67,6 +72,8 @@ def environment_text(
         f"Resolved on {description['resolved_at']} by {resolved_by['user']}"
         f" (agent {resolved_by['agent']} on {resolved_by['host']})",
         f"Solver: {description['solver']['name']} {description['solver']['version']}",
+        "Channels: " + (", ".join(description["spec"].get("channels", [])) or "(none)"),
+        "Requested: " + (", ".join(requested_items(description["spec"])) or "(nothing)"),
     ]
     if is_default is not None:
         lines.append(f"Default for its req_id: {'yes' if is_default else 'no'}")
@@ -94,69 +101,54 @@ def _formats_cell(formats: list[dict[str, Any]]) -> str:
     return ", ".join(cells)
 
 
-def result_text(result: ResolveResult) -> str:
+def result_text(
+    result: ResolveResult,
+    elapsed: Mapping[str, float] | None = None,
+    palette: Palette = _PLAIN,
+    *,
+    quiet: bool = False,
+) -> str:
+    """Each platform's environment (or its error, printed here once), then the summary;
+    `quiet` prints the summary alone."""
     blocks = []
     for platform, event in result.events.items():
+        if quiet:
+            break
         if event.stage is Stage.DONE and event.description is not None:
-            blocks.append(environment_text(event.description, str(event.outcome)))
+            blocks.append(environment_text(event.description, palette.word(str(event.outcome))))
         elif event.stage is Stage.FAILED or event.outcome is Outcome.FAILED:
             err = event.error
-            text = f"### Environment for {platform} ###\nOutcome: failed\n"
+            text = f"### Environment for {platform} ###\nOutcome: {palette.word('failed')}\n"
             if err is not None:
-                text += f"error: {err.message}\n" + (f"hint: {err.hint}\n" if err.hint else "")
+                text += f"{palette.word('error:')} {err.message}\n"
+                text += f"{palette.word('hint:')} {err.hint}\n" if err.hint else ""
             blocks.append(text)
         else:
             blocks.append(
-                f"### Environment for {platform} ###\nOutcome: {event.outcome} (accepted)\n"
+                f"### Environment for {platform} ###\nStatus: {job_word(event)}, {event.stage}\n"
                 f"Job: {event.job_id}  (follow it with `envd-client wait {event.job_id}`)\n"
             )
-    return "\n".join(blocks) + summary_text(result)
+    return "\n".join(blocks) + summary_text(result, elapsed, palette)
 
 
-def summary_text(result: ResolveResult) -> str:
-    """One line per platform, last, so the outcome is what a terminal shows at the end."""
+def summary_text(
+    result: ResolveResult, elapsed: Mapping[str, float] | None = None, palette: Palette = _PLAIN
+) -> str:
+    """One line per platform, last, so the outcome is what a terminal shows at the end:
+    the outcome word once the platform has ended, and how long it took (not for cache hits)."""
     width = max((len(p) for p in result.events), default=0)
+    took = elapsed or {}
     lines = ["", "### Summary ###"]
     for platform, event in result.events.items():
-        outcome = str(event.outcome) if event.outcome else str(event.stage)
-        ident = f"{result.req_id}:{event.full_id}" if event.full_id else (event.job_id or "")
-        lines.append(f"{platform:<{width}}  {outcome:<9}  {ident}".rstrip())
-    return "\n".join(lines) + "\n"
-
-
-def summaries_text(summaries: list[EnvironmentSummary]) -> str:
-    if not summaries:
-        return "no environments in the store\n"
-    lines = [f"{'REQ_ID:FULL_ID':<81}  {'PLATFORM':<14}  {'RESOLVED_AT':<20}  DEFAULT"]
-    for s in summaries:
-        lines.append(
-            f"{s.req_id}:{s.full_id}  {s.platform:<14}  {s.resolved_at:<20}  "
-            f"{'yes' if s.is_default else ''}"
+        ended = event.stage.terminal or event.outcome is Outcome.FAILED
+        word = str(event.outcome) if ended and event.outcome else job_word(event)
+        shown = palette.word(word) + " " * max(0, 9 - len(word))
+        time = (
+            ""
+            if event.outcome is Outcome.CACHE_HIT or platform not in took
+            else seconds(took[platform])
         )
+        ident = f"{result.req_id}:{event.full_id}" if event.full_id else (event.job_id or "")
+        cells = [f"{platform:<{width}}", shown, f"{time:>7}" if elapsed is not None else "", ident]
+        lines.append("  ".join(c for c in cells if c).rstrip())
     return "\n".join(lines) + "\n"
-
-
-class ProgressPrinter:
-    """One line per platform event on stderr; on a TTY the line is rewritten in place."""
-
-    def __init__(self, stream: TextIO = sys.stderr, quiet: bool = False) -> None:
-        self.stream = stream
-        self.tty = stream.isatty()
-        self.quiet = quiet
-
-    def __call__(self, event: ResolveEvent) -> None:
-        if self.quiet:
-            return
-        words = [f"{event.platform}: {event.stage}"]
-        if event.outcome is not None:
-            words.append(f"({event.outcome})")
-        if event.message:
-            words.append(f"- {event.message}")
-        if event.error is not None:
-            words.append(f"- {event.error.message}")
-        line = " ".join(words)
-        if self.tty and not event.stage.terminal:
-            self.stream.write(f"\r\033[K{line}")
-        else:
-            self.stream.write(("\r\033[K" if self.tty else "") + line + "\n")
-        self.stream.flush()
