@@ -190,11 +190,7 @@ class _Parser:
         if found is None:
             return text
         name, extras, rest = found.groups()
-        kept = (
-            f"{name.strip()}{rest}"
-            if rest.startswith(("=", "!", "<", ">", "~"))
-            else (f"{name.strip()} {rest}".strip())
-        )
+        kept = name.strip() + (" " if rest[:1].isalnum() else "") + rest
         self._warnings.append(
             f"conda dependency `{text}` at {self._where(node)}: extras `[{extras}]` are not "
             f"part of conda's match spec; reading it as `{kept}`"

@@ -135,7 +135,8 @@ def test_human_output_and_show_and_list(tmp_path: Path) -> None:
     user = entry["description"]["resolved_by"]["user"]
     assert run_client("list", cwd=tmp_path).stdout == (
         "REQ_ID        PLATFORM  TYPE        PKGS  ARCHIVES  RESOLVED              BY"
-        + " " * (len(user) - 2) + "  DEFAULT  REQUESTED\n"
+        + " " * (len(user) - 2)
+        + "  DEFAULT  REQUESTED\n"
         f"{req_id[:12]}  linux-64  conda-only    23  none      {resolved_at[:10]} "
         f"{resolved_at[11:16]} UTC  {user:<2}  yes      python 3.9.*\n"
     )
