@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 MIN_PREFIX = 8
 ID_LENGTH = 40
 CLOSEST = 3
+SIMILAR = 0.7  # one wrong character in 8 still counts; chance overlaps of hex do not
 _HEX = re.compile(r"^[0-9a-f]+$")
 
 
@@ -97,7 +98,7 @@ def closest_ids(prefix: str, ids: set[str], count: int = CLOSEST) -> list[str]:
     scored = [
         (difflib.SequenceMatcher(None, prefix, i[: len(prefix)]).ratio(), i) for i in sorted(ids)
     ]
-    good = sorted((s for s in scored if s[0] >= 0.5), key=lambda s: -s[0])
+    good = sorted((s for s in scored if s[0] >= SIMILAR), key=lambda s: -s[0])
     return [i for _, i in good[:count]]
 
 

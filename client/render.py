@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any, TextIO
 
 from envd.errors import error_to_dict
-from envd.progress import Outcome, Stage
+from envd.progress import Outcome, ResolveEvent, Stage
 
 from .colour import Palette
 from .listing import requested_items
@@ -138,17 +138,21 @@ def summary_text(
     the outcome word once the platform has ended, and how long it took (not for cache hits)."""
     width = max((len(p) for p in result.events), default=0)
     took = elapsed or {}
+    words = {p: _summary_word(e) for p, e in result.events.items()}
+    wide = max([9, *(len(w) for w in words.values())])
     lines = ["", "### Summary ###"]
     for platform, event in result.events.items():
-        ended = event.stage.terminal or event.outcome is Outcome.FAILED
-        word = str(event.outcome) if ended and event.outcome else job_word(event)
-        shown = palette.word(word) + " " * max(0, 9 - len(word))
-        time = (
-            ""
-            if event.outcome is Outcome.CACHE_HIT or platform not in took
-            else seconds(took[platform])
-        )
+        word = words[platform]
+        shown = palette.word(word) + " " * (wide - len(word))
+        hit = event.outcome is Outcome.CACHE_HIT
+        time = "" if hit or platform not in took else seconds(took[platform])
         ident = f"{result.req_id}:{event.full_id}" if event.full_id else (event.job_id or "")
         cells = [f"{platform:<{width}}", shown, f"{time:>7}" if elapsed is not None else "", ident]
         lines.append("  ".join(c for c in cells if c).rstrip())
     return "\n".join(lines) + "\n"
+
+
+def _summary_word(event: ResolveEvent) -> str:
+    """The outcome once a platform has ended; until then, this request's part in the job."""
+    ended = event.stage.terminal or event.outcome is Outcome.FAILED
+    return str(event.outcome) if ended and event.outcome else job_word(event)

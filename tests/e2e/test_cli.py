@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ CLIENT = str(Path(sys.executable).parent / "envd-client")
 
 
 def run_client(
-    *args: str, cwd: Path, env: dict[str, str | None] | None = None, timeout: float = 120
+    *args: str, cwd: Path, env: Mapping[str, str | None] | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
     """The CLI in `cwd`, never touching the developer's own home or config: its home is
     `cwd/home` (ENVD_HOME) unless `env` says otherwise (None unsets a variable)."""

@@ -3,6 +3,7 @@ plain words, a coordinator lost mid-request, bad input before any job, errors pr
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -10,6 +11,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_cli import CLIENT, one_json, run_client
@@ -129,10 +131,8 @@ def test_coordinator_gone_for_good_names_the_jobs_to_wait_for(
     )
 
 
-def one_json_text(text: str) -> dict[str, object]:
-    import json
-
-    document: dict[str, object] = json.loads(text)
+def one_json_text(text: str) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(text)
     return document
 
 

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_cli import normalized, one_json, python_env, run_client
@@ -23,7 +25,8 @@ def files_under(folder: Path) -> list[Path]:
 
 def test_per_user_home_answers_from_any_folder(tmp_path: Path) -> None:
     first, second = tmp_path / "project-a", tmp_path / "project-b"
-    first.mkdir(), second.mkdir()
+    first.mkdir()
+    second.mkdir()
     env_file = python_env(tmp_path)
     data = tmp_path / "data"
     env: dict[str, str | None] = {"ENVD_HOME": None, "XDG_DATA_HOME": str(data)}
@@ -158,10 +161,8 @@ def test_ids_by_unique_prefix_and_closest_for_unknown(tmp_path: Path) -> None:
     )
 
 
-def one_json_list(out: subprocess.CompletedProcess[str]) -> list[dict[str, object]]:
-    import json
-
-    document: list[dict[str, object]] = json.loads(out.stdout)
+def one_json_list(out: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
+    document: list[dict[str, Any]] = json.loads(out.stdout)
     return document
 
 
