@@ -11,7 +11,7 @@ from envd.errors import error_to_dict
 from envd.progress import Outcome, ResolveEvent, Stage
 
 from .colour import Palette
-from .listing import requested_items
+from .listing import aligned, requested_items
 from .progress_view import job_word, seconds
 from .result import ResolveResult
 
@@ -79,14 +79,14 @@ def environment_text(
         lines.append(f"Default for its req_id: {'yes' if is_default else 'no'}")
     packages = description["packages"]
     lines.append(f"Packages ({len(packages)}):")
-    width = max((len(p["name"]) for p in packages), default=0)
-    vwidth = max((len(p["version"]) for p in packages), default=0)
+    table = []
     for p in packages:
-        row = f"  {p['name']:<{width}}  {p['version']:<{vwidth}}  {p.get('build', ''):<24}"
-        row += f"  {p['filename']}"
+        row = ["", p["name"], p["version"], p.get("build", ""), p["filename"]]
         if present is not None:
-            row += f"  [{_formats_cell(present.get(p['filename'], []))}]"
-        lines.append(row)
+            row.append(f"[{_formats_cell(present.get(p['filename'], []))}]")
+        table.append(row)
+    if table:
+        lines.append(aligned(table).rstrip("\n"))
     return "\n".join(line for line in lines if line) + "\n"
 
 
@@ -128,11 +128,17 @@ def result_text(
                 f"### Environment for {platform} ###\nStatus: {job_word(event)}, {event.stage}\n"
                 f"Job: {event.job_id}  (follow it with `envd-client wait {event.job_id}`)\n"
             )
+    if quiet:
+        return summary_text(result, elapsed, palette, header=False)
     return "\n".join(blocks) + summary_text(result, elapsed, palette)
 
 
 def summary_text(
-    result: ResolveResult, elapsed: Mapping[str, float] | None = None, palette: Palette = _PLAIN
+    result: ResolveResult,
+    elapsed: Mapping[str, float] | None = None,
+    palette: Palette = _PLAIN,
+    *,
+    header: bool = True,
 ) -> str:
     """One line per platform, last, so the outcome is what a terminal shows at the end:
     the outcome word once the platform has ended, and how long it took (not for cache hits)."""
@@ -140,7 +146,7 @@ def summary_text(
     took = elapsed or {}
     words = {p: _summary_word(e) for p, e in result.events.items()}
     wide = max([9, *(len(w) for w in words.values())])
-    lines = ["", "### Summary ###"]
+    lines = ["", "### Summary ###"] if header else []
     for platform, event in result.events.items():
         word = words[platform]
         shown = palette.word(word) + " " * (wide - len(word))
