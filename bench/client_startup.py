@@ -50,7 +50,9 @@ def measure_client_startup(
     first = _run(resolve, env)
     if json.loads(first)["environments"][0]["outcome"] != "resolved":
         raise RuntimeError(f"failed to benchmark client startup: first resolve gave {first}")
-    python, version, hit = [], [], []
+    python: list[float] = []
+    version: list[float] = []
+    hit: list[float] = []
     for index in range(repeats + 1):  # the first round warms the page cache, uncounted
         progress(f"client startup: round {index}/{repeats}")
         samples = [
