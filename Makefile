@@ -7,7 +7,7 @@ RUNTIME := $(VENV)/.installed-runtime
 TESTING := $(VENV)/.installed-test
 # setuptools says which editable mode it picked (a finder, since envd.daemon|agents|client map
 # to other folders); that note is expected, not a problem, so it is not shown.
-PIP_INSTALL := PYTHONWARNINGS="ignore:Editable installation" $(PY) -m pip install --quiet \
+PIP_INSTALL := PYTHONWARNINGS="ignore:Editable installation" $(PY) -m pip install --quiet --quiet \
 	--retries 10 --disable-pip-version-check
 
 .PHONY: venv demo test protos bench clean
