@@ -6,8 +6,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from envd.progress import Outcome, ResolveEvent, Stage
-
 from .result import ResolveResult
 
 if TYPE_CHECKING:
@@ -57,10 +55,10 @@ class StoreReader:
     ) -> ResolveResult | None:
         """The result a coordinator would give if every platform is a cache hit, else None.
 
-        The same test as the coordinator's: a default exists, and it has archives unless the
-        request says `--no-archives`. PyPI requests go to the coordinator, which refuses them.
+        The coordinator's test (`envd.cache_hits`). PyPI requests go to the coordinator,
+        which refuses them.
         """
-        from envd.catalog import has_archives
+        from envd.cache_hits import cache_hit
         from envd.ids import req_id as compute_req_id
 
         if spec.pypi:
@@ -68,17 +66,10 @@ class StoreReader:
         rid = compute_req_id(spec)
         result = ResolveResult(req_id=rid)
         for platform in dict.fromkeys(platforms):
-            description = self.catalog.default_description(rid, platform)
-            if description is None or not (no_archives or has_archives(description)):
+            hit = cache_hit(self.catalog, rid, platform, no_archives=no_archives)
+            if hit is None:
                 return None
-            result.events[platform] = ResolveEvent(
-                req_id=rid,
-                platform=platform,
-                stage=Stage.DONE,
-                outcome=Outcome.CACHE_HIT,
-                full_id=description["full_id"],
-                description=description,
-            )
+            result.events[platform] = hit
         return result
 
 

@@ -110,10 +110,10 @@ def result_text(
 ) -> str:
     """Each platform's environment (or its error, printed here once), then the summary;
     `quiet` prints the summary alone."""
+    if quiet:
+        return summary_text(result, elapsed, palette, header=False)
     blocks = []
     for platform, event in result.events.items():
-        if quiet:
-            break
         if event.stage is Stage.DONE and event.description is not None:
             blocks.append(environment_text(event.description, palette.word(str(event.outcome))))
         elif event.stage is Stage.FAILED or event.outcome is Outcome.FAILED:
@@ -128,8 +128,6 @@ def result_text(
                 f"### Environment for {platform} ###\nStatus: {job_word(event)}, {event.stage}\n"
                 f"Job: {event.job_id}  (follow it with `envd-client wait {event.job_id}`)\n"
             )
-    if quiet:
-        return summary_text(result, elapsed, palette, header=False)
     return "\n".join(blocks) + summary_text(result, elapsed, palette)
 
 
