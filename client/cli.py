@@ -159,10 +159,13 @@ def cmd_show(args: argparse.Namespace, config: ClientConfig) -> int:
 def cmd_list(args: argparse.Namespace, config: ClientConfig) -> int:
     from . import render
     from .listing import Listed, list_json, list_text
+    from .lookup import ID_LENGTH, check_id
     from .session import open_reader
 
+    prefix = check_id(args.req_id, args.req_id) if args.req_id else ""
     with open_reader(config) as reader:
-        rows = [Listed(s, reader.describe(s)) for s in reader.list_environments(args.req_id)]
+        listed = reader.list_environments(prefix if len(prefix) == ID_LENGTH else "")
+        rows = [Listed(s, reader.describe(s)) for s in listed if s.req_id.startswith(prefix)]
         store_url = reader.store_url
     if args.json:
         render.print_json(list_json(rows, store_url))

@@ -52,7 +52,10 @@ def find(reader: EnvironmentReader, text: str, platforms: Sequence[str] = ()) ->
         rows = [s for s in summaries if s.full_id == ident]
         if not rows:
             rows = _defaults(ident, [s for s in summaries if s.req_id == ident], platforms)
-    rows = [s for s in rows if not platforms or s.platform in platforms]
+    by_full_id = bool(colon or (rows and rows[0].full_id == ident))
+    wanted = [s for s in rows if not platforms or s.platform in platforms]
+    # a full_id names its platform: keep it, for the caller to refuse in its own words
+    rows = wanted or (rows if by_full_id else [])
     if not rows:
         raise EnvironmentNotFoundError(
             f"no environment `{text}` on {', '.join(f'`{p}`' for p in platforms)}",

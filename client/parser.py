@@ -138,7 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="platform of a req_id; must be this machine's (the default)")  # fmt: skip
     create.add_argument("--prefix", required=True, type=Path, help="directory to create it in")
     create.add_argument("--force", action="store_true", help="install into a non-empty prefix")
-    sub["list"].add_argument("req_id", nargs="?", default="", help="only this req_id")
+    sub["list"].add_argument("req_id", nargs="?", default="",
+                             help="only this req_id (or a prefix of 8 or more characters)")  # fmt: skip
     sub["wait"].add_argument("job_ids", nargs="+", metavar="JOB")
     sub["completion"].add_argument("shell", choices=SHELLS, help="the shell to complete in")
     return parser

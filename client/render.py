@@ -110,8 +110,14 @@ def result_text(
 ) -> str:
     """Each platform's environment (or its error, printed here once), then the summary;
     `quiet` prints the summary alone."""
-    if quiet:
-        return summary_text(result, elapsed, palette, header=False)
+    if quiet:  # the summary alone, and each error (printed nowhere else)
+        errors = [
+            f"{palette.word('error:')} {platform}: {e.error.message}\n"
+            + (f"{palette.word('hint:')} {e.error.hint}\n" if e.error.hint else "")
+            for platform, e in result.events.items()
+            if e.error is not None
+        ]
+        return "".join(errors) + summary_text(result, elapsed, palette, header=False)
     blocks = []
     for platform, event in result.events.items():
         if event.stage is Stage.DONE and event.description is not None:

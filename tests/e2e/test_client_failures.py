@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_cli import CLIENT, one_json, run_client
+from test_cli import CLIENT, normalized, one_json, run_client
 
 from harness import EXAMPLE_CHANNEL, ROOT, ChannelServer, Cluster, free_port, wait_for
 
@@ -172,6 +172,13 @@ def test_a_failure_is_printed_once(tmp_path: Path) -> None:
     assert both.count("no-such-package") == 1, both
     assert out.stderr.splitlines()[-1].startswith("linux-64: failed after ")
     assert "Outcome: failed\nerror: " in out.stdout
+    quiet = run_client(
+        "resolve", "-q", "-c", str(EXAMPLE_CHANNEL), "-p", "no-such-package", "--arch",
+        "linux-64", cwd=tmp_path,
+    )  # fmt: skip
+    assert quiet.returncode == 3 and quiet.stderr == ""
+    assert quiet.stdout.startswith("error: linux-64: ") and quiet.stdout.count("no-such") == 1
+    assert normalized(quiet.stdout).endswith("\nlinux-64  failed  T s  JOB\n")
 
 
 def test_colour_on_a_terminal_only(tmp_path: Path) -> None:

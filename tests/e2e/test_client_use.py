@@ -141,6 +141,7 @@ def test_ids_by_unique_prefix_and_closest_for_unknown(tmp_path: Path) -> None:
     full_ids = {e["platform"]: e["full_id"] for e in doc["environments"]}
     both = one_json(run_client("list", "--json", cwd=tmp_path))["environments"]
     assert len(both) == 2
+    assert one_json(run_client("list", req_id[:8], "--json", cwd=tmp_path))["environments"] == both
     by_prefix = run_client("show", req_id[:8], "--json", cwd=tmp_path)
     assert [e["description"]["platform"] for e in one_json_list(by_prefix)] == [
         "linux-64",

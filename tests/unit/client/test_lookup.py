@@ -57,6 +57,12 @@ def test_a_full_id_names_every_environment_with_it() -> None:
     assert found(f"{R2[:8]}:{F3[:8]}") == [(R2, "linux-64", F3)]
 
 
+def test_a_full_id_of_another_platform_is_kept_for_the_caller_to_refuse() -> None:
+    assert found(F1[:8], ("osx-arm64",)) == [(R1, "linux-64", F1)]
+    with pytest.raises(EnvironmentNotFoundError, match="no environment `1111aaaa` on `win-64`"):
+        found("1111aaaa", ("win-64",))
+
+
 def test_ambiguous() -> None:
     reader = MemoryReader()
     reader.rows.append(EnvironmentSummary("1111aaaa" + "1" * 32, "linux-64", F1, WHEN, True))

@@ -84,5 +84,6 @@ def test_result_text_prints_an_error_once_and_quiet_prints_the_summary_alone() -
         "\n### Summary ###\nosx-arm64  failed     job-1\nwin-64     new job    job-2\n"
     )
     assert result_text(res, quiet=True) == (
+        "error: osx-arm64: package `x` not found\nhint: check the name\n"
         "osx-arm64  failed     job-1\nwin-64     new job    job-2\n"
     )
