@@ -8,6 +8,7 @@ elsewhere each event is one line.
 
 from __future__ import annotations
 
+import shutil
 import sys
 import threading
 import time
@@ -135,8 +136,9 @@ class ProgressPrinter:
         self._drawn = 0
         if self.live and not self._stop.is_set():
             now = self.clock() - self.started
+            width = shutil.get_terminal_size().columns - 1  # a wrapped line would break the redraw
             for event in self._running.values():
-                out.append(self.running_line(event, now) + "\n")
+                out.append(self.running_line(event, now)[:width] + "\n")
             self._drawn = len(self._running)
         if out:
             self.stream.write("".join(out))
