@@ -259,3 +259,20 @@ class InstallError(EnvdError):
     reference = "E501"
     status = "FAILED_PRECONDITION"
     exit_code = 6
+
+
+class AmbiguousIdError(EnvdError):
+    """An abbreviated id matches more than one environment id; the message lists them."""
+
+    reference = "E110"
+    status = "INVALID_ARGUMENT"
+    exit_code = 2
+
+
+class UnknownIdError(EnvdError):
+    """No stored environment has this id (or an id starting with it); the hint names the
+    closest ones."""
+
+    reference = "E111"
+    status = "NOT_FOUND"
+    exit_code = 2
