@@ -12,6 +12,7 @@ import grpc
 
 import envd
 from envd.errors import EnvdError, InternalError
+from envd.logs import JobFields, job_task_context
 from envd.progress import Stage
 from envd.v1 import agents_pb2, agents_pb2_grpc
 from envd.wire import (
@@ -209,8 +210,12 @@ class AgentConnection:
             no_archives=message.no_archives,
             requester_user=message.requester.user,
         )
-        log.info("leased job=%s lease=%s platform=%s", job.job_id, job.lease_id, job.platform)
-        task = asyncio.create_task(self._run(job), name=f"job-{job.job_id}")
+        fields = JobFields(job.job_id, job.req_id, job.platform, self.identity.agent_id)
+        log.info("leased job=%s lease=%s platform=%s", job.job_id, job.lease_id, job.platform,
+                 extra=fields.as_dict())  # fmt: skip
+        task = asyncio.create_task(
+            self._run(job), name=f"job-{job.job_id}", context=job_task_context(fields)
+        )
         self.active[job.lease_id] = task
 
     async def _run(self, job: Assignment) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ from envd.progress import Stage
 from envd.spec import Spec, spec_from_canonical
 
 from .archive_cache import ArchiveCache, CacheProgress
+from .metrics import AgentMetrics
 from .resolver import Resolver, ResolveRequest
 
 log = logging.getLogger("envd.agent")
@@ -54,6 +56,7 @@ class JobRunner:
         agent_id: str,
         host: str,
         job_timeout: float = DEFAULT_JOB_TIMEOUT,
+        metrics: AgentMetrics | None = None,
     ) -> None:
         self.resolver = resolver
         self.archives = archives
@@ -62,6 +65,7 @@ class JobRunner:
         self.agent_id = agent_id
         self.host = host
         self.job_timeout = job_timeout
+        self.metrics = metrics
 
     async def run(self, job: Assignment, progress: Progress) -> str:
         """Resolve the job's spec, cache its archives (unless `no_archives`), then store its
@@ -81,9 +85,15 @@ class JobRunner:
             )
         doing = _Doing()
         deadline = asyncio.timeout(self.job_timeout)
+        started, outcome = time.perf_counter(), "failed"
         try:
             async with deadline:
-                return await self._run(job, spec, progress, doing)
+                full_id = await self._run(job, spec, progress, doing)
+            outcome = "resolved"
+            return full_id
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            raise
         except TimeoutError as err:
             if not deadline.expired():
                 raise
@@ -92,11 +102,17 @@ class JobRunner:
                 f"not done within {self.job_timeout:g} s",
                 hint="raise the agent's `--job-timeout` for very large environments",
             ) from err
+        finally:
+            if self.metrics is not None:
+                self.metrics.built(job.platform, outcome, time.perf_counter() - started)
 
     async def _run(self, job: Assignment, spec: Spec, progress: Progress, doing: _Doing) -> str:
         await progress(Stage.RESOLVING, f"solving on agent `{self.agent_id}`")
         log.info("solve job=%s req_id=%s platform=%s", job.job_id, job.req_id, job.platform)
+        started = time.perf_counter()
         resolution = await self.resolver.resolve(ResolveRequest(spec, job.platform))
+        if self.metrics is not None:
+            self.metrics.solved(job.platform, time.perf_counter() - started)
         resolved_at = datetime.fromtimestamp(self.clock.now(), UTC)
         doing.stage = "caching archives"
         packages = await self._cache_archives(job, resolution.packages, progress)

@@ -14,7 +14,8 @@ from envd.catalog import Catalog
 from envd.channels import DEFAULT_CHANNEL_ALIAS
 from envd.clock import SystemClock
 from envd.errors import EnvdError
-from envd.logs import configure_logging, report_error
+from envd.logs import LOG_FORMATS, configure_logging, report_error
+from envd.metrics import listen_address, serve_metrics
 from envd.platforms import check_platform, host_platform_name
 from envd.store.url import open_store
 
@@ -24,6 +25,7 @@ from .connection import AgentConnection, AgentIdentity, platforms_tuple
 from .fetch import DEFAULT_ATTEMPTS, ChannelCredentials, Fetcher
 from .fetch import DEFAULT_TIMEOUT as DEFAULT_FETCH_TIMEOUT
 from .job_runner import DEFAULT_JOB_TIMEOUT, JobRunner
+from .metrics import AgentMetrics
 from .transmute import DEFAULT_LEVEL, MAX_LEVEL, MIN_LEVEL, Transmuter
 
 
@@ -125,7 +127,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="processes transmuting archives (default: one per CPU)",
     )
+    parser.add_argument(
+        "--metrics-listen",
+        type=listen_address,
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics on http://HOST:PORT/metrics (default: off)",
+    )
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default="text",
+        help="`json`: one object per line, with job_id, req_id, platform and agent on the "
+        "lines about a job (default %(default)s)",
+    )
     parser.add_argument("--version", action="version", version=f"envd-agent {envd.__version__}")
     args = parser.parse_args(argv)
     if not args.coordinator:
@@ -166,9 +181,12 @@ def build_connection(
     fetch_timeout: float = DEFAULT_FETCH_TIMEOUT,
     upload_timeout: float = DEFAULT_UPLOAD_TIMEOUT,
     job_timeout: float = DEFAULT_JOB_TIMEOUT,
+    metrics: AgentMetrics | None = None,
 ) -> AgentConnection:  # fmt: skip
     """The same wiring serves `envd-agent` and the embedded default's in-process agents.
-    Channel credentials default to the process environment (netrc, `ENVD_CHANNEL_TOKEN`)."""
+    Channel credentials default to the process environment (netrc, `ENVD_CHANNEL_TOKEN`);
+    `metrics` (off when None) times solves, builds and every archive's fetch, transmute and
+    upload."""
     credentials = credentials or ChannelCredentials.from_environment(os.environ)
     resolver = CondaResolver(
         cache_dir, channel_alias, solve_timeout, credentials.authorization,
@@ -181,11 +199,12 @@ def build_connection(
         store = open_store(store_override or store_url)
         archives = ArchiveCache(
             store, fetcher, transmuter, scratch_dir=cache_dir / "archives-tmp",
-            concurrency=fetch_concurrency, upload_timeout=upload_timeout,
+            concurrency=fetch_concurrency, upload_timeout=upload_timeout, metrics=metrics,
         )  # fmt: skip
         return JobRunner(
             resolver=resolver, catalog=Catalog(store), archives=archives, clock=SystemClock(),
             agent_id=identity.agent_id, host=identity.host, job_timeout=job_timeout,
+            metrics=metrics,
         )  # fmt: skip
 
     return AgentConnection(target, identity, make_runner)
@@ -194,24 +213,30 @@ def build_connection(
 async def run(args: argparse.Namespace) -> None:
     platforms = platforms_tuple(check_platform(p) for p in args.platform or [host_platform_name()])
     identity = AgentIdentity(args.agent_id, socket.gethostname(), platforms, max(1, args.slots))
+    metrics = AgentMetrics() if args.metrics_listen else None
     connection = build_connection(
         target=args.coordinator, identity=identity, cache_dir=args.cache_dir,
         channel_alias=args.channel_alias, solve_timeout=args.solve_timeout,
         store_override=args.store, transmute_level=args.transmute_level,
         fetch_concurrency=args.fetch_concurrency, workers=args.workers,
         repodata_timeout=args.repodata_timeout, fetch_timeout=args.fetch_timeout,
-        upload_timeout=args.upload_timeout, job_timeout=args.job_timeout,
+        upload_timeout=args.upload_timeout, job_timeout=args.job_timeout, metrics=metrics,
     )  # fmt: skip
+    endpoint = serve_metrics(metrics.registry, args.metrics_listen) if metrics else None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await connection.run_forever(stop)
+    try:
+        await connection.run_forever(stop)
+    finally:
+        if endpoint is not None:
+            endpoint.stop()
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    configure_logging(args.log_level.upper())
+    configure_logging(args.log_level.upper(), args.log_format)
     try:
         asyncio.run(run(args))
     except EnvdError as err:

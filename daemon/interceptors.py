@@ -1,19 +1,42 @@
-"""Server interceptors for concerns every method shares (the protocol-version check here;
-auth and metrics plug in beside it through `start_daemon(interceptors=...)`)."""
+"""Server interceptors for concerns every method shares: the protocol-version check and
+metrics (auth plugs in beside them through `start_daemon(interceptors=...)`)."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
+from prometheus_client import Counter, Histogram
 
 import envd
 from envd.errors import EnvdError, IncompatibleVersionError
-from envd.wire import PROTOCOL_METADATA_KEY, VERSION_METADATA_KEY, error_metadata, status_code
+from envd.v1 import environments_pb2
+from envd.wire import (
+    ERROR_METADATA_KEY,
+    PROTOCOL_METADATA_KEY,
+    VERSION_METADATA_KEY,
+    error_metadata,
+    status_code,
+)
+
+from .metrics import DaemonMetrics
 
 log = logging.getLogger("envd.daemon")
+Behavior = Callable[[Any, grpc.aio.ServicerContext], Any]
+OnMessage = Callable[[Any, float], None]
+_EVENT_METHODS = ("/envd.v1.Environments/Resolve", "/envd.v1.Environments/Wait")
+_CONNECT = "/envd.v1.Agents/Connect"
+_OUTCOMES = {
+    environments_pb2.OUTCOME_CACHE_HIT: "cache_hit",
+    environments_pb2.OUTCOME_DEDUP: "dedup",
+    environments_pb2.OUTCOME_RESOLVED: "resolved",
+}
 
 
 def check_protocol(protocol: str | None, version: str | None, who: str) -> None:
@@ -76,3 +99,140 @@ def refusing_handler(handler: Any, err: EnvdError) -> Any:
     if handler.response_streaming:
         return grpc.unary_stream_rpc_method_handler(streaming, **codecs)
     return grpc.unary_unary_rpc_method_handler(unary, **codecs)
+
+
+@dataclass(frozen=True, slots=True)
+class _Method:
+    """One method's metric children, looked up once."""
+
+    service: str
+    name: str
+    started: Counter
+    seconds: Histogram
+    on_message: OnMessage | None
+
+
+class MetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Counts every call (started, ended by status code, duration) and the answers each
+    Resolve or Wait stream carries (`envd_requests_total` by outcome and platform), and the
+    revocations sent on agent streams. Put it first, so it also sees the calls that the
+    interceptors after it refuse."""
+
+    def __init__(self, metrics: DaemonMetrics) -> None:
+        self.metrics = metrics
+        self._wrapped: dict[str, tuple[Any, Any]] = {}
+
+    async def intercept_service(
+        self, continuation: Callable[[Any], Awaitable[Any]], details: grpc.HandlerCallDetails
+    ) -> Any:
+        handler = await continuation(details)
+        if handler is None:  # no such method: grpc answers UNIMPLEMENTED, nothing to count
+            return None
+        found = self._wrapped.get(details.method)
+        if found is not None and found[0] is handler:
+            return found[1]
+        wrapped = self._wrap(details.method, handler)
+        self._wrapped[details.method] = (handler, wrapped)
+        return wrapped
+
+    def _wrap(self, name: str, handler: Any) -> Any:
+        service, _, method_name = name.lstrip("/").rpartition("/")
+        m = self.metrics
+        on_message = (
+            self._event if name in _EVENT_METHODS else self._revoked if name == _CONNECT else None
+        )
+        method = _Method(
+            service, method_name, m.grpc_started(service, method_name),
+            m.grpc_seconds(service, method_name), on_message,
+        )  # fmt: skip
+        codecs = {
+            "request_deserializer": handler.request_deserializer,
+            "response_serializer": handler.response_serializer,
+        }
+        if handler.response_streaming:
+            make = (grpc.stream_stream_rpc_method_handler if handler.request_streaming
+                    else grpc.unary_stream_rpc_method_handler)  # fmt: skip
+            inner = handler.stream_stream or handler.unary_stream
+            return make(self._streaming(method, inner), **codecs)
+        make = (grpc.stream_unary_rpc_method_handler if handler.request_streaming
+                else grpc.unary_unary_rpc_method_handler)  # fmt: skip
+        return make(self._unary(method, handler.stream_unary or handler.unary_unary), **codecs)
+
+    def _unary(self, method: _Method, inner: Behavior) -> Behavior:
+        async def behavior(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            started = time.perf_counter()
+            method.started.inc()
+            error: BaseException | None = None
+            try:
+                return await inner(request, context)
+            except BaseException as err:
+                error = err
+                raise
+            finally:
+                self._ended(method, context, error, started)
+
+        return behavior
+
+    def _streaming(self, method: _Method, inner: Behavior) -> Behavior:
+        async def behavior(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            started = time.perf_counter()
+            method.started.inc()
+            error: BaseException | None = None
+            responses = inner(request, context)
+            try:
+                async for message in responses:
+                    if method.on_message is not None:
+                        method.on_message(message, started)
+                    yield message
+            except BaseException as err:
+                error = err
+                raise
+            finally:
+                await responses.aclose()  # its own cleanup now, not when collected
+                self._ended(method, context, error, started)
+
+        return behavior
+
+    def _ended(
+        self, method: _Method, context: grpc.aio.ServicerContext, error: BaseException | None,
+        started: float,
+    ) -> None:  # fmt: skip
+        code = context.code()  # set by abort() or set_code()
+        if code is None:
+            code = (grpc.StatusCode.OK if error is None
+                    else grpc.StatusCode.CANCELLED if isinstance(error, asyncio.CancelledError | GeneratorExit)
+                    else grpc.StatusCode.UNKNOWN)  # fmt: skip
+        self.metrics.grpc_handled(method.service, method.name, code.name).inc()
+        method.seconds.observe(time.perf_counter() - started)
+        if code is not grpc.StatusCode.OK:
+            self.metrics.count_error(_reference(context), code.name)
+
+    def _event(self, message: Any, started: float) -> None:
+        """A Resolve or Wait answer; its platform's last one counts the request."""
+        if isinstance(message, bytes):  # the cache-hit fast path sends answers encoded
+            message = environments_pb2.ResolveEvent.FromString(message)
+        if message.stage == environments_pb2.STAGE_DONE:
+            outcome = _OUTCOMES.get(message.outcome, "resolved")
+        elif message.stage == environments_pb2.STAGE_FAILED:
+            outcome = "failed"
+        else:
+            return
+        self.metrics.requests(outcome, message.platform).inc()
+        self.metrics.request_seconds(outcome, message.platform).observe(
+            time.perf_counter() - started
+        )
+
+    def _revoked(self, message: Any, started: float) -> None:
+        if message.WhichOneof("body") == "revoked":
+            self.metrics.revocations.inc()
+
+
+def _reference(context: grpc.aio.ServicerContext) -> str:
+    """The envd error reference a call ended with (`envd-error-bin`), or ""."""
+    for key, value in context.trailing_metadata() or ():
+        if key == ERROR_METADATA_KEY:
+            try:
+                return str(json.loads(value).get("reference", ""))
+            except (ValueError, AttributeError):
+                return ""
+    return ""

@@ -39,6 +39,7 @@ class Transition(StrEnum):
     REQUEUED = "requeued"
     CANCELLED = "cancelled"
     REJECTED = "rejected"  # a result or failure under a lease that is no longer current
+    EXPIRED = "expired"  # the sweep found the lease run out (no write; requeue or failure next)
 
 
 class JobHook(Protocol):
@@ -228,8 +229,11 @@ class JobLifecycle:
         return cancelled
 
     async def expired(self) -> list[Job]:
-        """Leased jobs whose lease ran out (completing ones never are)."""
-        return await self.state.expired(self.clock.now())
+        """Leased jobs whose lease ran out (completing ones never are); the hook hears of each."""
+        jobs = await self.state.expired(self.clock.now())
+        for job in jobs:
+            self.hook(Transition.EXPIRED, job)
+        return jobs
 
 
 def _transient(err: StoreError) -> bool:

@@ -13,10 +13,15 @@ from pathlib import Path
 
 import envd
 from envd.channel_policy import ChannelPolicy
-from envd.clock import random_id
+from envd.clock import SystemClock, random_id
 from envd.errors import EnvdError, StateError
-from envd.logs import configure_logging, report_error
+from envd.logs import LOG_FORMATS, JobDirectory, configure_logging, report_error
+from envd.metrics import listen_address, serve_metrics
 
+from .interceptors import MetricsInterceptor
+from .job_log import chain, directory_hook
+from .jobs import JobHook, no_hook
+from .metrics import DaemonMetrics
 from .server import start_daemon
 from .settings import CoordinatorSettings
 from .state_sqlite import SqliteJobState, move_aside
@@ -91,12 +96,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=Path,
         help="write the bound address here once serving (for scripts and tests)",
     )
+    parser.add_argument(
+        "--metrics-listen",
+        type=listen_address,
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics on http://HOST:PORT/metrics (default: off)",
+    )
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default="text",
+        help="`json`: one object per line, with job_id, req_id, platform and agent on the "
+        "lines about a job (default %(default)s)",
+    )
     parser.add_argument("--version", action="version", version=f"envd-daemon {envd.__version__}")
     return parser.parse_args(argv)
 
 
-async def serve(args: argparse.Namespace) -> None:
+async def serve(args: argparse.Namespace, directory: JobDirectory | None = None) -> None:
     settings = CoordinatorSettings(
         store_url=args.store,
         lease_ttl=args.lease_ttl,
@@ -105,15 +123,28 @@ async def serve(args: argparse.Namespace) -> None:
         sweep_interval=min(1.0, args.lease_ttl / 4),
         channel_policy=ChannelPolicy.of(args.allow_channel, args.allow_local_channels),
     )
+    metrics = DaemonMetrics(clock=SystemClock()) if args.metrics_listen else None
+    hooks: list[JobHook] = [metrics.hook] if metrics else []
+    if directory is not None:
+        hooks.append(directory_hook(directory))
     state = open_state(args.state, recover=args.recover)
+    endpoint = None
     try:
+        # every family is listed from the first scrape; the live gauges once the daemon runs
+        endpoint = serve_metrics(metrics.registry, args.metrics_listen) if metrics else None
         daemon = await start_daemon(
-            listen=args.listen, store_url=args.store, state=state, settings=settings
-        )
+            listen=args.listen, store_url=args.store, state=state, settings=settings,
+            interceptors=[MetricsInterceptor(metrics)] if metrics else [],
+            hook=chain(*hooks) if hooks else no_hook,
+        )  # fmt: skip
     except BaseException:
         await state.close()
+        if endpoint is not None:
+            endpoint.stop()
         raise
     logging.getLogger("envd.daemon").info("state %s", args.state)
+    if metrics is not None:
+        await metrics.watch(daemon.registry, state)
     if args.ready_file:
         tmp = args.ready_file.with_suffix(".tmp")
         tmp.write_text(daemon.address)
@@ -125,6 +156,8 @@ async def serve(args: argparse.Namespace) -> None:
     await stop.wait()
     logging.getLogger("envd.daemon").info("shutting down: open requests re-attach by job id")
     await daemon.stop(grace=2.0)
+    if endpoint is not None:
+        endpoint.stop()
     logging.getLogger("envd.daemon").info("stopped")
 
 
@@ -143,9 +176,10 @@ def open_state(path: Path, *, recover: bool) -> SqliteJobState:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    configure_logging(args.log_level.upper())
+    directory = JobDirectory() if args.log_format == "json" else None
+    configure_logging(args.log_level.upper(), args.log_format, directory)
     try:
-        asyncio.run(serve(args))
+        asyncio.run(serve(args, directory))
     except EnvdError as err:
         report_error(err.message, err.hint)
         raise SystemExit(err.exit_code) from err

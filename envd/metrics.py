@@ -1,0 +1,119 @@
+"""What the daemon's and the agent's metrics share: the `--metrics-listen` endpoint, buckets,
+build info, and label children looked up once."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+from dataclasses import dataclass
+from threading import Thread
+from typing import Generic, Protocol, TypeVar, cast
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, Gauge, disable_created_metrics, start_http_server
+
+import envd
+from envd.errors import ConfigError
+
+log = logging.getLogger("envd.metrics")
+# a cache hit takes about a millisecond, a cold solve seconds, a large build an hour
+SECONDS_BUCKETS = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    120.0, 300.0, 600.0, 1800.0, 3600.0,
+)  # fmt: skip
+# archives: fetches and uploads of one file, up to a 1 GB package on a slow link
+TRANSFER_BUCKETS = (
+    0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+)  # fmt: skip
+
+
+def listen_address(text: str) -> tuple[str, int]:
+    """`HOST:PORT` (`[::1]:9464` for IPv6; port 0 picks a free one) as an argparse type."""
+    host, sep, port = text.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    try:
+        number = int(port)
+        if host and host != "localhost":
+            ipaddress.ip_address(host)
+    except ValueError:
+        number = -1
+    if not sep or not host or not 0 <= number <= 65535:
+        raise argparse.ArgumentTypeError(
+            f"`{text}` is not HOST:PORT with an IP address (e.g. `127.0.0.1:9464`, `[::]:9464`)"
+        )
+    return host, number
+
+
+@dataclass(slots=True)
+class MetricsEndpoint:
+    """`/metrics` served from a thread of its own, so a scrape never waits for the event loop
+    (except for the values a collector reads from it)."""
+
+    host: str
+    port: int
+    server: WSGIServer
+    thread: Thread
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/metrics"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+def serve_metrics(registry: CollectorRegistry, listen: tuple[str, int]) -> MetricsEndpoint:
+    host, port = listen
+    try:
+        server, thread = start_http_server(port, addr=host, registry=registry)
+    except OSError as err:
+        raise ConfigError(
+            f"failed to serve metrics on `{host}:{port}`: {err.strerror or err}",
+            hint="pick a free port (or another address) for `--metrics-listen`",
+        ) from err
+    endpoint = MetricsEndpoint(host, server.server_port, server, thread)
+    log.info("metrics on %s", endpoint.url)
+    return endpoint
+
+
+def new_registry() -> CollectorRegistry:
+    """A registry of one daemon's or agent's own (never the global one: tests and the embedded
+    default run several in one process). No `*_created` series: Prometheus has no use for
+    them, and they double what each scrape stores."""
+    disable_created_metrics()  # process-wide in prometheus-client; what every envd role wants
+    return CollectorRegistry(auto_describe=True)
+
+
+def register_build_info(registry: CollectorRegistry, role: str) -> None:
+    """`envd_build_info{role, version} 1`: which release each process runs."""
+    info = Gauge("envd_build_info", "The envd release this process runs (always 1).",
+                 ["role", "version"], registry=registry)  # fmt: skip
+    info.labels(role, envd.__version__).set(1)
+
+
+class _Labelled(Protocol):
+    def labels(self, *values: str) -> object: ...
+
+
+M = TypeVar("M")
+
+
+class Children(Generic[M]):
+    """A metric's children by label values, each looked up in prometheus-client once (its
+    `labels()` takes a lock and builds keys on every call: too slow for the cache-hit path)."""
+
+    def __init__(self, metric: _Labelled) -> None:
+        self._metric = metric
+        self._children: dict[tuple[str, ...], M] = {}
+
+    def __call__(self, *values: str) -> M:
+        found = self._children.get(values)
+        if found is not None:
+            return found
+        child = cast(M, self._metric.labels(*values))
+        self._children[values] = child
+        return child
