@@ -84,7 +84,8 @@ def new_registry() -> CollectorRegistry:
     """A registry of one daemon's or agent's own (never the global one: tests and the embedded
     default run several in one process). No `*_created` series: Prometheus has no use for
     them, and they double what each scrape stores."""
-    disable_created_metrics()  # process-wide in prometheus-client; what every envd role wants
+    # process-wide in prometheus-client; what every envd role wants
+    disable_created_metrics()  # type: ignore[no-untyped-call]
     return CollectorRegistry(auto_describe=True)
 
 

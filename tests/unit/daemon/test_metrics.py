@@ -115,9 +115,10 @@ def test_every_family_is_listed_before_any_traffic() -> None:
 
 
 def test_several_daemons_and_agents_share_a_process_not_a_registry() -> None:
-    made = [DaemonMetrics(clock=FakeClock()), DaemonMetrics(clock=FakeClock())]
+    daemons = [DaemonMetrics(clock=FakeClock()), DaemonMetrics(clock=FakeClock())]
     agents = [AgentMetrics(), AgentMetrics()]
-    assert len({id(m.registry) for m in [*made, *agents]}) == 4
+    registries = [m.registry for m in daemons] + [m.registry for m in agents]
+    assert len({id(r) for r in registries}) == 4
     assert not [m for m in REGISTRY.collect() if m.name.startswith("envd_")]
 
 
