@@ -240,7 +240,7 @@ def test_prometheus_scrapes_envd_and_evaluates_every_dashboard_and_alert_express
         done = subprocess.run([promtool, *check], capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stdout + done.stderr
     config = yaml.safe_load(config_file.read_text())
-    config["global"].update(scrape_interval="1s", evaluation_interval="1s")
+    config["global"].update(scrape_interval="500ms", evaluation_interval="500ms")
     config["rule_files"] = [str(RULES)]
     config.pop("alerting")
     targets = {"envd-daemon": observed.daemon_metrics, "envd-agent": observed.agent_metrics}
