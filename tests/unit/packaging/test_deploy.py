@@ -224,16 +224,11 @@ def test_dockerfile_build_steps_install_a_working_envd_in_a_fresh_venv(tmp_path:
     for program in ("envd-daemon", "envd-agent"):
         done = subprocess.run([venv / "bin" / program, "--version"], capture_output=True, text=True)
         assert done.stdout == f"{program} 0.1.0\n"
-    probe = [
-        venv / "bin" / "python",
-        "-m",
-        "envd.daemon.health_probe",
-        "127.0.0.1:9",
-        "--timeout",
-        "0.5",
-    ]
+    probe = [str(venv / "bin" / "python"), "-m", "envd.daemon.health_probe", "127.0.0.1:9"]
     # from a folder as the container's WORKDIR (the checkout's `envd/` would shadow the install)
-    done = subprocess.run(probe, capture_output=True, text=True, cwd=tmp_path)
+    done = subprocess.run(
+        [*probe, "--timeout", "0.5"], capture_output=True, text=True, cwd=tmp_path
+    )
     assert done.returncode == 1 and "did not answer" in done.stderr
 
 
