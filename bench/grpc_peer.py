@@ -106,25 +106,38 @@ def _start(argv: list[str], ready: Path, log: Path) -> tuple[subprocess.Popen[by
     return process, ready.read_text().strip()
 
 
+def cache_hit_request(channel_url: str, home: Path) -> tuple[bytes, int]:
+    """Resolve python 3.9 once into `home`'s store (the embedded default); the encoded
+    Resolve request that is a cache hit from then on, and the environment's package count."""
+    spec = normalize_spec(RawSpec(conda=[RawDependency("python=3.9")], channels=[channel_url]))
+    with EmbeddedCoordinator(home) as target, EnvdClient(target) as client:
+        result = client.resolve(spec, ["linux-64"], no_archives=True)
+    event = result.events["linux-64"]
+    if event.outcome is not Outcome.RESOLVED or event.description is None:
+        raise RuntimeError(f"failed to prepare the bench environment: {event}")
+    request = environments_pb2.ResolveRequest(
+        spec=spec_to_pb(spec), platforms=["linux-64"], no_archives=True,
+        requester=common_pb2.Requester(user="bench", host="bench"),
+    ).SerializeToString()  # fmt: skip
+    return request, len(event.description["packages"])
+
+
+def start_daemon(scratch: Path, name: str, *flags: str) -> tuple[subprocess.Popen[bytes], str]:
+    """An `envd-daemon` over `scratch/home/store`, its state and logs named `name`."""
+    ready = scratch / f"{name}.ready"
+    return _start(
+        [str(BIN / "envd-daemon"), "--listen", "127.0.0.1:0", "--log-level", "WARNING",
+         "--store", str(scratch / "home" / "store"), "--state", str(scratch / f"{name}.sqlite"),
+         "--ready-file", str(ready), *flags],
+        ready, scratch / f"{name}.log",
+    )  # fmt: skip
+
+
 def compare(streams: int, seconds: float) -> PeerComparison:
     with open_channel("http") as source, tempfile.TemporaryDirectory(prefix="envd-peer-") as tmp:
         scratch = Path(tmp)
-        spec = normalize_spec(RawSpec(conda=[RawDependency("python=3.9")], channels=[source.url]))
-        with EmbeddedCoordinator(scratch / "home") as target, EnvdClient(target) as client:
-            result = client.resolve(spec, ["linux-64"], no_archives=True)
-        event = result.events["linux-64"]
-        if event.outcome is not Outcome.RESOLVED or event.description is None:
-            raise RuntimeError(f"failed to prepare the bench environment: {event}")
-        request = environments_pb2.ResolveRequest(
-            spec=spec_to_pb(spec), platforms=["linux-64"], no_archives=True,
-            requester=common_pb2.Requester(user="bench", host="bench"),
-        ).SerializeToString()  # fmt: skip
-        daemon, daemon_target = _start(
-            [str(BIN / "envd-daemon"), "--listen", "127.0.0.1:0", "--log-level", "WARNING",
-             "--store", str(scratch / "home" / "store"), "--state", str(scratch / "d.sqlite"),
-             "--ready-file", str(scratch / "daemon.ready")],
-            scratch / "daemon.ready", scratch / "daemon.log",
-        )  # fmt: skip
+        request, packages = cache_hit_request(source.url, scratch / "home")
+        daemon, daemon_target = start_daemon(scratch, "daemon")
         try:
             replies = _capture(daemon_target, request)
             responses = scratch / "responses.bin"
@@ -144,7 +157,7 @@ def compare(streams: int, seconds: float) -> PeerComparison:
             daemon.terminate()
             daemon.wait(10)
     return PeerComparison(
-        streams=streams, seconds=seconds, packages=len(event.description["packages"]),
+        streams=streams, seconds=seconds, packages=packages,
         response_bytes=sum(len(r) for r in replies), envd=envd_figures, peer=peer_figures,
         throughput_ratio=ratio(envd_figures.requests_per_s, peer_figures.requests_per_s),
         p50_ratio=ratio(envd_figures.p50_ms, peer_figures.p50_ms),

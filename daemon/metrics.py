@@ -19,7 +19,15 @@ from prometheus_client.registry import Collector
 
 from envd.clock import Clock
 from envd.errors import ChannelError, ChannelNotAllowedError, StoreError, all_error_classes
-from envd.metrics import SECONDS_BUCKETS, Children, new_registry, register_build_info
+from envd.metrics import (
+    SECONDS_BUCKETS,
+    Children,
+    LoopCounter,
+    LoopHistogram,
+    LoopMetrics,
+    new_registry,
+    register_build_info,
+)
 
 from .agent_registry import AgentRegistry
 from .jobs import Transition
@@ -77,13 +85,15 @@ class DaemonMetrics:
         self.clock = clock
         self.registry = registry = registry or new_registry()
         register_build_info(registry, "daemon")
-        self.requests = Children[Counter](Counter(
+        # written on every call: lock-free, the event loop being their only writer
+        self.requests = LoopCounter(
             "envd_requests", "Requests answered per platform, by outcome (cache_hit, dedup, "
             "resolved, failed); counted when a Resolve or Wait stream carries its last event.",
-            ["outcome", "platform"], registry=registry))  # fmt: skip
-        self.request_seconds = Children[Histogram](Histogram(
+            ("outcome", "platform"))  # fmt: skip
+        self.request_seconds = LoopHistogram(
             "envd_request_duration_seconds", "From the call's start to a platform's last event.",
-            ["outcome", "platform"], registry=registry, buckets=SECONDS_BUCKETS))  # fmt: skip
+            ("outcome", "platform"), SECONDS_BUCKETS)  # fmt: skip
+        registry.register(LoopMetrics([self.requests, self.request_seconds]))
         self.queue_wait = Children[Histogram](Histogram(
             "envd_queue_wait_seconds", "Time a job waited queued before an agent leased it.",
             ["platform"], registry=registry, buckets=SECONDS_BUCKETS))  # fmt: skip
@@ -109,15 +119,16 @@ class DaemonMetrics:
                 ("auth", "Calls refused as unauthenticated or not permitted"),
             )
         }  # fmt: skip
-        self.grpc_started = Children[Counter](Counter(
-            "envd_grpc_server_started", "gRPC calls started.", ["service", "method"],
-            registry=registry))  # fmt: skip
-        self.grpc_handled = Children[Counter](Counter(
+        self.grpc_started = LoopCounter(
+            "envd_grpc_server_started", "gRPC calls started.", ("service", "method")
+        )
+        self.grpc_handled = LoopCounter(
             "envd_grpc_server_handled", "gRPC calls ended, by status code.",
-            ["service", "method", "code"], registry=registry))  # fmt: skip
-        self.grpc_seconds = Children[Histogram](Histogram(
+            ("service", "method", "code"))  # fmt: skip
+        self.grpc_seconds = LoopHistogram(
             "envd_grpc_server_handling_seconds", "gRPC call duration (a stream's whole life).",
-            ["service", "method"], registry=registry, buckets=SECONDS_BUCKETS))  # fmt: skip
+            ("service", "method"), SECONDS_BUCKETS)  # fmt: skip
+        registry.register(LoopMetrics([self.grpc_started, self.grpc_handled, self.grpc_seconds]))
         self._jobs: dict[str, _Tracked] = {}
         self._seen_while_seeding: set[str] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -1,17 +1,24 @@
 """What the daemon's and the agent's metrics share: the `--metrics-listen` endpoint, buckets,
-build info, and label children looked up once."""
+build info, label children looked up once, and lock-free metrics for the event loop's hot path."""
 
 from __future__ import annotations
 
 import argparse
 import ipaddress
+import itertools
 import logging
-from dataclasses import dataclass
+import math
+from bisect import bisect_left
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from threading import Thread
 from typing import Generic, Protocol, TypeVar, cast
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Gauge, disable_created_metrics, start_http_server
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 import envd
 from envd.errors import ConfigError
@@ -118,3 +125,78 @@ class Children(Generic[M]):
         child = cast(M, self._metric.labels(*values))
         self._children[values] = child
         return child
+
+
+Labels = tuple[str, ...]
+
+
+@dataclass(slots=True)
+class LoopCounter:
+    """A counter by label values that only one thread (the event loop) increments: no lock,
+    one dict update. A scrape from another thread copies the dict whole (one C call)."""
+
+    name: str
+    documentation: str
+    labels: Sequence[str]
+    values: dict[Labels, float] = field(default_factory=dict)
+
+    def inc(self, key: Labels, amount: float = 1.0) -> None:
+        self.values[key] = self.values.get(key, 0.0) + amount
+
+    def family(self) -> Metric:
+        family = CounterMetricFamily(self.name, self.documentation, labels=self.labels)
+        for key, value in sorted(dict(self.values).items()):
+            family.add_metric(key, value)
+        return family
+
+
+@dataclass(slots=True)
+class _Series:
+    counts: list[int]  # per bucket, not cumulative; the last one is +Inf
+    sum: float = 0.0
+
+
+@dataclass(slots=True)
+class LoopHistogram:
+    """A histogram by label values that only one thread (the event loop) observes: no lock, a
+    bisect and two additions. Buckets are summed up at scrape time, so each scrape's `_count`
+    equals its `+Inf` bucket (its `_sum` may miss an observation made while it copied)."""
+
+    name: str
+    documentation: str
+    labels: Sequence[str]
+    buckets: Sequence[float]
+    series: dict[Labels, _Series] = field(default_factory=dict)
+
+    def observe(self, key: Labels, value: float) -> None:
+        series = self.series.get(key)
+        if series is None:
+            series = self.series[key] = _Series([0] * (len(self.buckets) + 1))
+        series.counts[bisect_left(self.buckets, value)] += 1
+        series.sum += value
+
+    def family(self) -> Metric:
+        family = HistogramMetricFamily(self.name, self.documentation, labels=self.labels)
+        bounds = [_le(b) for b in (*self.buckets, math.inf)]
+        for key, series in sorted(list(self.series.items())):
+            total = series.sum
+            cumulative = itertools.accumulate(list(series.counts))
+            family.add_metric(list(key), list(zip(bounds, cumulative, strict=True)), total)
+        return family
+
+
+def _le(bound: float) -> str:
+    """A bucket bound as prometheus-client writes it (`0.001`, `1.0`, `+Inf`)."""
+    text: str = floatToGoString(bound)  # type: ignore[no-untyped-call]
+    return text
+
+
+class LoopMetrics(Collector):
+    """The families of `LoopCounter`s and `LoopHistogram`s, for a registry (which, describing
+    them by a first collect, lists them from the first scrape)."""
+
+    def __init__(self, metrics: Iterable[LoopCounter | LoopHistogram]) -> None:
+        self.metrics = list(metrics)
+
+    def collect(self) -> Iterable[Metric]:
+        return [m.family() for m in self.metrics]

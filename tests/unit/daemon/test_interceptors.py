@@ -15,7 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 import envd
 from envd.clock import SystemClock, random_id
-from envd.daemon.interceptors import MetricsInterceptor
+from envd.daemon.interceptors import MetricsInterceptor, _event_head
 from envd.daemon.job_events import LocalJobEvents
 from envd.daemon.metrics import DaemonMetrics
 from envd.daemon.server import RunningDaemon, start_daemon
@@ -177,3 +177,24 @@ async def test_revocations_sent_on_agent_streams_are_counted(
     assert (await call.read()).revoked.lease_id == "lease-unknown"
     assert metrics.registry.get_sample_value("envd_lease_revocations_total") == 1
     call.cancel()
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        environments_pb2.ResolveEvent(
+            req_id="a" * 40, platform="linux-64", stage=environments_pb2.STAGE_DONE,
+            outcome=environments_pb2.OUTCOME_CACHE_HIT, full_id="b" * 40,
+            description_json=b"{}" * 40_000,
+        ),
+        environments_pb2.ResolveEvent(platform="osx-arm64", stage=environments_pb2.STAGE_FAILED),
+        environments_pb2.ResolveEvent(
+            req_id="r", platform="p" * 300, job_id="j", stage=environments_pb2.STAGE_QUEUED,
+            outcome=environments_pb2.OUTCOME_DEDUP, message="m",
+        ),
+        environments_pb2.ResolveEvent(),
+    ],
+)  # fmt: skip
+def test_an_encoded_answer_is_read_from_its_head(event: environments_pb2.ResolveEvent) -> None:
+    encoded = event.SerializeToString()
+    assert _event_head(encoded) == (event.platform, event.stage, event.outcome)

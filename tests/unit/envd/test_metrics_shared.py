@@ -1,4 +1,5 @@
-"""The shared metrics parts: `--metrics-listen` parsing, the endpoint, label children."""
+"""The shared metrics parts: `--metrics-listen` parsing, the endpoint, label children, and the
+lock-free loop metrics (exposed exactly as prometheus-client's own)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,20 @@ import socket
 import urllib.request
 
 import pytest
-from prometheus_client import REGISTRY, Counter
+from prometheus_client import REGISTRY, Counter, Histogram, generate_latest
 
 from envd.errors import ConfigError
-from envd.metrics import Children, listen_address, new_registry, register_build_info, serve_metrics
+from envd.metrics import (
+    SECONDS_BUCKETS,
+    Children,
+    LoopCounter,
+    LoopHistogram,
+    LoopMetrics,
+    listen_address,
+    new_registry,
+    register_build_info,
+    serve_metrics,
+)
 
 
 @pytest.mark.parametrize(
@@ -62,3 +73,26 @@ def test_children_are_looked_up_once() -> None:
     assert children("a") is children("a")
     children("a").inc(2)
     assert registry.get_sample_value("envd_things_total", {"kind": "a"}) == 2
+
+
+def test_loop_metrics_expose_what_prometheus_client_would() -> None:
+    """Same names, samples and bucket bounds as prometheus-client's own Counter and
+    Histogram given the same updates."""
+    theirs, ours = new_registry(), new_registry()
+    counter = Counter("envd_calls", "Calls.", ["method", "code"], registry=theirs)
+    histogram = Histogram("envd_call_seconds", "Seconds.", ["method"], registry=theirs,
+                          buckets=SECONDS_BUCKETS)  # fmt: skip
+    loop_counter = LoopCounter("envd_calls", "Calls.", ("method", "code"))
+    loop_histogram = LoopHistogram("envd_call_seconds", "Seconds.", ("method",), SECONDS_BUCKETS)
+    ours.register(LoopMetrics([loop_counter, loop_histogram]))
+    assert generate_latest(ours) == generate_latest(theirs)  # listed before any update
+    for method, code, seconds in [("Resolve", "OK", 0.001), ("Resolve", "OK", 0.0011),
+                                  ("Wait", "CANCELLED", 3600.0), ("Resolve", "OK", 7200.0),
+                                  ("GetInfo", "OK", 0.0)]:  # fmt: skip
+        counter.labels(method, code).inc()
+        loop_counter.inc((method, code))
+        histogram.labels(method).observe(seconds)
+        loop_histogram.observe((method,), seconds)
+    assert sorted(generate_latest(ours).splitlines()) == sorted(
+        generate_latest(theirs).splitlines()
+    )
