@@ -2,7 +2,7 @@
 metrics off next to one with `--metrics-listen` (and a scrape each second, as a busy Prometheus
 would), over the same store.
 
-`python -m bench.metrics_cost [--streams 16] [--seconds 3] [--rounds 5] [--json]`. Both daemons
+`python -m bench.metrics_cost [--streams 16] [--seconds 3] [--rounds 8] [--json]`. Both daemons
 run as their own process; one load generator (this process) drives each in turn, off then on,
 `rounds` times, so drift hits both alike. Two ratios: requests per second of wall time (what a
 client sees; on a shared machine other work moves it by ±20% from round to round), and
@@ -20,7 +20,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -102,10 +101,14 @@ def _scrape(url: str) -> str:
     return text.decode()
 
 
-def _scraping(url: str, stop: threading.Event) -> None:
-    """One scrape per second while the daemon with metrics is measured."""
-    while not stop.wait(1.0):
-        _scrape(url)
+# a scrape per second from a process of its own (not this one's threads: they would take the
+# load generator's interpreter lock, and the "on" rounds would lose throughput to the bench)
+_SCRAPER = """
+import sys, time, urllib.request
+while True:
+    urllib.request.urlopen(sys.argv[1], timeout=10).read()
+    time.sleep(1.0)
+"""
 
 
 def measure(streams: int, seconds: float, rounds: int) -> MetricsCost:
@@ -123,14 +126,12 @@ def measure(streams: int, seconds: float, rounds: int) -> MetricsCost:
             tallies = {"off": _Tally([]), "on": _Tally([])}
             for _ in range(rounds):
                 _round(off_process, off, request, streams, seconds, tallies["off"])
-                stop = threading.Event()
-                scraper = threading.Thread(target=_scraping, args=(metrics_url, stop))
-                scraper.start()
+                scraper = subprocess.Popen([sys.executable, "-c", _SCRAPER, metrics_url])
                 try:
                     _round(on_process, on, request, streams, seconds, tallies["on"])
                 finally:
-                    stop.set()
-                    scraper.join()
+                    scraper.terminate()
+                    scraper.wait(10)
             counted = _cache_hits(_scrape(metrics_url))
         finally:
             for process in daemons:
@@ -163,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.metrics_cost", description=__doc__)
     parser.add_argument("--streams", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=3.0)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--json", action="store_true")
     options = parser.parse_args(sys.argv[1:] if argv is None else argv)
     result = measure(options.streams, options.seconds, options.rounds)
