@@ -226,20 +226,26 @@ def _event_head(data: bytes) -> tuple[str, int, int]:
     """(platform, stage, outcome) of an encoded `ResolveEvent`, read from its fields 1-5 alone
     (protobuf writes fields in number order, and those come before the description: a cache
     hit's answer is tens of KB, not to be copied for three values)."""
-    platform, stage, outcome, at = "", 0, 0, 0
-    while at < len(data) and data[at] < 0x80 and data[at] >> 3 <= 5:  # one-byte tags 1-5
-        field, wire = data[at] >> 3, data[at] & 7
-        value, at = _varint(data, at + 1)
-        if wire == 2:  # req_id, platform, job_id
-            if field == 2:
+    platform, stage, outcome, at, size = "", 0, 0, 0, len(data)
+    while at < size:
+        tag = data[at]
+        if tag >= 0x80 or tag >> 3 > 5:  # past the head (one-byte tags are fields 1-15)
+            break
+        value = data[at + 1]
+        if value < 0x80:  # a one-byte varint: every value and length in a head but rare ones
+            at += 2
+        else:
+            value, at = _varint(data, at + 1)
+        if tag & 7 == 2:  # length-delimited: req_id, platform, job_id
+            if tag == 0x12:
                 platform = data[at : at + value].decode()
             at += value
-        elif wire != 0:  # not what envd.v1 says: read it the slow way
+        elif tag & 7 != 0:  # not what envd.v1 says: read it the slow way
             event = environments_pb2.ResolveEvent.FromString(data)
             return event.platform, event.stage, event.outcome
-        elif field == 4:
+        elif tag == 0x20:
             stage = value
-        elif field == 5:
+        elif tag == 0x28:
             outcome = value
     return platform, stage, outcome
 
