@@ -14,8 +14,8 @@ from envd.catalog import Catalog
 from envd.channels import DEFAULT_CHANNEL_ALIAS
 from envd.clock import SystemClock
 from envd.errors import EnvdError
-from envd.logs import LOG_FORMATS, configure_logging, report_error
-from envd.metrics import listen_address, serve_metrics
+from envd.logs import add_log_format_argument, configure_logging, report_error
+from envd.metrics import add_metrics_argument, serve_metrics
 from envd.platforms import check_platform, host_platform_name
 from envd.store.url import open_store
 
@@ -127,20 +127,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="processes transmuting archives (default: one per CPU)",
     )
-    parser.add_argument(
-        "--metrics-listen",
-        type=listen_address,
-        metavar="HOST:PORT",
-        help="serve Prometheus metrics on http://HOST:PORT/metrics (default: off)",
-    )
+    add_metrics_argument(parser)
     parser.add_argument("--log-level", default="INFO")
-    parser.add_argument(
-        "--log-format",
-        choices=LOG_FORMATS,
-        default="text",
-        help="`json`: one object per line, with job_id, req_id, platform and agent on the "
-        "lines about a job (default %(default)s)",
-    )
+    add_log_format_argument(parser)
     parser.add_argument("--version", action="version", version=f"envd-agent {envd.__version__}")
     args = parser.parse_args(argv)
     if not args.coordinator:

@@ -15,8 +15,8 @@ import envd
 from envd.channel_policy import ChannelPolicy
 from envd.clock import SystemClock, random_id
 from envd.errors import EnvdError, StateError
-from envd.logs import LOG_FORMATS, JobDirectory, configure_logging, report_error
-from envd.metrics import listen_address, serve_metrics
+from envd.logs import JobDirectory, add_log_format_argument, configure_logging, report_error
+from envd.metrics import add_metrics_argument, serve_metrics
 
 from .interceptors import MetricsInterceptor
 from .job_log import chain, directory_hook
@@ -96,20 +96,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=Path,
         help="write the bound address here once serving (for scripts and tests)",
     )
-    parser.add_argument(
-        "--metrics-listen",
-        type=listen_address,
-        metavar="HOST:PORT",
-        help="serve Prometheus metrics on http://HOST:PORT/metrics (default: off)",
-    )
+    add_metrics_argument(parser)
     parser.add_argument("--log-level", default="INFO")
-    parser.add_argument(
-        "--log-format",
-        choices=LOG_FORMATS,
-        default="text",
-        help="`json`: one object per line, with job_id, req_id, platform and agent on the "
-        "lines about a job (default %(default)s)",
-    )
+    add_log_format_argument(parser)
     parser.add_argument("--version", action="version", version=f"envd-daemon {envd.__version__}")
     return parser.parse_args(argv)
 

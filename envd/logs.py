@@ -3,6 +3,7 @@ format, and `--log-format json` whose lines carry the job they concern."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import re
@@ -118,6 +119,17 @@ class JsonFormatter(logging.Formatter):
         if self.directory is not None and (job.job_id or "lease" in words):
             job = job.merged(self.directory.find(job.job_id, words.get("lease", "")))
         return job
+
+
+def add_log_format_argument(parser: argparse.ArgumentParser) -> None:
+    """`--log-format text|json`, the same on the daemon and the agent."""
+    parser.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default="text",
+        help="`json`: one object per line, with job_id, req_id, platform and agent on the "
+        "lines about a job (default %(default)s)",
+    )
 
 
 def configure_logging(

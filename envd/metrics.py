@@ -52,6 +52,16 @@ def listen_address(text: str) -> tuple[str, int]:
     return host, number
 
 
+def add_metrics_argument(parser: argparse.ArgumentParser) -> None:
+    """`--metrics-listen HOST:PORT`, the same on the daemon and the agent."""
+    parser.add_argument(
+        "--metrics-listen",
+        type=listen_address,
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics on http://HOST:PORT/metrics (default: off)",
+    )
+
+
 @dataclass(slots=True)
 class MetricsEndpoint:
     """`/metrics` served from a thread of its own, so a scrape never waits for the event loop
