@@ -99,7 +99,10 @@ def error_from_rpc(rpc_error: grpc.RpcError) -> EnvdError:
             f"the coordinator refused the request: {details}",
             hint="split the request into smaller environments",
         )
-    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+    # CANCELLED without an envd error: the server ended the call as it stopped (a call the
+    # client cancels itself never comes back as an error)
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
+                grpc.StatusCode.CANCELLED):  # fmt: skip
         return CoordinatorUnavailableError(
             f"failed to reach the coordinator: {details}",
             hint="check `--coordinator` / ENVD_COORDINATOR and that envd-daemon is running",
