@@ -1,36 +1,48 @@
 # Two commands on a fresh machine: `make demo` and `make test` (both create ./.venv first).
+# `make demo` installs the runtime only; `make test` (and `make venv`) add the test extras.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+RUNTIME := $(VENV)/.installed-runtime
+TESTING := $(VENV)/.installed-test
+# setuptools says which editable mode it picked (a finder, since envd.daemon|agents|client map
+# to other folders); that note is expected, not a problem, so it is not shown.
+PIP_INSTALL := PYTHONWARNINGS="ignore:Editable installation" $(PY) -m pip install --quiet --quiet \
+	--retries 10 --disable-pip-version-check
 
 .PHONY: venv demo test protos bench clean
 
-venv: $(STAMP)
+venv: $(TESTING)
 
-$(STAMP): pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --retries 10 --upgrade pip
-	$(PY) -m pip install --quiet --retries 10 -e '.[test,dev]'
-	touch $(STAMP)
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(RUNTIME): pyproject.toml | $(PY)
+	$(PIP_INSTALL) -e .
+	touch $(RUNTIME)
+
+# the test install includes the runtime: `make demo` after it installs nothing more
+$(TESTING): pyproject.toml | $(PY)
+	$(PIP_INSTALL) -e '.[test,dev]'
+	touch $(TESTING) $(RUNTIME)
 
 # Azurite (the Azure Storage emulator the tests start) is pinned in package.json/package-lock.json
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch node_modules/.installed
 
-demo: venv
+demo: $(RUNTIME)
 	scripts/demo
 
-test: venv node_modules/.installed
+test: $(TESTING) node_modules/.installed
 	$(VENV)/bin/ruff check .
 	scripts/typecheck
 	$(PY) -m pytest -q
 
-protos: venv
+protos: $(TESTING)
 	$(PY) scripts/gen_protos
 
-bench: venv
+bench: $(TESTING)
 	$(PY) -m bench
 
 clean:

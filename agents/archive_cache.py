@@ -6,6 +6,12 @@ otherwise it is streamed from its channel to a temp file, checked against the re
 `links/<sha256>.json` names one in the store, else transmuted on a worker process, verified,
 uploaded and linked. Packages run on a bounded thread pool, so memory stays at a few chunks per
 archive in flight and the disk holds at most `concurrency` packages' temp files at once.
+
+Deadlines: each download waits at most the fetcher's timeout for bytes; each upload may take
+`upload_timeout` (it runs on a pool of its own, so the package's thread can stop waiting).
+Cancellation (the first failure, or the job's task cancelled): nothing more starts, downloads
+stop within one read, uploads are no longer waited for, and `cache` returns only once every
+package's thread has ended and the job's temp folder is gone.
 """
 
 from __future__ import annotations
@@ -23,7 +29,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from envd.description import PackageFormat, ResolvedPackage
-from envd.errors import ArchiveIntegrityError, EnvdError, PreconditionFailed, StoreError
+from envd.errors import (
+    ArchiveIntegrityError,
+    EnvdError,
+    PreconditionFailed,
+    StageTimeoutError,
+    StoreError,
+)
 from envd.store.base import Store
 from envd.store.layout import LINK_FORMAT, link_key, package_key
 
@@ -32,6 +44,8 @@ from .transmute import Transmuter, conda_name
 
 log = logging.getLogger("envd.agent")
 DEFAULT_CONCURRENCY = 8
+DEFAULT_UPLOAD_TIMEOUT = 600.0  # one archive; a 1 GB package at under 2 MB/s still makes it
+_POLL = 0.1  # how often a thread waiting on an upload looks at the cancel flag
 _LINK_ATTEMPTS = 4
 _SHA256_HEX = 64
 ProgressCallback = Callable[["CacheProgress"], Awaitable[None]]
@@ -106,20 +120,26 @@ class ArchiveCache:
         *,
         scratch_dir: Path,
         concurrency: int = DEFAULT_CONCURRENCY,
+        upload_timeout: float = DEFAULT_UPLOAD_TIMEOUT,
     ) -> None:
         self.store = store
         self.fetcher = fetcher
         self.transmuter = transmuter
         self.scratch_dir = scratch_dir
+        self.upload_timeout = upload_timeout
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max(1, concurrency), thread_name_prefix="envd-archive"
+        )
+        self._uploads = concurrent.futures.ThreadPoolExecutor(
+            max(1, concurrency), thread_name_prefix="envd-upload"
         )
 
     async def cache(
         self, packages: Sequence[ResolvedPackage], progress: ProgressCallback | None = None
     ) -> CacheReport:
-        """Cache every conda package's archives; the first failure cancels the rest and is
-        raised once every archive in flight has stopped (its temp files removed)."""
+        """Cache every conda package's archives; the first failure (or the task's cancellation)
+        stops the rest and is raised once every archive in flight has stopped and the temp files
+        are removed."""
         self.scratch_dir.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix="job-", dir=self.scratch_dir))
         cancel = threading.Event()
@@ -134,8 +154,8 @@ class ArchiveCache:
             cancel.set()
             for future in futures:
                 future.cancel()  # those not started yet
-            await asyncio.to_thread(concurrent.futures.wait, futures)
-            shutil.rmtree(work, ignore_errors=True)
+            # shielded: cancelled again while waiting, the cleanup still ends on its thread
+            await asyncio.shield(asyncio.to_thread(_settle, futures, work))
         return CacheReport(
             packages=tuple(r.package for r in results),
             uploaded=sum(r.uploaded for r in results),
@@ -174,6 +194,7 @@ class ArchiveCache:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._uploads.shutdown(wait=False, cancel_futures=True)  # a stuck upload is not waited for
 
     def _cache_one(self, package: ResolvedPackage, work: Path, cancel: threading.Event) -> _Cached:
         if package.kind != "conda":
@@ -193,7 +214,7 @@ class ArchiveCache:
         uploaded = reused = 0
         if info is None:
             local, sha256 = self._fetch_verified(package, work, cancel)
-            uploaded += self._upload(package_key(sha256, package.filename), local)
+            uploaded += self._upload(package_key(sha256, package.filename), local, cancel)
             size = local.stat().st_size
         else:
             size, reused = info.size, 1
@@ -201,7 +222,7 @@ class ArchiveCache:
         made = False
         if package.filename.endswith(".tar.bz2"):
             _check_cancel(cancel)
-            conda, made, up, again = self._conda_of(package, sha256, local, work)
+            conda, made, up, again = self._conda_of(package, sha256, local, work, cancel)
             formats.append(conda)
             uploaded, reused = uploaded + up, reused + again
         return _Cached(replace(package, formats=tuple(formats)), uploaded, made, reused)
@@ -235,7 +256,12 @@ class ArchiveCache:
         return dest, fetched.sha256
 
     def _conda_of(
-        self, package: ResolvedPackage, sha256: str, local: Path | None, work: Path
+        self,
+        package: ResolvedPackage,
+        sha256: str,
+        local: Path | None,
+        work: Path,
+        cancel: threading.Event,
     ) -> tuple[PackageFormat, bool, int, int]:
         """The `.conda` of a `.tar.bz2`: (format, made now, uploads, reused)."""
         key = link_key(sha256)
@@ -247,8 +273,9 @@ class ArchiveCache:
         out = work / "conda"
         out.mkdir()
         made = self.transmuter.transmute(local, out)
+        _check_cancel(cancel)
         filename = conda_name(package.filename)
-        uploads = self._upload(package_key(made.sha256, filename), made.path)
+        uploads = self._upload(package_key(made.sha256, filename), made.path, cancel)
         link = Link(sha256, package.filename, made.sha256, filename, made.size)
         winner = self._publish_link(key, link)
         log.info("transmuted %s → %s (%d files verified)", package.filename, filename, made.files)
@@ -304,8 +331,25 @@ class ArchiveCache:
             )
         return dest
 
-    def _upload(self, key: str, path: Path) -> int:
-        created = self.store.put_file_if_absent(key, path)
+    def _upload(self, key: str, path: Path, cancel: threading.Event) -> int:
+        """Upload create-only within `upload_timeout`. Store SDKs cannot be interrupted: an
+        upload given up on (timed out, or the job cancelled) ends on its own thread; it is
+        create-only and content-addressed, so finishing late harms nothing."""
+        upload = self._uploads.submit(self.store.put_file_if_absent, key, path)
+        waited = 0.0
+        while not upload.done():
+            if cancel.is_set():
+                raise FetchCancelled(f"upload of `{key}`")
+            if waited >= self.upload_timeout:
+                raise StageTimeoutError(
+                    f"timed out uploading `{key}` to store `{self.store.url}`: not done within "
+                    f"{self.upload_timeout:g} s",
+                    hint="check that the store is reachable; for very large archives on a slow "
+                    "link, raise the agent's `--upload-timeout`",
+                )
+            concurrent.futures.wait([upload], timeout=_POLL)
+            waited += _POLL
+        created = upload.result()
         if created:
             log.info("uploaded %s (%d bytes)", key, path.stat().st_size)
         return int(created)
@@ -317,6 +361,13 @@ def _linked(link: Link) -> PackageFormat:
 
 def _format_of(filename: str) -> str:
     return ".tar.bz2" if filename.endswith(".tar.bz2") else "." + filename.rpartition(".")[2]
+
+
+def _settle(futures: list[concurrent.futures.Future[_Cached]], work: Path) -> None:
+    """Wait until no package's thread runs (each removes its own temp files), then remove the
+    job's temp folder."""
+    concurrent.futures.wait(futures)
+    shutil.rmtree(work, ignore_errors=True)
 
 
 def _check_cancel(cancel: threading.Event) -> None:

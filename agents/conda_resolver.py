@@ -2,124 +2,246 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from importlib.metadata import version as dist_version
 from pathlib import Path
 from typing import Any
 
 import rattler
-from rattler import Channel, Client, Gateway
+import rattler.exceptions as rx
+from rattler import Channel, Client, Gateway, MatchSpec
 from rattler.networking import AddHeadersMiddleware, AuthenticationMiddleware, RetryMiddleware
 
 from envd.channels import channel_url
 from envd.description import ResolvedPackage, SolverInfo
 from envd.errors import (
     ChannelError,
-    PackageNotFoundError,
+    EnvdError,
+    InternalError,
+    InvalidSpecError,
     SolveTimeoutError,
+    StageTimeoutError,
     UnsatisfiableError,
 )
 from envd.platforms import NOARCH, effective_virtual_packages, rattler_virtual_packages
-from envd.spec import Spec
+
+from .fetch import redact_text, redact_url
+from .resolver import Resolution, ResolveRequest, missing_packages_error
 
 log = logging.getLogger("envd.agent")
-_NO_CANDIDATES = re.compile(r"No candidates were found for (?P<spec>[^\n]+?)\.?$", re.MULTILINE)
-
-
-@dataclass(frozen=True, slots=True)
-class Resolution:
-    packages: tuple[ResolvedPackage, ...]
-    solver: SolverInfo
+DEFAULT_REPODATA_TIMEOUT = 60.0
+DEFAULT_SOLVE_TIMEOUT = 300.0
+# rattler's own solve deadline, just past ours: a cancelled Python future does not stop the
+# solver's thread, this does (so a job we gave up on burns at most this much CPU more)
+_SOLVER_GRACE = 1.0
+# py-rattler's exceptions by what a user can do about them; the rest are envd's bugs
+_RATTLER_ERRORS: tuple[type[Exception], ...] = tuple(
+    c
+    for c in vars(rx).values()  # not getattr: that warns for the deprecated aliases
+    if isinstance(c, type)
+    and issubclass(c, Exception)
+    and not issubclass(c, Warning)
+    and c.__module__ != "builtins"
+)
+_CHANNEL_ERRORS = (rx.GatewayError, rx.FetchRepoDataError, rx.InvalidChannelError,
+                   rx.InvalidUrlError, rx.AuthenticationStorageError)  # fmt: skip
+_SPEC_ERRORS = (rx.InvalidMatchSpecError, rx.InvalidPackageNameError, rx.InvalidVersionError,
+                rx.InvalidVersionSpecError, rx.ParseSubdirError)  # fmt: skip
+_AGENT_ERRORS = (rx.IoError, rx.CacheDirError)
 
 
 class CondaResolver:
-    """Solves a Spec for one platform. The Gateway (and its in-memory repodata) lives as long
-    as the agent, so a warm agent skips fetching and parsing repodata."""
+    """Resolves conda specs (the `Resolver` protocol). The Gateway and its in-memory repodata
+    live as long as the agent, so a warm agent skips fetching and parsing repodata.
+
+    Two stages, each under its own deadline: loading the repodata of every channel this agent
+    has not loaded yet for the platform (all of rattler's requests and retries;
+    `repodata_timeout`), then solving on the warm gateway (`solve_timeout`). A sharded channel
+    may still fetch shards a new spec needs during the solve: those count against the solve's
+    deadline. When the solve fails, the requested names that no channel has are looked up, so
+    the error names all of them at once."""
 
     def __init__(
         self,
         cache_dir: Path,
         channel_alias: str,
-        timeout: float,
+        solve_timeout: float = DEFAULT_SOLVE_TIMEOUT,
         authorization: Callable[[str], str | None] | None = None,
+        *,
+        repodata_timeout: float = DEFAULT_REPODATA_TIMEOUT,
     ) -> None:
         self.gateway = Gateway(cache_dir=cache_dir, client=_client(authorization))
         self.channel_alias = channel_alias
-        self.timeout = timeout
+        self.solve_timeout = solve_timeout
+        self.repodata_timeout = repodata_timeout
         self.solver = SolverInfo("py-rattler (resolvo)", dist_version("py-rattler"))
+        # (channel URL, platform) pairs whose repodata the gateway holds: a warm agent goes
+        # straight to the solve (the prefetch would only convert records to Python again)
+        self._loaded: set[tuple[str, str]] = set()
 
-    def channels(self, spec: Spec) -> list[str]:
-        return [channel_url(c, self.channel_alias) for c in spec.channels]
+    def channels(self, request: ResolveRequest) -> list[str]:
+        return [channel_url(c, self.channel_alias) for c in request.spec.channels]
 
-    async def resolve(self, spec: Spec, platform: str) -> Resolution:
-        urls = self.channels(spec)
+    async def resolve(self, request: ResolveRequest) -> Resolution:
+        urls = self.channels(request)
         if not urls:
             raise UnsatisfiableError(
                 "the spec names no channel", hint="add `channels:` to the file or pass `-c NAME`"
             )
-        specs = spec.conda_specs_for(platform)
-        virtual = rattler_virtual_packages(
-            effective_virtual_packages(platform, dict(spec.virtual_packages))
-        )
+        platform = request.platform
+        specs = request.spec.conda_specs_for(platform)
         subdirs: list[Any] = [platform, NOARCH]
         log.info("solving platform=%s specs=%s channels=%s", platform, specs, urls)
+        names = _requested_names(specs)
+        cold = [url for url in urls if (url, platform) not in self._loaded]
+        if cold:  # its own stage: a channel that stalls fails here, named, not in the solve
+            until = asyncio.get_running_loop().time() + self.repodata_timeout
+            await self._load(cold, subdirs, specs, until, recursive=True)
+            self._loaded.update((url, platform) for url in cold)
+        virtual = rattler_virtual_packages(
+            effective_virtual_packages(platform, dict(request.spec.virtual_packages))
+        )
+        deadline = asyncio.timeout(self.solve_timeout)
         try:
-            records = await rattler.solve(
-                [Channel(u) for u in urls],
-                specs,
-                gateway=self.gateway,
-                platforms=subdirs,
-                virtual_packages=virtual,
-                timeout=timedelta(seconds=self.timeout),
-            )
-        except Exception as err:
-            raise await self._explain(err, urls, platform) from err
+            async with deadline:
+                records = await rattler.solve(
+                    [Channel(u) for u in urls], specs, gateway=self.gateway, platforms=subdirs,
+                    virtual_packages=virtual,
+                    timeout=timedelta(seconds=self.solve_timeout + _SOLVER_GRACE),
+                )  # fmt: skip
+        except TimeoutError as err:
+            if not deadline.expired():
+                raise
+            raise SolveTimeoutError(
+                f"solve for `{platform}` took over {self.solve_timeout:g} s",
+                hint="pin more versions, or raise the agent's `--solve-timeout`",
+            ) from err
+        except rx.SolverError as err:
+            raise await self._unsolvable(err, urls, subdirs, names) from err
+        except _RATTLER_ERRORS as err:
+            raise _explain(err, f"failed to solve the spec for `{platform}`") from err
         packages = tuple(sorted((_package(r) for r in records), key=lambda p: p.name))
         return Resolution(packages, self.solver)
 
-    async def _explain(self, err: Exception, urls: list[str], platform: str) -> Exception:
-        """Turn a py-rattler failure into the envd error a user can act on."""
-        text = str(err).strip()
-        kind = type(err).__name__
-        where = f"channels {', '.join(f'`{u}`' for u in urls)} for `{platform}` (and `noarch`)"
-        if kind == "GatewayError" or "could not find subdir" in text:
-            return ChannelError(
-                f"failed to fetch repodata: {text}",
-                hint="check that each channel URL or folder exists and is reachable",
+    async def _load(
+        self,
+        urls: list[str],
+        subdirs: list[Any],
+        specs: list[str],
+        until: float,
+        *,
+        recursive: bool,
+    ) -> list[list[rattler.RepoDataRecord]]:
+        """Fetch (or find warm) the repodata of `specs` (and their dependencies, if
+        `recursive`) by loop time `until`, one task per channel so that a stall names its
+        channel; returns the records found."""
+        tasks = {
+            url: asyncio.ensure_future(
+                self.gateway.query([Channel(url)], subdirs, specs, recursive=recursive)
             )
-        if "timed out" in text.lower() or "timeout" in text.lower():
-            return SolveTimeoutError(f"solve for `{platform}` took over {self.timeout:g} s")
-        match = _NO_CANDIDATES.search(text)
-        if match:
-            name = match.group("spec").split()[0]
-            if not await self._exists(name, urls, platform):
-                return PackageNotFoundError(
-                    f"package `{name}` not found in {where}",
-                    hint="check the name's spelling and the channel list",
-                )
+            for url in urls
+        }
+        left = until - asyncio.get_running_loop().time()
+        try:
+            done, pending = await asyncio.wait(
+                tasks.values(), timeout=max(0.0, left), return_when=asyncio.FIRST_EXCEPTION
+            )
+        finally:
+            for task in tasks.values():
+                task.cancel()  # a no-op once done; drops rattler's requests otherwise
+        failures = [(url, t.exception()) for url, t in tasks.items() if t in done]
+        for url, failure in failures:
+            if failure is not None:
+                platform = subdirs[0]
+                action = f"failed to fetch repodata of `{redact_url(url)}` for `{platform}`"
+                raise _explain(failure, action) from failure
+        if pending:
+            stalled = ", ".join(f"`{redact_url(u)}`" for u, t in tasks.items() if t in pending)
+            raise StageTimeoutError(
+                f"timed out fetching repodata from {stalled} for `{subdirs[0]}` (and `noarch`):"
+                f" not done within {self.repodata_timeout:g} s",
+                hint="check that the channel is up and answers; if it is only slow, raise the "
+                "agent's `--repodata-timeout`",
+            )
+        return [records for task in tasks.values() for records in task.result()]
+
+    async def _unsolvable(
+        self, err: Exception, urls: list[str], subdirs: list[Any], names: list[str]
+    ) -> EnvdError:
+        """Every requested name no channel has (`PackageNotFoundError`, with suggestions), or
+        else the solver's own account of the conflict (`UnsatisfiableError`)."""
+        platform = subdirs[0]
+        until = asyncio.get_running_loop().time() + self.repodata_timeout
+        found = await self._load(urls, subdirs, names, until, recursive=False)
+        present = {record.name.normalized for records in found for record in records}
+        missing = [name for name in names if name not in present]
+        if missing:
+            known = await self._known_names(urls, subdirs, until)
+            where = _where(urls, platform)
+            return missing_packages_error(missing, where=where, known=known, requested=names)
         return UnsatisfiableError(
-            f"failed to solve the spec for `{platform}`: {text}",
+            f"failed to solve the spec for `{platform}`: {redact_text(str(err).strip())}",
             hint="relax the conflicting constraints above",
         )
 
-    async def _exists(self, name: str, urls: list[str], platform: str) -> bool:
+    async def _known_names(self, urls: list[str], subdirs: list[Any], until: float) -> set[str]:
+        """Every package name of the channels, for suggestions; empty if they cannot be read
+        by loop time `until` (the error that needs them is worth more than suggestions)."""
+        left = until - asyncio.get_running_loop().time()
         try:
-            subdirs: list[Any] = [platform, NOARCH]
-            found = await self.gateway.query(
-                [Channel(u) for u in urls], subdirs, [name], recursive=False
+            names = await asyncio.wait_for(
+                self.gateway.names([Channel(u) for u in urls], subdirs), max(0.0, left)
             )
-        except Exception:  # the solve already failed; absence is the conservative answer
-            return False
-        return any(len(records) > 0 for records in found)
+        except (TimeoutError, *_CHANNEL_ERRORS) as err:
+            log.warning("no package names for suggestions: %s", redact_text(str(err)))
+            return set()
+        return {name.normalized for name in names}
+
+
+def _requested_names(specs: Sequence[str]) -> list[str]:
+    """The package names the specs ask for, in order; virtual packages (`__glibc`) are not
+    looked for in channels."""
+    names: list[str] = []
+    for text in specs:
+        try:
+            matcher = MatchSpec(text).name
+        except _RATTLER_ERRORS as err:
+            raise _explain(err, f"failed to read the match spec `{text}`") from err
+        name = matcher.as_package_name() if matcher is not None else None  # None: a pattern
+        normalized = name.normalized if name is not None else ""
+        if normalized and not normalized.startswith("__") and normalized not in names:
+            names.append(normalized)
+    return names
+
+
+def _explain(err: BaseException, action: str) -> EnvdError:
+    """A py-rattler failure as the envd error a user can act on, by its class."""
+    text = redact_text(str(err).strip())
+    if isinstance(err, _CHANNEL_ERRORS):
+        return ChannelError(
+            f"{action}: {text}",
+            hint="check that each channel URL or folder exists and is reachable",
+        )
+    if isinstance(err, _SPEC_ERRORS):
+        return InvalidSpecError(f"{action}: {text}", hint="fix the match spec in the request")
+    if isinstance(err, _AGENT_ERRORS):
+        return InternalError(f"{action}: {text}", hint="check the agent's `--cache-dir` disk")
+    return InternalError(f"{action}: {type(err).__name__}: {text}")
+
+
+def _where(urls: list[str], platform: str) -> str:
+    return (
+        f"channels {', '.join(f'`{redact_url(u)}`' for u in urls)} for `{platform}` (and `noarch`)"
+    )
 
 
 def _client(authorization: Callable[[str], str | None] | None) -> Client:
     """rattler's default middleware (auth storage, retries), plus the agent's own channel
-    credentials (netrc, `ENVD_CHANNEL_TOKEN`) as an Authorization header per host."""
+    credentials (netrc, `ENVD_CHANNEL_TOKEN`) as an Authorization header per host. No request
+    timeout here: each stage's deadline cancels the requests (retries included)."""
     middlewares: list[Any] = [AuthenticationMiddleware(), RetryMiddleware()]
     if authorization is not None:
         check = authorization

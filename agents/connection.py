@@ -120,9 +120,7 @@ class AgentConnection:
             except grpc.aio.AioRpcError as err:
                 raise error_from_rpc(err) from err
 
-    async def _receive(
-        self, call: Any, stopper: asyncio.Task[bool]
-    ) -> asyncio.Future[Any] | None:
+    async def _receive(self, call: Any, stopper: asyncio.Task[bool]) -> asyncio.Future[Any] | None:
         """Handle coordinator messages until the stream ends (None) or stop is asked: then the
         read still pending (cancelling it would cancel the whole call)."""
         while True:

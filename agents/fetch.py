@@ -22,26 +22,34 @@ from base64 import b64encode
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Protocol
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import envd
-from envd.errors import ChannelError, ConfigError
+from envd.errors import ChannelError, ConfigError, StageTimeoutError
 
 log = logging.getLogger("envd.agent")
 CHUNK = 1024 * 1024
 DEFAULT_ATTEMPTS = 4
 DEFAULT_BASE_DELAY = 0.25
-DEFAULT_TIMEOUT = 60.0
+# seconds an attempt may wait for the next bytes (connect, headers, body): with 4 attempts a
+# host that stalls fails the archive in about 80 s
+DEFAULT_TIMEOUT = 20.0
 MAX_DELAY = 5.0
 TOKEN_ENV = "ENVD_CHANNEL_TOKEN"
 TRANSIENT_HTTP = frozenset({408, 425, 429, 500, 502, 503, 504})
 _CONDA_TOKEN = re.compile(r"/t/[^/]+/")  # anaconda.org-style `/t/<token>/` URL segments
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s()<>'\"`]+")
 _FETCH_HINT = "check that the channel still serves it, or resolve with `--no-archives`"
 
 
 class FetchCancelled(Exception):
-    """The caller gave up on this download (another archive of the job failed)."""
+    """The caller gave up on this download (another archive of the job failed, or the job was
+    cancelled)."""
+
+
+class _Source(Protocol):
+    def read1(self, size: int = -1, /) -> bytes: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,8 +116,18 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, path, "", ""))
 
 
+def redact_text(text: str) -> str:
+    """`text` (a library's error message) with every URL in it redacted."""
+    return _URL_IN_TEXT.sub(lambda match: redact_url(match.group()), text)
+
+
 class Fetcher:
-    """Downloads one URL at a time into a file; safe to share between threads."""
+    """Downloads one URL at a time into a file; safe to share between threads.
+
+    `timeout` bounds each wait for bytes (connecting, the headers, every read), so a host that
+    accepts and never answers costs `attempts * timeout` plus backoff, then `StageTimeoutError`
+    naming the URL. A set `cancel` event stops the download within one read and retries no
+    more."""
 
     def __init__(
         self,
@@ -138,7 +156,9 @@ class Fetcher:
         `max_size + 1` bytes, so a server cannot fill the disk; the caller compares sizes."""
         scheme = urlsplit(url).scheme.lower()
         if scheme in ("http", "https"):
-            return self._with_retries(url, lambda: self._fetch_http(url, dest, max_size, cancel))
+            return self._with_retries(
+                url, lambda: self._fetch_http(url, dest, max_size, cancel), cancel
+            )
         if scheme == "file" or len(scheme) <= 1:  # `C:\…` parses as scheme `c`
             return self._fetch_local(url, dest, max_size, cancel)
         raise ChannelError(
@@ -146,9 +166,13 @@ class Fetcher:
             hint="channels are `https://`, `http://`, `file://` URLs or local folders",
         )
 
-    def _with_retries(self, url: str, attempt: Callable[[], Fetched]) -> Fetched:
+    def _with_retries(
+        self, url: str, attempt: Callable[[], Fetched], cancel: threading.Event | None
+    ) -> Fetched:
         shown = redact_url(url)
         for number in range(1, self.attempts + 1):
+            if cancel is not None and cancel.is_set():
+                raise FetchCancelled(shown)
             try:
                 return attempt()
             except urllib.error.HTTPError as err:
@@ -157,6 +181,13 @@ class Fetcher:
                     raise _http_error(shown, err) from err
                 cause = f"HTTP {err.code}"
             except (urllib.error.URLError, http.client.HTTPException, OSError) as err:
+                if number == self.attempts and _timed_out(err):
+                    raise StageTimeoutError(
+                        f"timed out fetching archive `{shown}`: no data for {self.timeout:g} s "
+                        f"(attempt {number} of {self.attempts})",
+                        hint="check that the channel's host answers; if it is only slow, raise "
+                        "the agent's `--fetch-timeout`",
+                    ) from err
                 if number == self.attempts:
                     raise ChannelError(
                         f"failed to fetch archive `{shown}` after {number} attempts: "
@@ -219,7 +250,7 @@ def local_path(url: str) -> Path:
 
 
 def _stream(
-    source: BinaryIO, dest: Path, max_size: int | None, cancel: threading.Event | None
+    source: _Source, dest: Path, max_size: int | None, cancel: threading.Event | None
 ) -> Fetched:
     sha256 = hashlib.sha256()
     md5 = hashlib.md5(usedforsecurity=False)
@@ -232,7 +263,7 @@ def _stream(
                 if cancel is not None and cancel.is_set():
                     raise FetchCancelled(dest.name)
                 want = CHUNK if limit is None else min(CHUNK, limit - size)
-                chunk = source.read(want)
+                chunk = source.read1(want)  # what has arrived: a slow host still sees `cancel`
                 if not chunk:
                     break
                 sha256.update(chunk)
@@ -254,6 +285,14 @@ def _http_error(shown: str, err: urllib.error.HTTPError) -> ChannelError:
             f"`{TOKEN_ENV}` (`HOST=TOKEN`)"
         )
     return ChannelError(f"failed to fetch archive `{shown}`: HTTP {err.code} {err.reason}", hint)
+
+
+def _timed_out(err: BaseException) -> bool:
+    """A socket timeout, raised as is (reading the body) or wrapped by urllib (connecting,
+    reading the headers)."""
+    if isinstance(err, urllib.error.URLError) and not isinstance(err, urllib.error.HTTPError):
+        return isinstance(err.reason, TimeoutError)
+    return isinstance(err, TimeoutError)
 
 
 def _reason(err: BaseException) -> str:

@@ -12,16 +12,17 @@ from datetime import UTC, datetime
 from envd.catalog import Catalog
 from envd.clock import Clock
 from envd.description import ResolvedBy, ResolvedPackage, build_description
-from envd.errors import InternalError
+from envd.errors import InternalError, StageTimeoutError
 from envd.ids import req_id as compute_req_id
 from envd.progress import Stage
-from envd.spec import spec_from_canonical
+from envd.spec import Spec, spec_from_canonical
 
 from .archive_cache import ArchiveCache, CacheProgress
-from .conda_resolver import CondaResolver
+from .resolver import Resolver, ResolveRequest
 
 log = logging.getLogger("envd.agent")
 Progress = Callable[[Stage, str], Awaitable[None]]
+DEFAULT_JOB_TIMEOUT = 3600.0  # resolve, archives and description together
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,16 +36,24 @@ class Assignment:
     requester_user: str
 
 
+@dataclass(slots=True)
+class _Doing:
+    """What a job is doing now, for the message of its deadline."""
+
+    stage: str = "resolving"
+
+
 class JobRunner:
     def __init__(
         self,
         *,
-        resolver: CondaResolver,
+        resolver: Resolver,
         catalog: Catalog,
         archives: ArchiveCache,
         clock: Clock,
         agent_id: str,
         host: str,
+        job_timeout: float = DEFAULT_JOB_TIMEOUT,
     ) -> None:
         self.resolver = resolver
         self.archives = archives
@@ -52,21 +61,44 @@ class JobRunner:
         self.clock = clock
         self.agent_id = agent_id
         self.host = host
+        self.job_timeout = job_timeout
 
     async def run(self, job: Assignment, progress: Progress) -> str:
         """Resolve the job's spec, cache its archives (unless `no_archives`), then store its
         description — in that order, so a description only names archives already stored;
-        returns the full_id (the coordinator moves the default pointer after that)."""
+        returns the full_id (the coordinator moves the default pointer after that).
+
+        Within `job_timeout` (else `StageTimeoutError` naming the stage it was in). Cancelling
+        the task at any await stops the solve and the downloads, removes the temp files before
+        `CancelledError` leaves here, and writes no description — unless the cancellation comes
+        while the description is being written: that one write ends (content-addressed, it
+        moves no pointer)."""
         spec = spec_from_canonical(json.loads(job.canonical_spec))
         if compute_req_id(spec) != job.req_id:
             raise InternalError(
                 f"job `{job.job_id}` carries a spec whose req_id is not `{job.req_id}`",
                 hint="the coordinator and this agent normalize differently: run one envd release",
             )
+        doing = _Doing()
+        deadline = asyncio.timeout(self.job_timeout)
+        try:
+            async with deadline:
+                return await self._run(job, spec, progress, doing)
+        except TimeoutError as err:
+            if not deadline.expired():
+                raise
+            raise StageTimeoutError(
+                f"timed out running job `{job.job_id}` for `{job.platform}` while {doing.stage}: "
+                f"not done within {self.job_timeout:g} s",
+                hint="raise the agent's `--job-timeout` for very large environments",
+            ) from err
+
+    async def _run(self, job: Assignment, spec: Spec, progress: Progress, doing: _Doing) -> str:
         await progress(Stage.RESOLVING, f"solving on agent `{self.agent_id}`")
         log.info("solve job=%s req_id=%s platform=%s", job.job_id, job.req_id, job.platform)
-        resolution = await self.resolver.resolve(spec, job.platform)
+        resolution = await self.resolver.resolve(ResolveRequest(spec, job.platform))
         resolved_at = datetime.fromtimestamp(self.clock.now(), UTC)
+        doing.stage = "caching archives"
         packages = await self._cache_archives(job, resolution.packages, progress)
         description = build_description(
             req_id=job.req_id,
@@ -78,6 +110,7 @@ class JobRunner:
             solver=resolution.solver,
         )
         await progress(Stage.UPLOADING, f"writing description of {len(packages)} packages")
+        doing.stage = "writing the description"
         await asyncio.to_thread(self.catalog.write_description, description)
         full_id: str = description["full_id"]
         log.info("resolved job=%s platform=%s full_id=%s", job.job_id, job.platform, full_id)

@@ -18,11 +18,12 @@ from envd.logs import configure_logging, report_error
 from envd.platforms import check_platform, host_platform_name
 from envd.store.url import open_store
 
-from .archive_cache import DEFAULT_CONCURRENCY, ArchiveCache
-from .conda_resolver import CondaResolver
+from .archive_cache import DEFAULT_CONCURRENCY, DEFAULT_UPLOAD_TIMEOUT, ArchiveCache
+from .conda_resolver import DEFAULT_REPODATA_TIMEOUT, DEFAULT_SOLVE_TIMEOUT, CondaResolver
 from .connection import AgentConnection, AgentIdentity, platforms_tuple
-from .fetch import ChannelCredentials, Fetcher
-from .job_runner import JobRunner
+from .fetch import DEFAULT_ATTEMPTS, ChannelCredentials, Fetcher
+from .fetch import DEFAULT_TIMEOUT as DEFAULT_FETCH_TIMEOUT
+from .job_runner import DEFAULT_JOB_TIMEOUT, JobRunner
 from .transmute import DEFAULT_LEVEL, MAX_LEVEL, MIN_LEVEL, Transmuter
 
 
@@ -69,10 +70,41 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="base URL for channel names (default %(default)s)",
     )
     parser.add_argument(
+        "--repodata-timeout",
+        type=_seconds,
+        metavar="SECONDS",
+        default=DEFAULT_REPODATA_TIMEOUT,
+        help="seconds loading a job's repodata may take, every channel and retry included "
+        "(default %(default)s)",
+    )
+    parser.add_argument(
         "--solve-timeout",
-        type=float,
-        default=300.0,
-        help="seconds one solve may take (default %(default)s)",
+        type=_seconds,
+        metavar="SECONDS",
+        default=DEFAULT_SOLVE_TIMEOUT,
+        help="seconds one solve may take, once the repodata is loaded (default %(default)s)",
+    )
+    parser.add_argument(
+        "--fetch-timeout",
+        type=_seconds,
+        metavar="SECONDS",
+        default=DEFAULT_FETCH_TIMEOUT,
+        help="seconds an archive download may wait for data; it is tried "
+        f"{DEFAULT_ATTEMPTS} times (default %(default)s)",
+    )
+    parser.add_argument(
+        "--upload-timeout",
+        type=_seconds,
+        metavar="SECONDS",
+        default=DEFAULT_UPLOAD_TIMEOUT,
+        help="seconds one archive's upload to the store may take (default %(default)s)",
+    )
+    parser.add_argument(
+        "--job-timeout",
+        type=_seconds,
+        metavar="SECONDS",
+        default=DEFAULT_JOB_TIMEOUT,
+        help="seconds a whole job (resolve, archives, description) may take (default %(default)s)",
     )
     parser.add_argument(
         "--transmute-level",
@@ -108,6 +140,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"`{text}` is not a positive number of seconds")
+    return value
+
+
 def _zstd_level(text: str) -> int:
     value = int(text)
     if not MIN_LEVEL <= value <= MAX_LEVEL:
@@ -120,23 +162,30 @@ def build_connection(
     solve_timeout: float, store_override: str | None, transmute_level: int = DEFAULT_LEVEL,
     fetch_concurrency: int = DEFAULT_CONCURRENCY, workers: int | None = None,
     credentials: ChannelCredentials | None = None,
+    repodata_timeout: float = DEFAULT_REPODATA_TIMEOUT,
+    fetch_timeout: float = DEFAULT_FETCH_TIMEOUT,
+    upload_timeout: float = DEFAULT_UPLOAD_TIMEOUT,
+    job_timeout: float = DEFAULT_JOB_TIMEOUT,
 ) -> AgentConnection:  # fmt: skip
     """The same wiring serves `envd-agent` and the embedded default's in-process agents.
     Channel credentials default to the process environment (netrc, `ENVD_CHANNEL_TOKEN`)."""
     credentials = credentials or ChannelCredentials.from_environment(os.environ)
-    resolver = CondaResolver(cache_dir, channel_alias, solve_timeout, credentials.authorization)
-    fetcher = Fetcher(credentials)
+    resolver = CondaResolver(
+        cache_dir, channel_alias, solve_timeout, credentials.authorization,
+        repodata_timeout=repodata_timeout,
+    )  # fmt: skip
+    fetcher = Fetcher(credentials, timeout=fetch_timeout)
     transmuter = Transmuter(level=transmute_level, workers=workers)
 
     def make_runner(store_url: str) -> JobRunner:
         store = open_store(store_override or store_url)
         archives = ArchiveCache(
             store, fetcher, transmuter, scratch_dir=cache_dir / "archives-tmp",
-            concurrency=fetch_concurrency,
+            concurrency=fetch_concurrency, upload_timeout=upload_timeout,
         )  # fmt: skip
         return JobRunner(
             resolver=resolver, catalog=Catalog(store), archives=archives, clock=SystemClock(),
-            agent_id=identity.agent_id, host=identity.host,
+            agent_id=identity.agent_id, host=identity.host, job_timeout=job_timeout,
         )  # fmt: skip
 
     return AgentConnection(target, identity, make_runner)
@@ -150,6 +199,8 @@ async def run(args: argparse.Namespace) -> None:
         channel_alias=args.channel_alias, solve_timeout=args.solve_timeout,
         store_override=args.store, transmute_level=args.transmute_level,
         fetch_concurrency=args.fetch_concurrency, workers=args.workers,
+        repodata_timeout=args.repodata_timeout, fetch_timeout=args.fetch_timeout,
+        upload_timeout=args.upload_timeout, job_timeout=args.job_timeout,
     )  # fmt: skip
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from bench.client_startup import ClientStartup, startup_document, startup_lines
 from bench.reresolve_bench import Reresolve
 from bench.stats import MB, Latency, Repeated, Throughput, ratio
 from bench.transmute_bench import Transmutes
@@ -59,6 +60,7 @@ class Measurements:
     envd_warm: Repeated
     direct_warm: Repeated
     archives: ArchiveMeasurements | None = None  # None with `--skip-archives`
+    client_startup: ClientStartup | None = None
 
 
 def to_document(m: Measurements) -> dict[str, Any]:
@@ -97,6 +99,11 @@ def to_document(m: Measurements) -> dict[str, Any]:
             "ratio_envd_over_direct_warm": ratio(m.envd_warm.median_ms, m.direct_warm.median_ms),
         },
         **archives,
+        **(
+            {}
+            if m.client_startup is None
+            else {"client_startup": startup_document(m.client_startup)}
+        ),
     }
 
 
@@ -164,15 +171,15 @@ def render(doc: dict[str, Any]) -> str:
         f"{hit_ratio['throughput']:>12.3f}",
         "",
         f"2. cold resolve, median of {setup['repeats']} (min-max) ms",
-        _repeat_row("envd, fresh home", cold["envd"]),
-        _repeat_row("py-rattler solve, cold", cold["direct_cold"]),
+        repeat_row("envd, fresh home", cold["envd"]),
+        repeat_row("py-rattler solve, cold", cold["direct_cold"]),
         f"   {'ratio envd/direct':<26}{cold['ratio_envd_over_direct']:>10.2f}",
         "",
         f"3. warm-agent resolve (force=True), median of {setup['repeats']} (min-max) ms",
-        _repeat_row("envd, warm agent", warm["envd"]),
-        _repeat_row("py-rattler solve, cold", warm["direct_cold"]),
+        repeat_row("envd, warm agent", warm["envd"]),
+        repeat_row("py-rattler solve, cold", warm["direct_cold"]),
         f"   {'ratio envd/direct cold':<26}{warm['ratio_envd_over_direct_cold']:>10.2f}",
-        _repeat_row("py-rattler solve, warm", warm["direct_warm"]),
+        repeat_row("py-rattler solve, warm", warm["direct_warm"]),
         f"   {'ratio envd/direct warm':<26}{warm['ratio_envd_over_direct_warm']:>10.2f}",
     ]
     if "upload" in doc:
@@ -180,6 +187,8 @@ def render(doc: dict[str, Any]) -> str:
         lines += ["", *_reresolve_lines(doc["reresolve"])]
     else:
         lines += ["", "4-6. archive sections skipped (--skip-archives)"]
+    if "client_startup" in doc:
+        lines += ["", *startup_lines(doc["client_startup"], repeat_row)]
     return "\n".join(lines)
 
 
@@ -249,6 +258,6 @@ def _hit_row(label: str, row: dict[str, dict[str, float]]) -> str:
     )
 
 
-def _repeat_row(label: str, row: dict[str, Any]) -> str:
+def repeat_row(label: str, row: dict[str, Any]) -> str:
     spread = f"({row['min_ms']:.1f}-{row['max_ms']:.1f})"
     return f"   {label:<26}{row['median_ms']:>10.1f}  {spread}"

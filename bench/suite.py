@@ -14,6 +14,7 @@ from pathlib import Path
 import envd
 from bench.cache_hit import Caller, EnvdCacheHit, RawStoreRead, latency, throughput
 from bench.channel import ChannelMode, ChannelSource, open_channel
+from bench.client_startup import measure_client_startup
 from bench.direct_solve import DirectSolver
 from bench.emulators import BACKENDS, Backend
 from bench.report import ArchiveMeasurements, CacheHits, Measurements, Setup
@@ -76,6 +77,10 @@ def run_bench(options: BenchOptions, progress: Progress) -> Measurements:
         direct_warm = solver.warm(options.repeats)
         warm, hits = _with_warm_agent(options, spec, scratch / "warm", progress)
         archives = None if options.skip_archives else _archives(options, scratch, progress)
+        startup = measure_client_startup(
+            source.url, options.dependency, options.platform, options.repeats,
+            scratch / "client-startup", progress,
+        )  # fmt: skip
         return Measurements(
             setup=_setup(options, source, spec, solver.package_count()),
             cache_hits=hits,
@@ -84,6 +89,7 @@ def run_bench(options: BenchOptions, progress: Progress) -> Measurements:
             envd_warm=Repeated.of(warm),
             direct_warm=Repeated.of(direct_warm),
             archives=archives,
+            client_startup=startup,
         )
 
 

@@ -7,13 +7,12 @@ import json
 import socket
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
 import envd
-from envd.catalog import EnvironmentSummary
 from envd.errors import CoordinatorUnavailableError, EnvdError, IncompatibleVersionError
 from envd.progress import Outcome, ResolveEvent, Stage
 from envd.spec import Spec
@@ -26,7 +25,13 @@ from envd.wire import (
     spec_to_pb,
 )
 
+from .result import ResolveResult
+
+if TYPE_CHECKING:
+    from envd.catalog import EnvironmentSummary
+
 EventCallback = Callable[[ResolveEvent], None]
+NoticeCallback = Callable[[str], None]
 _METADATA = (
     (PROTOCOL_METADATA_KEY, str(envd.PROTOCOL_VERSION)),
     (VERSION_METADATA_KEY, envd.__version__),
@@ -41,29 +46,33 @@ class ServerInfo:
     platforms: tuple[str, ...]
 
 
-@dataclass(slots=True)
-class ResolveResult:
-    """Per platform, the terminal event (done or failed), or the accepted one with --no-wait."""
-
-    req_id: str = ""
-    events: dict[str, ResolveEvent] = field(default_factory=dict)
-
-    @property
-    def failed(self) -> bool:
-        return any(e.outcome is Outcome.FAILED for e in self.events.values())
-
-    def job_ids(self) -> list[str]:
-        return [e.job_id for e in self.events.values() if e.job_id]
-
-
 class EnvdClient:
-    """A connection to one coordinator (`HOST:PORT` or `unix:PATH`)."""
+    """A connection to one coordinator (`HOST:PORT` or `unix:PATH`).
 
-    def __init__(self, target: str, *, reattach_timeout: float = 120.0) -> None:
+    `credentials` make it a secure channel (insecure when None) and `interceptors` wrap every
+    call, so authentication can plug in without touching the calls. `on_notice` hears what a
+    person waiting should know: the coordinator went away, re-attaching, re-attached.
+    """
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        reattach_timeout: float = 120.0,
+        credentials: grpc.ChannelCredentials | None = None,
+        interceptors: Sequence[grpc.UnaryUnaryClientInterceptor
+                               | grpc.UnaryStreamClientInterceptor] = (),
+        on_notice: NoticeCallback | None = None,
+    ) -> None:  # fmt: skip
         self.target = target
         self.reattach_timeout = reattach_timeout
-        self._channel = grpc.insecure_channel(target)
-        self._stub = environments_pb2_grpc.EnvironmentsStub(self._channel)
+        self.on_notice = on_notice
+        if credentials is None:
+            self._channel = grpc.insecure_channel(target)
+        else:
+            self._channel = grpc.secure_channel(target, credentials)
+        channel = grpc.intercept_channel(self._channel, *interceptors) if interceptors else None
+        self._stub = environments_pb2_grpc.EnvironmentsStub(channel or self._channel)
 
     def close(self) -> None:
         self._channel.close()
@@ -74,10 +83,12 @@ class EnvdClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def info(self, timeout: float = 10.0) -> ServerInfo:
+    def info(self, timeout: float = 10.0, *, wait_for_ready: bool = True) -> ServerInfo:
+        """The coordinator's versions, store and platforms. `wait_for_ready=False` fails at
+        once when nothing listens, instead of waiting out `timeout` for it to appear."""
         reply = self._call(lambda: self._stub.GetInfo(
             environments_pb2.GetInfoRequest(), metadata=_METADATA, timeout=timeout,
-            wait_for_ready=True,
+            wait_for_ready=wait_for_ready,
         ))  # fmt: skip
         if reply.protocol_version != envd.PROTOCOL_VERSION:
             raise IncompatibleVersionError(
@@ -136,6 +147,8 @@ class EnvdClient:
         return json.loads(reply.description_json), reply.is_default
 
     def list_environments(self, req_id: str = "") -> list[EnvironmentSummary]:
+        from envd.catalog import EnvironmentSummary  # the catalog's imports cost; only here
+
         request = environments_pb2.ListEnvironmentsRequest(req_id=req_id)
         reply = self._call(lambda: self._stub.ListEnvironments(request, metadata=_METADATA))
         return [
@@ -165,21 +178,41 @@ class EnvdClient:
     ) -> None:
         deadline = time.monotonic() + self.reattach_timeout
         delay = 0.2
-        while True:
-            pending = job_ids or [
-                e.job_id for e in result.events.values() if e.job_id and not e.stage.terminal
-            ]
-            if not pending:
-                return
+        pending = self._pending(result, job_ids)
+        if not pending:
+            return
+        self._notice(
+            f"lost the coordinator at `{self.target}`; re-attaching to {' '.join(pending)} "
+            f"for up to {self.reattach_timeout:g} s"
+        )
+        while pending:
             try:
                 self.info(timeout=max(0.1, deadline - time.monotonic()))  # blocks until it is back
+                self._notice(f"re-attached to the coordinator at `{self.target}`")
                 self._consume(self._wait_stream(pending), result, on_event)
                 return
-            except CoordinatorUnavailableError:
+            except CoordinatorUnavailableError as err:
+                pending = self._pending(result, job_ids)
                 if time.monotonic() > deadline:
-                    raise
+                    raise CoordinatorUnavailableError(
+                        f"failed to re-attach to the coordinator at `{self.target}` within "
+                        f"{self.reattach_timeout:g} s",
+                        hint="the jobs go on without this client; follow them with "
+                        f"`envd-client wait {' '.join(pending)}`",
+                    ) from err
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
+
+    @staticmethod
+    def _pending(result: ResolveResult, job_ids: list[str] | None) -> list[str]:
+        if job_ids is not None:
+            ended = {e.job_id for e in result.events.values() if e.stage.terminal}
+            return [j for j in job_ids if j not in ended]
+        return [e.job_id for e in result.events.values() if e.job_id and not e.stage.terminal]
+
+    def _notice(self, text: str) -> None:
+        if self.on_notice is not None:
+            self.on_notice(text)
 
     def _events(self, stream: Any) -> Iterator[ResolveEvent]:
         try:

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Mapping
 from typing import Any, TextIO
 
-from envd.catalog import EnvironmentSummary
 from envd.errors import error_to_dict
 from envd.progress import Outcome, ResolveEvent, Stage
 
-from .api import ResolveResult
+from .colour import Palette
+from .listing import aligned, requested_items
+from .progress_view import job_word, seconds
+from .result import ResolveResult
+
+_PLAIN = Palette(False)
 
 
 def package_rows(description: dict[str, Any] | None) -> list[dict[str, Any]]:
@@ -67,19 +72,21 @@ def environment_text(
         f"Resolved on {description['resolved_at']} by {resolved_by['user']}"
         f" (agent {resolved_by['agent']} on {resolved_by['host']})",
         f"Solver: {description['solver']['name']} {description['solver']['version']}",
+        "Channels: " + (", ".join(description["spec"].get("channels", [])) or "(none)"),
+        "Requested: " + (", ".join(requested_items(description["spec"])) or "(nothing)"),
     ]
     if is_default is not None:
         lines.append(f"Default for its req_id: {'yes' if is_default else 'no'}")
     packages = description["packages"]
     lines.append(f"Packages ({len(packages)}):")
-    width = max((len(p["name"]) for p in packages), default=0)
-    vwidth = max((len(p["version"]) for p in packages), default=0)
+    table = []
     for p in packages:
-        row = f"  {p['name']:<{width}}  {p['version']:<{vwidth}}  {p.get('build', ''):<24}"
-        row += f"  {p['filename']}"
+        row = ["", p["name"], p["version"], p.get("build", ""), p["filename"]]
         if present is not None:
-            row += f"  [{_formats_cell(present.get(p['filename'], []))}]"
-        lines.append(row)
+            row.append(f"[{_formats_cell(present.get(p['filename'], []))}]")
+        table.append(row)
+    if table:
+        lines.append(aligned(table).rstrip("\n"))
     return "\n".join(line for line in lines if line) + "\n"
 
 
@@ -94,69 +101,68 @@ def _formats_cell(formats: list[dict[str, Any]]) -> str:
     return ", ".join(cells)
 
 
-def result_text(result: ResolveResult) -> str:
+def result_text(
+    result: ResolveResult,
+    elapsed: Mapping[str, float] | None = None,
+    palette: Palette = _PLAIN,
+    *,
+    quiet: bool = False,
+) -> str:
+    """Each platform's environment (or its error, printed here once), then the summary;
+    `quiet` prints the summary alone."""
+    if quiet:  # the summary alone, and each error (printed nowhere else)
+        errors = [
+            f"{palette.word('error:')} {platform}: {e.error.message}\n"
+            + (f"{palette.word('hint:')} {e.error.hint}\n" if e.error.hint else "")
+            for platform, e in result.events.items()
+            if e.error is not None
+        ]
+        return "".join(errors) + summary_text(result, elapsed, palette, header=False)
     blocks = []
     for platform, event in result.events.items():
         if event.stage is Stage.DONE and event.description is not None:
-            blocks.append(environment_text(event.description, str(event.outcome)))
+            blocks.append(environment_text(event.description, palette.word(str(event.outcome))))
         elif event.stage is Stage.FAILED or event.outcome is Outcome.FAILED:
             err = event.error
-            text = f"### Environment for {platform} ###\nOutcome: failed\n"
+            text = f"### Environment for {platform} ###\nOutcome: {palette.word('failed')}\n"
             if err is not None:
-                text += f"error: {err.message}\n" + (f"hint: {err.hint}\n" if err.hint else "")
+                text += f"{palette.word('error:')} {err.message}\n"
+                text += f"{palette.word('hint:')} {err.hint}\n" if err.hint else ""
             blocks.append(text)
         else:
             blocks.append(
-                f"### Environment for {platform} ###\nOutcome: {event.outcome} (accepted)\n"
+                f"### Environment for {platform} ###\nStatus: {job_word(event)}, {event.stage}\n"
                 f"Job: {event.job_id}  (follow it with `envd-client wait {event.job_id}`)\n"
             )
-    return "\n".join(blocks) + summary_text(result)
+    return "\n".join(blocks) + summary_text(result, elapsed, palette)
 
 
-def summary_text(result: ResolveResult) -> str:
-    """One line per platform, last, so the outcome is what a terminal shows at the end."""
+def summary_text(
+    result: ResolveResult,
+    elapsed: Mapping[str, float] | None = None,
+    palette: Palette = _PLAIN,
+    *,
+    header: bool = True,
+) -> str:
+    """One line per platform, last, so the outcome is what a terminal shows at the end:
+    the outcome word once the platform has ended, and how long it took (not for cache hits)."""
     width = max((len(p) for p in result.events), default=0)
-    lines = ["", "### Summary ###"]
+    took = elapsed or {}
+    words = {p: _summary_word(e) for p, e in result.events.items()}
+    wide = max([9, *(len(w) for w in words.values())])
+    lines = ["", "### Summary ###"] if header else []
     for platform, event in result.events.items():
-        outcome = str(event.outcome) if event.outcome else str(event.stage)
+        word = words[platform]
+        shown = palette.word(word) + " " * (wide - len(word))
+        hit = event.outcome is Outcome.CACHE_HIT
+        time = "" if hit or platform not in took else seconds(took[platform])
         ident = f"{result.req_id}:{event.full_id}" if event.full_id else (event.job_id or "")
-        lines.append(f"{platform:<{width}}  {outcome:<9}  {ident}".rstrip())
+        cells = [f"{platform:<{width}}", shown, f"{time:>7}" if elapsed is not None else "", ident]
+        lines.append("  ".join(c for c in cells if c).rstrip())
     return "\n".join(lines) + "\n"
 
 
-def summaries_text(summaries: list[EnvironmentSummary]) -> str:
-    if not summaries:
-        return "no environments in the store\n"
-    lines = [f"{'REQ_ID:FULL_ID':<81}  {'PLATFORM':<14}  {'RESOLVED_AT':<20}  DEFAULT"]
-    for s in summaries:
-        lines.append(
-            f"{s.req_id}:{s.full_id}  {s.platform:<14}  {s.resolved_at:<20}  "
-            f"{'yes' if s.is_default else ''}"
-        )
-    return "\n".join(lines) + "\n"
-
-
-class ProgressPrinter:
-    """One line per platform event on stderr; on a TTY the line is rewritten in place."""
-
-    def __init__(self, stream: TextIO = sys.stderr, quiet: bool = False) -> None:
-        self.stream = stream
-        self.tty = stream.isatty()
-        self.quiet = quiet
-
-    def __call__(self, event: ResolveEvent) -> None:
-        if self.quiet:
-            return
-        words = [f"{event.platform}: {event.stage}"]
-        if event.outcome is not None:
-            words.append(f"({event.outcome})")
-        if event.message:
-            words.append(f"- {event.message}")
-        if event.error is not None:
-            words.append(f"- {event.error.message}")
-        line = " ".join(words)
-        if self.tty and not event.stage.terminal:
-            self.stream.write(f"\r\033[K{line}")
-        else:
-            self.stream.write(("\r\033[K" if self.tty else "") + line + "\n")
-        self.stream.flush()
+def _summary_word(event: ResolveEvent) -> str:
+    """The outcome once a platform has ended; until then, this request's part in the job."""
+    ended = event.stage.terminal or event.outcome is Outcome.FAILED
+    return str(event.outcome) if ended and event.outcome else job_word(event)

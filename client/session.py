@@ -1,25 +1,78 @@
-"""Opens a client on the configured coordinator, or on the embedded default when none is."""
+"""Opens the coordinator a command talks to: the configured one (checked fast, failing in plain
+words), the embedded default, or for reading only, the embedded home's store itself."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from envd.embedded import EmbeddedCoordinator
+from envd.errors import CoordinatorUnavailableError
 
-from .api import EnvdClient
+from .address import parse_address, unreachable_cause
+from .api import EnvdClient, ServerInfo
 from .config import ClientConfig
+from .readers import CoordinatorReader, EnvironmentReader, StoreReader
+
+CONNECT_TIMEOUT = 2.0  # a coordinator that does not answer GetInfo by then is unreachable
+Notice = Callable[[str], None]
 
 
 @contextmanager
-def open_client(config: ClientConfig) -> Iterator[EnvdClient]:
+def open_client(config: ClientConfig, on_notice: Notice | None = None) -> Iterator[EnvdClient]:
     if config.coordinator:
-        with EnvdClient(config.coordinator) as client:
-            client.info(timeout=10.0)  # fails early and clearly if unreachable or incompatible
+        with connect(config, on_notice) as (client, _):
             yield client
         return
+    from envd.embedded import EmbeddedCoordinator  # daemon and agent: only when they run
+
     embedded = EmbeddedCoordinator(
         config.home, store_url=config.store, channel_alias=config.channel_alias
     )
-    with embedded as target, EnvdClient(target) as client:
+    with (
+        embedded as target,
+        EnvdClient(target, reattach_timeout=config.reattach_timeout, on_notice=on_notice) as client,
+    ):
         yield client
+
+
+@contextmanager
+def open_reader(config: ClientConfig) -> Iterator[EnvironmentReader]:
+    """Read-only commands: the coordinator's RPCs, or the embedded home's store read directly
+    (nothing is started and nothing is created, even when the home does not exist yet)."""
+    if not config.coordinator:
+        yield StoreReader(config.store_url)
+        return
+    with connect(config) as (client, info):
+        yield CoordinatorReader(client, info.store_url)
+
+
+@contextmanager
+def connect(
+    config: ClientConfig, on_notice: Notice | None = None
+) -> Iterator[tuple[EnvdClient, ServerInfo]]:
+    """A client on the configured coordinator, known to answer: within `CONNECT_TIMEOUT`
+    it answers GetInfo, or this fails naming the address and why in plain words."""
+    assert config.coordinator is not None
+    address = parse_address(config.coordinator)
+    with EnvdClient(
+        address.target, reattach_timeout=config.reattach_timeout, on_notice=on_notice
+    ) as client:
+        try:
+            info = client.info(timeout=CONNECT_TIMEOUT, wait_for_ready=False)
+        except CoordinatorUnavailableError as err:
+            raise unreachable(config.coordinator, err) from err
+        yield client, info
+
+
+def unreachable(shown: str, err: CoordinatorUnavailableError) -> CoordinatorUnavailableError:
+    address = parse_address(shown)
+    timed_out = "deadline" in err.message.lower()
+    cause = "timed out" if timed_out else unreachable_cause(address, CONNECT_TIMEOUT / 2)
+    if cause is None:
+        cause = "something listens there but does not answer as an envd coordinator"
+    elif timed_out:
+        cause += f" after {CONNECT_TIMEOUT:g} s"
+    return CoordinatorUnavailableError(
+        f"failed to reach the coordinator at `{shown}`: {cause}",
+        hint="check `--coordinator` / ENVD_COORDINATOR and that envd-daemon is running there",
+    )

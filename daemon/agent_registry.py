@@ -45,12 +45,16 @@ class ConnectedAgent:
     session: int = field(default_factory=lambda: next(_session_numbers))
     outbox: asyncio.Queue[ToAgent] = field(default_factory=asyncio.Queue)
     leases: set[str] = field(default_factory=set)
+    # the agent gave work back (it is stopping): no new leases for this session
+    draining: bool = False
 
     def live(self, now: float, ttl: float) -> bool:
         """An agent that stopped heartbeating (e.g. SIGSTOP) gets no new jobs."""
         return now - self.last_seen <= ttl
 
     def free_slots(self) -> int:
+        if self.draining:
+            return 0
         return max(0, self.slots - len(self.leases))
 
     def send(self, message: ToAgent) -> None:
@@ -85,6 +89,9 @@ class AgentRegistry:
         if holder is not None:
             holder.leases.discard(lease_id)
         return holder
+
+    def connected(self, agent: ConnectedAgent) -> bool:
+        return self._sessions.get(agent.session) is agent
 
     def holder_of(self, lease_id: str) -> ConnectedAgent | None:
         return self._holders.get(lease_id)

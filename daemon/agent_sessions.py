@@ -126,7 +126,9 @@ class AgentSessions:
             self.dispatcher.kick()
 
     async def release(self, agent: ConnectedAgent, lease_id: str, reason: str) -> None:
-        """The agent gives the job back unfinished (it is stopping): queue it again now."""
+        """The agent gives the job back unfinished (it is stopping): queue it again now, and
+        lease this session nothing new."""
+        agent.draining = True
         self.registry.release(lease_id)
         job = await self.jobs.state.by_lease(lease_id)
         if job is not None:

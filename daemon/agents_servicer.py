@@ -18,6 +18,7 @@ from envd.wire import error_from_pb, error_metadata, stage_from_pb, status_code
 
 from .agent_registry import AssignJob, CloseSession, ConnectedAgent, RevokeLease, ToAgent
 from .agent_sessions import AgentSessions, Registration
+from .decoding import Malformed, decoder
 from .interceptors import check_protocol
 from .settings import CoordinatorSettings
 
@@ -37,6 +38,8 @@ class AgentsServicer(agents_pb2_grpc.AgentsServicer):  # type: ignore[misc]
     ) -> AsyncIterator[agents_pb2.CoordinatorMessage]:
         try:
             first = await anext(request_iterator)
+            if isinstance(first, Malformed):
+                raise first.error()
             if not first.HasField("register"):
                 raise InvalidSpecError("an agent stream must start with `register`")
             agent = await self.sessions.register(_registration(first.register))
@@ -83,6 +86,8 @@ class AgentsServicer(agents_pb2_grpc.AgentsServicer):  # type: ignore[misc]
             agent.send(CloseSession(reason))
 
     async def _handle(self, agent: ConnectedAgent, message: Any) -> None:
+        if isinstance(message, Malformed):
+            raise message.error()
         kind = message.WhichOneof("body")
         if kind == "heartbeat":
             await self.sessions.heartbeat(agent, list(message.heartbeat.lease_ids))
@@ -100,6 +105,18 @@ class AgentsServicer(agents_pb2_grpc.AgentsServicer):  # type: ignore[misc]
             await self.sessions.release(agent, message.release.lease_id, message.release.reason)
         else:
             log.warning("agent=%s sent unexpected `%s`", agent.agent_id, kind)
+
+
+def add_agents_servicer(servicer: AgentsServicer, server: grpc.aio.Server) -> None:
+    """The generated registration, with agent messages that may not decode."""
+    handler = grpc.stream_stream_rpc_method_handler(
+        servicer.Connect,
+        decoder(agents_pb2.AgentMessage),
+        agents_pb2.CoordinatorMessage.SerializeToString,
+    )
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler("envd.v1.Agents", {"Connect": handler}),)
+    )
 
 
 def _registration(message: agents_pb2.Register) -> Registration:

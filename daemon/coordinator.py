@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 
 from envd.catalog import Catalog, has_archives
+from envd.channel_policy import spec_channels
 from envd.clock import Clock
 from envd.errors import (
     CoordinatorShuttingDownError,
@@ -78,6 +79,8 @@ class Coordinator:
             )
         if self.stopping.is_set():
             raise CoordinatorShuttingDownError("the coordinator is shutting down")
+        for channel in spec_channels(spec):
+            self.settings.channel_policy.check(channel)
         targets = list(dict.fromkeys(check_platform(p) for p in platforms))
         rid = compute_req_id(spec)
         canonical: bytes | None = None

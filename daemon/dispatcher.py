@@ -7,7 +7,7 @@ import asyncio
 import logging
 
 from envd.clock import Clock
-from envd.errors import NoAgentForPlatformError
+from envd.errors import JobAttemptsExceededError, NoAgentForPlatformError, StaleLeaseError
 
 from .agent_registry import AgentRegistry, AssignJob, ConnectedAgent, RevokeLease
 from .jobs import JobLifecycle
@@ -72,9 +72,15 @@ class Dispatcher:
     async def _lease_next(self, agent: ConnectedAgent) -> Job | None:
         candidates = await self.jobs.state.queued(agent.platforms, _CANDIDATES)
         for candidate in candidates:
+            if not self.registry.connected(agent) or agent.free_slots() == 0:
+                return None  # it left or began draining while we read the queue
             job = await self.jobs.lease(candidate.job_id, agent.agent_id)
             if job is None or job.lease_id is None:
                 continue
+            if not self.registry.connected(agent) or agent.draining:
+                await self.jobs.requeue(job, f"agent `{agent.agent_id}` left before its "
+                                        "assignment", lease_id=job.lease_id)  # fmt: skip
+                return None
             self.registry.hold(agent, job.lease_id)
             agent.send(AssignJob(job))
             return job
@@ -103,10 +109,22 @@ class Dispatcher:
         return f"lease of agent `{job.agent_id}` expired (no heartbeat for {ttl:g} s)"
 
     async def revoke(self, job: Job, reason: str) -> None:
-        """Queue the job again and tell the lease holder (if connected) to stop working on it."""
+        """Queue the job again (or fail it, once its leases ended without a result
+        `max_attempts` times: a poison job must not starve the others) and tell the lease
+        holder, if connected, to stop working on it."""
         if job.lease_id is None:
             return
-        if await self.jobs.requeue(job, reason, lease_id=job.lease_id) is None:
+        if job.attempts >= self.settings.max_attempts:
+            err = JobAttemptsExceededError(
+                f"job `{job.job_id}` failed after {job.attempts} attempts; the last: {reason}",
+                hint="the agents serving the platform may crash or stall on this request; "
+                "check their logs",
+            )
+            try:
+                await self.jobs.fail(job, err, job.lease_id)
+            except StaleLeaseError:
+                return
+        elif await self.jobs.requeue(job, reason, lease_id=job.lease_id) is None:
             return
         holder = self.registry.release(job.lease_id)
         if holder is not None:

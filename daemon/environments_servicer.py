@@ -16,22 +16,21 @@ from envd.errors import (
     EnvdError,
     EnvironmentNotFoundError,
     InvalidSpecError,
-    RequestTooLargeError,
 )
 from envd.ids import is_id
 from envd.ids import req_id as compute_req_id
 from envd.progress import Outcome
-from envd.spec import normalize_spec
-from envd.spec_input import MAX_DEPENDENCIES
+from envd.spec import canonical_json, normalize_spec
 from envd.v1 import environments_pb2, environments_pb2_grpc
 from envd.wire import error_metadata, event_to_pb, raw_spec_from_pb, status_code
 
 from .agent_registry import AgentRegistry
 from .coordinator import Coordinator
+from .decoding import decoder, guard_stream, guard_unary
 from .hit_cache import HitCache
+from .limits import check_resolve_request, check_spec
 
 log = logging.getLogger("envd.daemon")
-MAX_PLATFORMS = 32
 
 
 class EnvironmentsServicer(environments_pb2_grpc.EnvironmentsServicer):  # type: ignore[misc]
@@ -55,7 +54,7 @@ class EnvironmentsServicer(environments_pb2_grpc.EnvironmentsServicer):  # type:
         self, request: Any, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[environments_pb2.ResolveEvent | bytes]:
         try:
-            _check_limits(request)
+            check_resolve_request(request)
             platforms = list(dict.fromkeys(request.platforms))
             spec_bytes = request.spec.SerializeToString(deterministic=True)
             if not request.force:
@@ -67,6 +66,7 @@ class EnvironmentsServicer(environments_pb2_grpc.EnvironmentsServicer):  # type:
                             yield answer
                         return
             spec = normalize_spec(raw_spec_from_pb(request.spec))
+            check_spec(spec, canonical_json(spec.to_canonical()), platforms)
             rid = self.hits.req_id_of(spec_bytes, lambda: compute_req_id(spec))
             # pointers read before the answer is built: if one moves in between, the cached
             # answer carries the older pointer and is re-read on its next check
@@ -153,44 +153,25 @@ class EnvironmentsServicer(environments_pb2_grpc.EnvironmentsServicer):  # type:
         )
 
 
-def _check_limits(request: Any) -> None:
-    if not request.platforms:
-        raise InvalidSpecError("no target platform given", hint="pass `--arch PLATFORM`")
-    if len(request.platforms) > MAX_PLATFORMS:
-        raise RequestTooLargeError(
-            f"{len(request.platforms)} platforms requested; the limit is {MAX_PLATFORMS}"
-        )
-    count = len(request.spec.conda) + len(request.spec.pypi)
-    if count > MAX_DEPENDENCIES:
-        raise RequestTooLargeError(
-            f"{count} dependencies is over the limit of {MAX_DEPENDENCIES}",
-            hint="split the request into smaller environments",
-        )
-
-
 def _encode(message: Any) -> bytes:
     """Responses are messages, or already-encoded answers (the cache-hit fast path)."""
     return message if isinstance(message, bytes) else message.SerializeToString()
 
 
 def add_environments_servicer(servicer: EnvironmentsServicer, server: grpc.aio.Server) -> None:
-    """The generated registration, but with responses that may come encoded already."""
+    """The generated registration, but with responses that may come encoded already and
+    requests that may not decode (refused as INVALID_ARGUMENT)."""
     pb = environments_pb2
+    unary, stream = grpc.unary_unary_rpc_method_handler, grpc.unary_stream_rpc_method_handler
     handlers = {
-        "GetInfo": grpc.unary_unary_rpc_method_handler(
-            servicer.GetInfo, pb.GetInfoRequest.FromString, _encode
+        "GetInfo": unary(guard_unary(servicer.GetInfo), decoder(pb.GetInfoRequest), _encode),
+        "Resolve": stream(guard_stream(servicer.Resolve), decoder(pb.ResolveRequest), _encode),
+        "Wait": stream(guard_stream(servicer.Wait), decoder(pb.WaitRequest), _encode),
+        "GetEnvironment": unary(
+            guard_unary(servicer.GetEnvironment), decoder(pb.GetEnvironmentRequest), _encode
         ),
-        "Resolve": grpc.unary_stream_rpc_method_handler(
-            servicer.Resolve, pb.ResolveRequest.FromString, _encode
-        ),
-        "Wait": grpc.unary_stream_rpc_method_handler(
-            servicer.Wait, pb.WaitRequest.FromString, _encode
-        ),
-        "GetEnvironment": grpc.unary_unary_rpc_method_handler(
-            servicer.GetEnvironment, pb.GetEnvironmentRequest.FromString, _encode
-        ),
-        "ListEnvironments": grpc.unary_unary_rpc_method_handler(
-            servicer.ListEnvironments, pb.ListEnvironmentsRequest.FromString, _encode
+        "ListEnvironments": unary(
+            guard_unary(servicer.ListEnvironments), decoder(pb.ListEnvironmentsRequest), _encode
         ),
     }
     server.add_generic_rpc_handlers(

@@ -8,15 +8,18 @@ import logging
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 import envd
+from envd.channel_policy import ChannelPolicy
 from envd.clock import random_id
-from envd.logs import configure_logging
+from envd.errors import EnvdError, StateError
+from envd.logs import configure_logging, report_error
 
 from .server import start_daemon
 from .settings import CoordinatorSettings
-from .state_sqlite import SqliteJobState
+from .state_sqlite import SqliteJobState, move_aside
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -40,6 +43,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="./.envd/state.sqlite",
         type=Path,
         help="SQLite file holding jobs and leases (default %(default)s)",
+    )
+    parser.add_argument(
+        "--allow-channel",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="only channels matching this pattern (fnmatch over the name or URL, e.g. "
+        "`https://conda.example.com/*`; repeatable); default: any http(s) channel and any "
+        "channel name",
+    )
+    parser.add_argument(
+        "--allow-local-channels",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="DIR",
+        help="allow `file://` and folder channels under DIR (repeatable); default: none",
+    )
+    parser.add_argument(
+        "--recover",
+        action="store_true",
+        help="if the state file is damaged, move it aside and start with a fresh one (jobs in "
+        "flight are lost; resolved environments live in the store)",
     )
     parser.add_argument(
         "--lease-ttl",
@@ -77,8 +103,9 @@ async def serve(args: argparse.Namespace) -> None:
         heartbeat_interval=args.heartbeat_interval,
         no_agent_timeout=args.no_agent_timeout,
         sweep_interval=min(1.0, args.lease_ttl / 4),
+        channel_policy=ChannelPolicy.of(args.allow_channel, args.allow_local_channels),
     )
-    state = SqliteJobState(args.state, random_id)
+    state = open_state(args.state, recover=args.recover)
     try:
         daemon = await start_daemon(
             listen=args.listen, store_url=args.store, state=state, settings=settings
@@ -101,11 +128,27 @@ async def serve(args: argparse.Namespace) -> None:
     logging.getLogger("envd.daemon").info("stopped")
 
 
+def open_state(path: Path, *, recover: bool) -> SqliteJobState:
+    try:
+        return SqliteJobState(path, random_id)
+    except StateError:
+        if not recover or not path.exists():
+            raise
+    aside = move_aside(path, time.time())
+    logging.getLogger("envd.daemon").warning(
+        "state `%s` was damaged: moved to `%s`, starting with a fresh state", path, aside
+    )
+    return SqliteJobState(path, random_id)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     configure_logging(args.log_level.upper())
     try:
         asyncio.run(serve(args))
+    except EnvdError as err:
+        report_error(err.message, err.hint)
+        raise SystemExit(err.exit_code) from err
     except OSError as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(1) from err

@@ -15,11 +15,11 @@ from grpc_reflection.v1alpha import reflection
 from envd.catalog import Catalog
 from envd.clock import Clock, SystemClock
 from envd.store.url import open_store
-from envd.v1 import agents_pb2, agents_pb2_grpc, environments_pb2
+from envd.v1 import agents_pb2, environments_pb2
 
 from .agent_registry import AgentRegistry, CloseSession
 from .agent_sessions import AgentSessions
-from .agents_servicer import AgentsServicer
+from .agents_servicer import AgentsServicer, add_agents_servicer
 from .coordinator import Coordinator
 from .dispatcher import Dispatcher
 from .environments_servicer import EnvironmentsServicer, add_environments_servicer
@@ -113,12 +113,13 @@ async def start_daemon(
         ("grpc.max_send_message_length", 64 * 1024 * 1024),
     ]
     server = grpc.aio.server(
-        interceptors=[*interceptors, ProtocolVersionInterceptor()], options=options
-    )
+        interceptors=[*interceptors, ProtocolVersionInterceptor()], options=options,
+        # past this many open calls a new one is refused with RESOURCE_EXHAUSTED (clients
+        # back off and retry) instead of every call slowing down
+        maximum_concurrent_rpcs=settings.max_concurrent_calls,
+    )  # fmt: skip
     add_environments_servicer(EnvironmentsServicer(coordinator, catalog, registry, hits), server)
-    agents_pb2_grpc.add_AgentsServicer_to_server(
-        AgentsServicer(sessions, store.url, settings), server
-    )
+    add_agents_servicer(AgentsServicer(sessions, store.url, settings), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((*SERVICE_NAMES, reflection.SERVICE_NAME), server)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from envd.channel_policy import ChannelPolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,5 +17,11 @@ class CoordinatorSettings:
     # how long moving the default pointer may keep failing on transient store errors before
     # the job is queued again
     completion_timeout: float = 60.0
+    # leases of one job that may end without a result (expired) before it fails
+    max_attempts: int = 5
+    # open gRPC calls (Resolve streams, agent streams) before new ones are refused
+    max_concurrent_calls: int = 4096
     # most lease ids one heartbeat may carry (more are refused, not looked up)
     max_heartbeat_leases: int = 1024
+    # which channels requests may name (default: http(s) and names, no local folders)
+    channel_policy: ChannelPolicy = field(default_factory=ChannelPolicy)

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from envd.errors import JobNotFoundError
+from envd.errors import JobNotFoundError, StateError
 
 from .state import IN_FLIGHT, Job, JobStatus, NewJob
 
@@ -55,22 +55,57 @@ class SqliteJobState:
         self.path = path
         self._new_id = new_id
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="envd-state")
-        self._db: sqlite3.Connection = self._executor.submit(self._open).result()
+        try:
+            self._db: sqlite3.Connection = self._executor.submit(self._open).result()
+        except BaseException:
+            self._executor.shutdown(wait=False)
+            raise
 
     def _open(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
-        db.row_factory = sqlite3.Row
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
-        db.executescript(_SCHEMA)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+        except (OSError, sqlite3.Error) as err:
+            raise StateError(
+                f"failed to open the coordinator state `{self.path}`: {err}",
+                hint="pass `--state` with a path the daemon can create and write",
+            ) from err
+        try:
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.executescript(_SCHEMA)
+            db.execute("SELECT job_id, req_id, status, lease_id FROM jobs LIMIT 1").fetchall()
+        except sqlite3.Error as err:
+            db.close()
+            raise StateError(
+                f"failed to open the coordinator state `{self.path}`: {err}",
+                hint="start with `--state` pointing elsewhere, or with `--recover` to move the "
+                "damaged file aside and start afresh (resolved environments live in the store, "
+                "not in the state; only jobs in flight are lost)",
+            ) from err
         return db
 
     async def _run(self, fn: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._guarded(fn))
+
+    def _guarded(self, fn: Callable[[], T]) -> Callable[[], T]:
+        def run() -> T:
+            try:
+                return fn()
+            except sqlite3.Error as err:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise StateError(
+                    f"failed to write the coordinator state `{self.path}`: {err}",
+                    hint="free space on its filesystem, or move it with `--state`; jobs "
+                    "already accepted are kept",
+                ) from err
+
+        return run
 
     async def close(self) -> None:
-        await self._run(self._db.close)
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._db.close)
         self._executor.shutdown(wait=True)
 
     async def create_or_attach(self, new: NewJob, now: float) -> tuple[Job, bool]:
@@ -99,7 +134,8 @@ class SqliteJobState:
             )  # fmt: skip
             self._db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
             raise
         return self._get(job_id), True
 
@@ -242,6 +278,16 @@ class SqliteJobState:
     async def _update_returning(self, sql: str, args: Sequence[Any]) -> Job | None:
         row = await self._run(lambda: self._db.execute(sql, tuple(args)).fetchone())
         return None if row is None else _job(row)
+
+
+def move_aside(path: Path, now: float) -> Path:
+    """`--recover`: keep a damaged state file (and its WAL) for inspection, out of the way."""
+    target = path.with_name(f"{path.name}.damaged-{int(now)}")
+    for suffix in ("", "-wal", "-shm"):
+        source = path.with_name(path.name + suffix)
+        if source.exists():
+            source.rename(target.with_name(target.name + suffix))
+    return target
 
 
 def _opt(value: str | None) -> tuple[str, ...]:

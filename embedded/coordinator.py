@@ -103,6 +103,7 @@ class EmbeddedCoordinator:
     async def _main(self) -> None:
         from envd.agents.connection import AgentIdentity
         from envd.agents.main import build_connection
+        from envd.channel_policy import ChannelPolicy
         from envd.clock import random_id
         from envd.daemon.server import start_daemon
         from envd.daemon.settings import CoordinatorSettings
@@ -110,9 +111,11 @@ class EmbeddedCoordinator:
 
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
+        # the user's own machine: local folder channels are theirs to read
         settings = CoordinatorSettings(
-            store_url=self.store_url, no_agent_timeout=self.no_agent_timeout
-        )
+            store_url=self.store_url, no_agent_timeout=self.no_agent_timeout,
+            channel_policy=ChannelPolicy.of(any_local=True),
+        )  # fmt: skip
         # the home's lock is ours: no agent of an earlier run can still hold a lease
         state = SqliteJobState(self.home / "state.sqlite", random_id)
         daemon = await start_daemon(

@@ -1,20 +1,25 @@
 """`Catalog`: environments in a store — descriptions and default pointers, in write order.
 
-A description is written create-only and never changes; the default pointer of (req_id,
-platform) moves by compare-and-swap and only ever to a description already in the store, so a
-reader that finds a pointer always finds its description (DESIGN.md §3, write order).
+A description is written create-only and only ever gains `formats[]` afterwards; the default
+pointer of (req_id, platform) moves by compare-and-swap and only ever to a description already
+in the store, so a reader that finds a pointer always finds its description (DESIGN.md §3,
+write order). Every description read is verified against its own digest, and a default is
+served only while the pointer's copy of that digest still matches (docs/architecture.md,
+"Every stored byte is verified"); what fails is skipped and reported, never served.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from envd.description import decode_description, encode_description, parse_timestamp
+from envd.description import DIGEST_FIELD, decode_description, encode_description, parse_timestamp
 from envd.errors import (
     CorruptDescriptionError,
     CorruptObjectError,
@@ -33,8 +38,14 @@ from envd.store.layout import (
     parse_description_key,
 )
 
+log = logging.getLogger("envd.catalog")
+
 # Each retry means another writer moved the pointer in between; a handful always settles.
 MAX_SWAP_ATTEMPTS = 16
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+# What a read of one environment can find wrong with it; anything else (a store that is down)
+# is not the environment's fault and is raised.
+_UNREADABLE = (CorruptDescriptionError, EnvironmentNotFoundError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +54,9 @@ class DefaultPointer:
     platform: str
     full_id: str
     resolved_at: str
+    # The digest of the description it was set to; None in pointers written before digests,
+    # which are never trusted (their default is resolved anew).
+    digest: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,23 +68,40 @@ class EnvironmentSummary:
     is_default: bool
 
 
+@dataclass(frozen=True, slots=True)
+class UnreadableObject:
+    """A stored object a listing skipped (a corrupt description or pointer), and why."""
+
+    key: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class EnvironmentListing:
+    environments: tuple[EnvironmentSummary, ...]
+    unreadable: tuple[UnreadableObject, ...]
+
+
 class Catalog:
     """Reads and writes environments through any `Store`."""
 
     def __init__(self, store: Store, cache_size: int = 4096) -> None:
         self._store = store
-        # Descriptions are immutable once written, so a validated one can be served from
-        # memory: a cache hit then costs one pointer read (callers must not mutate it).
+        # Verified descriptions by key (each carries its digest). A default is served from here
+        # when the pointer names the same digest: a cache hit then costs one pointer read and
+        # no hashing. Callers must not mutate what they get.
         self._cache: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._cache_size = cache_size
         self._cache_lock = threading.Lock()
 
     def write_description(self, doc: dict[str, Any]) -> bool:
-        """Store a description (validated); True if this call wrote or upgraded it.
+        """Store a description (validated, sealed); True if this call wrote or replaced it.
 
         Everything a full_id hashes is immutable. Only `formats[]` may grow: an environment
         first resolved with `--no-archives` gains its cached archives when resolved again
-        with them (compare-and-swap, so concurrent upgrades cannot lose each other).
+        with them (compare-and-swap, so concurrent upgrades cannot lose each other). A stored
+        copy that fails verification (truncated, altered, or written before digests) is
+        replaced: it was never served, and this resolution is what it should have said.
         """
         data = encode_description(doc)
         key = description_key(doc["req_id"], doc["platform"], doc["full_id"])
@@ -82,9 +113,15 @@ class Catalog:
                 if self._store.put_if_absent(key, data):
                     return True
                 continue
-            current = decode_description(found[0], key)
-            if not _adds_formats(current, doc):
-                return False
+            try:
+                current = self._decode(
+                    found[0], key, doc["req_id"], doc["platform"], doc["full_id"]
+                )
+            except CorruptDescriptionError as err:
+                log.warning("replacing unreadable description `%s`: %s", key, err.message)
+            else:
+                if not _adds_formats(current, doc):
+                    return False
             try:
                 self._store.compare_and_swap(key, found[1], data)
             except PreconditionFailed:
@@ -97,57 +134,60 @@ class Catalog:
             hint="many writers are racing on this environment; retry",
         )
 
-    def read_description(self, req_id: str, platform: str, full_id: str) -> dict[str, Any]:
+    def read_description(
+        self, req_id: str, platform: str, full_id: str, *, digest: str | None = None
+    ) -> dict[str, Any]:
+        """The verified description; with `digest`, exactly that version of it or an error.
+
+        Without `digest` a copy in memory is served only if it has its archives (such a
+        description can at most gain another format of one); otherwise the store is read.
+        """
         key = description_key(req_id, platform, full_id)
         with self._cache_lock:
             cached = self._cache.get(key)
             if cached is not None:
                 self._cache.move_to_end(key)
-                return cached
-        doc = self._read_description(key, req_id, platform, full_id)
-        if not has_archives(doc):
-            return doc  # may still gain formats (see write_description): never cached
-        with self._cache_lock:
-            self._cache[key] = doc
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
-        return doc
-
-    def _read_description(
-        self, key: str, req_id: str, platform: str, full_id: str
-    ) -> dict[str, Any]:
-        data = self._store.get(key)
-        if data is None:
-            raise EnvironmentNotFoundError(
-                f"failed to find environment `{full_id}` of `{req_id}` on `{platform}` "
-                f"in store `{self._store.url}`",
-                hint="resolve the spec for this platform first",
-            )
-        doc = decode_description(data, key)
-        if (doc["req_id"], doc["platform"], doc["full_id"]) != (req_id, platform, full_id):
+        if cached is not None and (
+            cached[DIGEST_FIELD] == digest if digest else has_archives(cached)
+        ):
+            return cached
+        doc = self._load(key, req_id, platform, full_id)
+        if digest is not None and doc[DIGEST_FIELD] != digest:
             raise CorruptDescriptionError(
-                f"failed to read description `{key}`: it describes `{doc['full_id']}` of "
-                f"`{doc['req_id']}` on `{doc['platform']}`",
-                hint="a description was copied under the wrong key; delete it and resolve again",
+                f"failed to verify description `{key}`: its digest is `{doc[DIGEST_FIELD]}`, "
+                f"its default pointer says `{digest}`",
+                hint="it changed after its default was set; resolve again to set the default anew",
             )
         return doc
 
     def find_by_full_id(self, full_id: str) -> list[dict[str, Any]]:
-        """Every description with this full_id (one per req_id and platform that resolved to it)."""
+        """Every readable description with this full_id (one per req_id and platform that
+        resolved to it); unreadable ones are skipped with a warning, or raised if none is left."""
         if not is_id(full_id):
             raise InvalidKeyError(f"failed to find full_id `{full_id}`: not 40 lowercase hex")
         # A scan of every description key: fine for now; an index by full_id can come later.
-        found = []
+        found, errors = [], []
         for key in self._store.list(environments_prefix()):
             parts = parse_description_key(key)
-            if parts is not None and parts.full_id == full_id:
+            if parts is None or parts.full_id != full_id:
+                continue
+            try:
                 found.append(self.read_description(parts.req_id, parts.platform, full_id))
+            except _UNREADABLE as err:
+                log.warning("skipped unreadable description `%s`: %s", key, err.message)
+                errors.append(err)
+        if errors and not found:
+            raise errors[0]
         return found
 
     def get_default(self, req_id: str, platform: str) -> DefaultPointer | None:
-        key = default_key(req_id, platform)
-        data = self._store.get(key)
-        return None if data is None else self._decode_pointer(key, data, req_id, platform)
+        """The default pointer, or None without one; a garbage pointer counts as none (with
+        a warning) until the next resolve of (req_id, platform) replaces it."""
+        try:
+            return self._read_pointer(req_id, platform)
+        except CorruptObjectError as err:
+            log.warning("%s; treated as no default", err.message)
+            return None
 
     def set_default(
         self, req_id: str, platform: str, full_id: str, resolved_at: str
@@ -156,6 +196,9 @@ class Catalog:
 
         Refuses (`EnvironmentNotFoundError`) if the description is not stored yet. Ties on
         `resolved_at` go to this call, so a forced re-resolve within the same instant wins.
+        The pointer takes the digest of the description as stored now (it follows a swap
+        that added formats); a held pointer that is garbage, has no digest, or whose
+        description is missing or no longer matches it is replaced whatever its time.
         """
         when = parse_timestamp(resolved_at)
         if when is None:
@@ -164,16 +207,19 @@ class Catalog:
                 f"`{resolved_at}` is not an RFC 3339 UTC time",
                 hint="write times like `2024-05-01T12:00:00Z`",
             )
-        self.read_description(req_id, platform, full_id)  # write order: description first
-        wanted = DefaultPointer(req_id, platform, full_id, resolved_at)
         key = default_key(req_id, platform)
+        target = description_key(req_id, platform, full_id)
         for _ in range(MAX_SWAP_ATTEMPTS):
             current = self._store.get_versioned(key)
+            # Read after the pointer, every attempt: a CAS that wins then names the digest
+            # stored no earlier than the pointer it replaced (write order: description first).
+            doc = self._load(target, req_id, platform, full_id)
+            wanted = DefaultPointer(req_id, platform, full_id, resolved_at, doc[DIGEST_FIELD])
             version = None
             if current is not None:
                 data, version = current
-                held = self._decode_pointer(key, data, req_id, platform, repairing=True)
-                if held is not None and _keeps(held, wanted, when):
+                held = _decode_pointer(data, req_id, platform)
+                if held is not None and self._keeps(held, wanted, when):
                     return held
             try:
                 self._store.compare_and_swap(key, version, _encode_pointer(wanted))
@@ -187,77 +233,152 @@ class Catalog:
         )
 
     def default_description(self, req_id: str, platform: str) -> dict[str, Any] | None:
-        """The description the default points at (validated), or None without a default."""
+        """The verified description the default points at, or None: without a default, and
+        (with a warning) when the pointer is garbage or has no digest, or its description is
+        missing, corrupt or not the version the pointer names — so the request resolves anew
+        and that resolution's default replaces the pointer."""
         pointer = self.get_default(req_id, platform)
         if pointer is None:
             return None
+        if pointer.digest is None:
+            log.warning(
+                "default of `%s` on `%s` predates description digests and cannot be verified; "
+                "treated as no default",
+                req_id, platform,
+            )  # fmt: skip
+            return None
         try:
-            return self.read_description(req_id, platform, pointer.full_id)
-        except EnvironmentNotFoundError as err:
-            raise CorruptObjectError(
-                f"failed to read default of `{req_id}` on `{platform}`: it points at "
-                f"`{pointer.full_id}`, whose description is missing",
-                hint="resolve again with `--force` to write a fresh description and default",
-            ) from err
+            return self.read_description(req_id, platform, pointer.full_id, digest=pointer.digest)
+        except _UNREADABLE as err:
+            log.warning(
+                "default of `%s` on `%s` points at `%s`: %s; treated as no default",
+                req_id, platform, pointer.full_id, err.message,
+            )  # fmt: skip
+            return None
 
     def list_environments(self, req_id: str | None = None) -> list[EnvironmentSummary]:
-        """Every stored environment (of one req_id), by req_id, platform, then oldest first."""
-        defaults: dict[tuple[str, str], DefaultPointer | None] = {}
+        """Every readable environment (of one req_id), by req_id, platform, then oldest first;
+        what cannot be read is skipped with a warning (`scan_environments` returns it)."""
+        listing = self.scan_environments(req_id)
+        for item in listing.unreadable:
+            log.warning("skipped unreadable `%s`: %s", item.key, item.reason)
+        return list(listing.environments)
+
+    def scan_environments(self, req_id: str | None = None) -> EnvironmentListing:
+        """`list_environments`, with what it skipped: one corrupt object blocks nothing else."""
+        pointers: dict[tuple[str, str], DefaultPointer | None] = {}
+        unreadable: list[UnreadableObject] = []
         rows: list[tuple[datetime, EnvironmentSummary]] = []
         for key in self._store.list(environments_prefix(req_id)):
             parts = parse_description_key(key)
             if parts is None:
                 continue  # not a description key: nothing envd wrote
-            doc = self.read_description(parts.req_id, parts.platform, parts.full_id)
+            try:
+                doc = self.read_description(parts.req_id, parts.platform, parts.full_id)
+            except _UNREADABLE as err:
+                unreadable.append(UnreadableObject(key, err.message))
+                continue
             pair = (parts.req_id, parts.platform)
-            if pair not in defaults:
-                defaults[pair] = self.get_default(*pair)
-            pointer = defaults[pair]
+            if pair not in pointers:
+                try:
+                    pointers[pair] = self._read_pointer(*pair)
+                except CorruptObjectError as err:
+                    pointers[pair] = None
+                    unreadable.append(UnreadableObject(default_key(*pair), err.message))
+            pointer = pointers[pair]
             summary = EnvironmentSummary(
                 req_id=parts.req_id,
                 platform=parts.platform,
                 full_id=parts.full_id,
                 resolved_at=doc["resolved_at"],
-                is_default=pointer is not None and pointer.full_id == parts.full_id,
+                is_default=pointer is not None
+                and (pointer.full_id, pointer.digest) == (parts.full_id, doc[DIGEST_FIELD]),
             )
             rows.append((_when(doc["resolved_at"]), summary))
         rows.sort(key=lambda row: (row[1].req_id, row[1].platform, row[0], row[1].full_id))
-        return [summary for _, summary in rows]
+        return EnvironmentListing(tuple(s for _, s in rows), tuple(unreadable))
 
-    def _decode_pointer(
-        self, key: str, data: bytes, req_id: str, platform: str, *, repairing: bool = False
-    ) -> DefaultPointer | None:
-        """The pointer stored at `key`; a corrupt one raises, or is None while repairing it."""
+    def _load(self, key: str, req_id: str, platform: str, full_id: str) -> dict[str, Any]:
+        """Read, verify and remember the stored description: the only way one enters memory."""
+        data = self._store.get(key)
+        if data is None:
+            raise EnvironmentNotFoundError(
+                f"failed to find environment `{full_id}` of `{req_id}` on `{platform}` "
+                f"in store `{self._store.url}`",
+                hint="resolve the spec for this platform first",
+            )
+        doc = self._decode(data, key, req_id, platform, full_id)
+        with self._cache_lock:
+            self._cache[key] = doc
+            self._cache.move_to_end(key)
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return doc
+
+    def _decode(
+        self, data: bytes, key: str, req_id: str, platform: str, full_id: str
+    ) -> dict[str, Any]:
+        doc = decode_description(data, key)
+        if (doc["req_id"], doc["platform"], doc["full_id"]) != (req_id, platform, full_id):
+            raise CorruptDescriptionError(
+                f"failed to read description `{key}`: it describes `{doc['full_id']}` of "
+                f"`{doc['req_id']}` on `{doc['platform']}`",
+                hint="a description was copied under the wrong key; delete it and resolve again",
+            )
+        return doc
+
+    def _read_pointer(self, req_id: str, platform: str) -> DefaultPointer | None:
+        key = default_key(req_id, platform)
+        data = self._store.get(key)
+        if data is None:
+            return None
+        pointer = _decode_pointer(data, req_id, platform)
+        if pointer is None:
+            raise CorruptObjectError(
+                f"failed to read default pointer `{key}` in store `{self._store.url}`: "
+                f"not a valid `{DEFAULT_FORMAT}` document",
+                hint="resolve again to rewrite it",
+            )
+        return pointer
+
+    def _keeps(self, held: DefaultPointer, wanted: DefaultPointer, when: datetime) -> bool:
+        """Whether the held pointer stays: it is what we want, or newer and still verified."""
+        if held == wanted:
+            return True
+        if held.full_id == wanted.full_id or held.digest is None:
+            return False  # one description, one current digest: the pointer follows it
+        if _when(held.resolved_at) <= when:
+            return False
         try:
-            doc = json.loads(data)
-            pointer = DefaultPointer(
-                req_id=doc["req_id"],
-                platform=doc["platform"],
-                full_id=doc["full_id"],
-                resolved_at=doc["resolved_at"],
-            )
-            valid = (
-                doc["schema"] == DEFAULT_FORMAT
-                and (pointer.req_id, pointer.platform) == (req_id, platform)
-                and is_id(pointer.full_id)
-                and parse_timestamp(pointer.resolved_at) is not None
-            )
-        except (ValueError, TypeError, KeyError):
-            valid = False
-        if valid:
-            return pointer
-        if repairing:
-            return None  # a pointer is derived data: overwrite it with a good one
-        raise CorruptObjectError(
-            f"failed to read default pointer `{key}` in store `{self._store.url}`: "
-            f"not a valid `{DEFAULT_FORMAT}` document",
-            hint="resolve again with `--force` to rewrite it",
+            self.read_description(held.req_id, held.platform, held.full_id, digest=held.digest)
+        except _UNREADABLE as err:
+            log.warning("replacing default that points at `%s`: %s", held.full_id, err.message)
+            return False
+        return True
+
+
+def _decode_pointer(data: bytes, req_id: str, platform: str) -> DefaultPointer | None:
+    """The pointer in `data`, or None if it is not a valid one for (req_id, platform)."""
+    try:
+        doc = json.loads(data)
+        digest = doc.get("digest")
+        pointer = DefaultPointer(
+            req_id=doc["req_id"],
+            platform=doc["platform"],
+            full_id=doc["full_id"],
+            resolved_at=doc["resolved_at"],
+            digest=digest,
         )
-
-
-def _keeps(held: DefaultPointer, wanted: DefaultPointer, when: datetime) -> bool:
-    """Whether the held pointer stays: it is newer, or already what we want."""
-    return held == wanted or _when(held.resolved_at) > when
+        valid = (
+            doc["schema"] == DEFAULT_FORMAT
+            and (pointer.req_id, pointer.platform) == (req_id, platform)
+            and is_id(pointer.full_id)
+            and parse_timestamp(pointer.resolved_at) is not None
+            and (digest is None or (isinstance(digest, str) and bool(_DIGEST.match(digest))))
+        )
+    except (ValueError, TypeError, KeyError, AttributeError):
+        valid = False
+    return pointer if valid else None
 
 
 def _when(resolved_at: str) -> datetime:
@@ -274,6 +395,7 @@ def _encode_pointer(pointer: DefaultPointer) -> bytes:
         "platform": pointer.platform,
         "full_id": pointer.full_id,
         "resolved_at": pointer.resolved_at,
+        "digest": pointer.digest,
     }
     return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
 

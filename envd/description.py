@@ -1,11 +1,14 @@
 """The description: the JSON document of one environment, checked on write and on read.
 
 The JSON Schema ships as `envd/data/description-v1.schema.json`; on top of it a description's
-`full_id` must recompute from its packages and no (kind, name) may appear twice.
+`full_id` must recompute from its packages, no (kind, name) may appear twice, and its `digest`
+must be the sha256 of everything else in it (`description_digest`), so no stored byte of it can
+change unnoticed (docs/architecture.md, "Every stored byte is verified").
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -28,6 +31,8 @@ SCHEMA_RESOURCE = "description-v1.schema.json"
 _TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$", re.ASCII)
 _MAX_REASON = 160
 _READ_HINT = "descriptions are immutable; resolve again with `--force` to write a new one"
+DIGEST_FIELD = "digest"
+_DIGEST_PREFIX = "sha256:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,13 +128,30 @@ def build_description(
         "solver": {"name": solver.name, "version": solver.version},
         "packages": [_package_json(p) for p in ordered],
     }
-    return validate_description(doc)
+    return validate_description(seal_description(doc))
+
+
+def description_digest(doc: dict[str, Any]) -> str:
+    """`sha256:<hex>` of the description without its `digest`, in the canonical JSON of
+    docs/ids.md (sorted keys, no whitespace, UTF-8): how a description is stored does not
+    change it, what it says does."""
+    content = {k: v for k, v in doc.items() if k != DIGEST_FIELD}
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _DIGEST_PREFIX + hashlib.sha256(text.encode()).hexdigest()
+
+
+def seal_description(doc: dict[str, Any]) -> dict[str, Any]:
+    """A copy of `doc` carrying the digest of what it now says (for a writer that changed it)."""
+    return {**doc, DIGEST_FIELD: description_digest(doc)}
 
 
 def validate_description(doc: Any, where: str | None = None) -> dict[str, Any]:
     """Return `doc` if it is a valid v1 description, else raise naming the failing field."""
     if not isinstance(doc, dict):
         raise _corrupt(where, "", f"is a JSON {type(doc).__name__}, not an object")
+    if DIGEST_FIELD not in doc:
+        reason = "is missing: written before envd sealed descriptions, it cannot be verified"
+        raise _corrupt(where, DIGEST_FIELD, reason)
     if not _fast_check(doc):  # compiled check first; jsonschema only to explain a failure
         error = best_match(_validator().iter_errors(doc))
         if error is not None:
@@ -143,6 +165,10 @@ def validate_description(doc: Any, where: str | None = None) -> dict[str, Any]:
     _check_unique(doc["packages"], where)
     if parse_timestamp(doc["resolved_at"]) is None:
         raise _corrupt(where, "resolved_at", f"`{doc['resolved_at']}` is not a valid time")
+    actual = description_digest(doc)  # last: the checks above name a broken field more exactly
+    if doc[DIGEST_FIELD] != actual:
+        reason = f"is `{doc[DIGEST_FIELD]}` but the content hashes to `{actual}`"
+        raise _corrupt(where, DIGEST_FIELD, reason)
     return doc
 
 

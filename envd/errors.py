@@ -4,6 +4,14 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+MAX_MESSAGE_CHARS = 2000
+
+
+def _bounded(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - 40]}… ({len(text) - limit + 40} more characters)"
+
 
 class EnvdError(Exception):
     """Root of every error envd reports to a user.
@@ -18,9 +26,11 @@ class EnvdError(Exception):
     exit_code: ClassVar[int] = 1
 
     def __init__(self, message: str, hint: str | None = None) -> None:
+        # errors often quote input: a bounded message can't outgrow gRPC's metadata limit
+        message = _bounded(message, MAX_MESSAGE_CHARS)
         super().__init__(message)
         self.message = message
-        self.hint = hint
+        self.hint = None if hint is None else _bounded(hint, MAX_MESSAGE_CHARS // 4)
 
     def __str__(self) -> str:
         return self.message
@@ -86,6 +96,23 @@ class SolveTimeoutError(EnvdError):
     exit_code = 3
 
 
+class StageTimeoutError(EnvdError):
+    """A stage of a job (fetching repodata, fetching or uploading an archive) or the whole job
+    ran past its deadline; the message names the stage and the URL it was waiting on."""
+
+    reference = "E204"
+    status = "DEADLINE_EXCEEDED"
+    exit_code = 3
+
+
+class ChannelNotAllowedError(EnvdError):
+    """A channel (or a URL derived from one) outside the coordinator's channel policy."""
+
+    reference = "E205"
+    status = "PERMISSION_DENIED"
+    exit_code = 2
+
+
 class NoAgentForPlatformError(EnvdError):
     reference = "E300"
     status = "UNAVAILABLE"
@@ -136,6 +163,22 @@ class CoordinatorShuttingDownError(CoordinatorUnavailableError):
     """The coordinator is stopping: re-attach to the job ids already received."""
 
     reference = "E307"
+
+
+class JobAttemptsExceededError(EnvdError):
+    """A job whose leases kept ending without a result (a poison job) is failed, not retried."""
+
+    reference = "E308"
+    status = "ABORTED"
+    exit_code = 4
+
+
+class StateError(EnvdError):
+    """The coordinator's state store can't be written or read (full disk, corrupt file)."""
+
+    reference = "E309"
+    status = "UNAVAILABLE"
+    exit_code = 6
 
 
 class StoreError(EnvdError):
@@ -207,3 +250,29 @@ class ArchiveIntegrityError(EnvdError):
     reference = "E500"
     status = "DATA_LOSS"
     exit_code = 6
+
+
+class InstallError(EnvdError):
+    """`create` could not make the prefix hold exactly the description (the installer failed,
+    or its records differ from the description); what it made is removed."""
+
+    reference = "E501"
+    status = "FAILED_PRECONDITION"
+    exit_code = 6
+
+
+class AmbiguousIdError(EnvdError):
+    """An abbreviated id matches more than one environment id; the message lists them."""
+
+    reference = "E110"
+    status = "INVALID_ARGUMENT"
+    exit_code = 2
+
+
+class UnknownIdError(EnvdError):
+    """No stored environment has this id (or an id starting with it); the hint names the
+    closest ones."""
+
+    reference = "E111"
+    status = "NOT_FOUND"
+    exit_code = 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
@@ -13,8 +14,9 @@ def configure_logging(level: str | int) -> None:
     logging.basicConfig(level=level, stream=sys.stderr, format=LOG_FORMAT)
 
 
-def report_error(message: str, hint: str | None) -> None:
-    """The one way a command line prints a user error: `error: …` then `hint: …`."""
-    print(f"error: {message}", file=sys.stderr)
+def report_error(message: str, hint: str | None, style: Callable[[str], str] = str) -> None:
+    """The one way a command line prints a user error: `error: …` then `hint: …`; `style`
+    draws those two words (a terminal's colours)."""
+    print(f"{style('error:')} {message}", file=sys.stderr)
     if hint:
-        print(f"hint: {hint}", file=sys.stderr)
+        print(f"{style('hint:')} {hint}", file=sys.stderr)

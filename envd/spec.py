@@ -177,6 +177,8 @@ def normalize_conda(dep: RawDependency) -> CondaDependency:
         ) from err
     if match.name is None:
         raise InvalidSpecError(f"conda spec `{dep.text}` at {dep.where()} names no package")
+    if match.channel is not None:  # `URL::name`: as stored and shown as a `-c URL` would be
+        _refuse_credentials(str(match.channel.base_url))
     _check_selector(dep)
     return CondaDependency(match.name.normalized, str(match), dep.category, dep.selector)
 

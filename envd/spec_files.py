@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +22,9 @@ _TRAILING_SELECTOR = re.compile(r"\[([^\[\]]+)\][^()]*$")
 _LEADING_SELECTOR = re.compile(r"\[([^\[\]]*)\]")
 _COMMENT = re.compile(r"(?:^|\s)#(.*)$")
 _JINJA = re.compile(r"\{\{|\{%")
+# A pip-style extra after a conda package name (`nbconvert[execute]>=6`): bracket contents
+# without `=`, which conda's own bracket syntax (`numpy[version='>=1.20']`) always has.
+_EXTRAS = re.compile(r"^(\s*(?:[^\s:\[\]]+::)?[A-Za-z0-9_.\-]+)\s*\[([^\]=]*)\]\s*(.*)$")
 # Keys read for the spec; `name`, `prefix` and `variables` say where and how the environment
 # is installed or activated, not what it contains, so they are accepted and ignored.
 _IGNORED_KEYS = frozenset({"name", "prefix", "variables"})
@@ -54,6 +58,7 @@ class _Parser:
         self._source = source
         self._base_dir = base_dir
         self._selector_lines: set[int] = set()
+        self._warnings: list[str] = []
 
     def _channel(self, channel: str) -> str:
         """A relative folder channel is relative to the file, not to where envd runs."""
@@ -85,12 +90,12 @@ class _Parser:
         result = pip.result()
         raw.pypi = list(result.dependencies)
         raw.pypi_indexes = list(result.indexes)
-        warnings = tuple(
+        warnings = [
             f"skipped editable pip entry `{dep.text}` at {dep.where()}: install it after "
             "the environment is created"
             for dep in result.skipped
-        )
-        return EnvironmentFile(raw, warnings)
+        ]
+        return EnvironmentFile(raw, (*self._warnings, *warnings))
 
     # -- document shape -------------------------------------------------------------------
 
@@ -121,11 +126,14 @@ class _Parser:
         for key, value in root.value:
             name = self._scalar(key, "a top-level key")
             if name not in _KEYS:
-                raise self._error(
-                    key,
-                    f"unknown key `{name}`",
-                    hint="known keys: " + ", ".join(f"`{k}`" for k in sorted(_KEYS)),
+                # conda-lock ignores keys it does not know; a typo still deserves a word
+                closest = difflib.get_close_matches(name, sorted(_KEYS), n=1)
+                meant = f" (did you mean `{closest[0]}`?)" if closest else ""
+                self._warnings.append(
+                    f"ignored unknown key `{name}` at {self._where(key)}{meant}; known keys: "
+                    + ", ".join(f"`{k}`" for k in sorted(_KEYS))
                 )
+                continue
             if name in sections:
                 raise self._error(key, f"key `{name}` is given twice")
             if name not in _IGNORED_KEYS:
@@ -171,8 +179,23 @@ class _Parser:
             if not text.strip():
                 raise self._error(item, "empty dependency")
             line = item.start_mark.line + 1
+            text = self._without_extras(text, item)
             conda.append(RawDependency(text, self._source, line, category, self._selector(item)))
         return conda
+
+    def _without_extras(self, text: str, node: yaml.Node) -> str:
+        """`nbconvert[execute]!=6.0.0` → `nbconvert!=6.0.0`, as conda-lock reads it, warning
+        that extras are a PyPI idea: conda installs the package without them."""
+        found = _EXTRAS.match(text)
+        if found is None:
+            return text
+        name, extras, rest = found.groups()
+        kept = name.strip() + (" " if rest[:1].isalnum() else "") + rest
+        self._warnings.append(
+            f"conda dependency `{text}` at {self._where(node)}: extras `[{extras}]` are not "
+            f"part of conda's match spec; reading it as `{kept}`"
+        )
+        return kept
 
     def _pip_section(self, node: yaml.MappingNode, pip: PipLineReader) -> list[RawDependency]:
         """`- pip: [...]`: PyPI deps, plus the conda `pip` dep conda-lock adds for them."""

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from rattler import Version
+from rattler import Version, VersionSpec
 
 from envd.errors import InvalidSpecError, RequestTooLargeError
 from envd.requirements_txt import read_requirements_file, requirement_text
-from envd.spec import RawDependency, RawSpec, Spec, normalize_spec
+from envd.spec import EnvType, RawDependency, RawSpec, Spec, normalize_python, normalize_spec
 from envd.spec_files import read_environment_file
 
 MAX_DEPENDENCIES = 5000
@@ -68,8 +69,59 @@ def load_spec(
             f"failed to load spec: {count} dependencies is over the limit of {MAX_DEPENDENCIES}",
             hint="split the request into smaller environments",
         )
+    _check_python(raw)
     platforms = tuple(dict.fromkeys(raw.platforms))
     return LoadedSpec(normalize_spec(raw), platforms, tuple(warnings))
+
+
+def require_channels(spec: Spec) -> None:
+    """A spec with conda dependencies (python included) must name a channel to resolve them
+    from; a PyPI-only spec needs none. Checked by the client, before any job exists."""
+    wants_conda = bool(spec.conda) or spec.python is not None
+    if spec.env_type is EnvType.PYPI_ONLY or not wants_conda or spec.channels:
+        return
+    raise InvalidSpecError(
+        "the spec has conda dependencies but names no channel to resolve them from",
+        hint="add `-c conda-forge` (or a channel URL or folder), or `channels:` to the "
+        "environment file",
+    )
+
+
+def _check_python(raw: RawSpec) -> None:
+    """`--python` and a `python` dependency that no version satisfies both are refused at once,
+    naming both (the solver would only say the request is unsatisfiable)."""
+    if raw.python is None:
+        return
+    wanted = normalize_python(raw.python)
+    for dep in raw.conda:
+        try:
+            folded = normalize_spec(RawSpec(conda=[dep])).python
+        except InvalidSpecError:
+            continue  # normalization reports it with its own words
+        if folded is not None and not _compatible(wanted, folded):
+            raise InvalidSpecError(
+                f"conflicting python versions: `--python {raw.python}` and `{dep.text}` at "
+                f"{dep.where()}",
+                hint="give the python version once: `--python` or a `python` dependency",
+            )
+
+
+def _compatible(left: str, right: str) -> bool:
+    """Whether some version satisfies both constraints, tried on the versions they mention and
+    their neighbours; when unsure it answers yes and leaves the verdict to the solver."""
+    if "*" in (left, right):
+        return True
+    candidates: set[str] = set()
+    for version in re.findall(r"\d+(?:\.\d+)*", f"{left} {right}"):
+        parts = version.split(".")
+        last = int(parts[-1])
+        neighbours = [".".join([*parts[:-1], str(n)]) for n in (last - 1, last + 1) if n >= 0]
+        candidates |= {version, f"{version}.0", f"{version}.1", f"{version}.99", *neighbours}
+    try:
+        specs = VersionSpec(left), VersionSpec(right)
+        return any(all(s.matches(Version(c)) for s in specs) for c in candidates)
+    except Exception:  # a constraint rattler cannot read: normalization will say so
+        return True
 
 
 def parse_virtual_packages(items: Sequence[str]) -> dict[str, str]:

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,6 +106,9 @@ class Cluster:
             "--heartbeat-interval", str(heartbeat),
             "--no-agent-timeout", str(no_agent_timeout),
             "--ready-file", str(ready),
+            # as an operator would list them: the repo's example and fixture channels
+            "--allow-local-channels", str(ROOT / "examples"),
+            "--allow-local-channels", str(ROOT / "tests" / "fixtures"),
         ]  # fmt: skip
         process = self._spawn(f"daemon-{len(self.processes)}", argv)
         wait_for(lambda: ready.exists() or process.popen.poll() is not None, 30, "daemon ready")
@@ -113,13 +116,16 @@ class Cluster:
         self.address = ready.read_text().strip()
         return process
 
-    def start_agent(self, name: str, platforms: list[str], slots: int = 1) -> Process:
+    def start_agent(
+        self, name: str, platforms: list[str], slots: int = 1, args: Sequence[str] = ()
+    ) -> Process:
         argv = [
             str(BIN / "envd-agent"),
             "--coordinator", self.address,
             "--agent-id", name,
             "--cache-dir", str(self.root / f"cache-{name}"),
             "--slots", str(slots),
+            *args,
         ]  # fmt: skip
         for platform in platforms:
             argv += ["--platform", platform]

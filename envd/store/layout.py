@@ -3,8 +3,8 @@
     pkgs/<sha256>/<filename>                     every archive (.conda, .tar.bz2, wheel, sdist)
     links/<sha256 of .tar.bz2>.json              transmute link → .conda sha256 + filename
     built/<source sha256>/<python>/<platform>.json   built-wheel index → pkgs/ entry
-    envs/<req_id>/<platform>/<full_id>.json      description, immutable
-    defaults/<req_id>/<platform>.json            default pointer, compare-and-swap
+    envs/<req_id>/<platform>/<full_id>.json      description, sealed with its digest; only gains formats
+    defaults/<req_id>/<platform>.json            default pointer (full_id, digest), compare-and-swap
     aliases/<namespace>/<name>/<tag>.json        alias, compare-and-swap
 
 Keys are exactly the paths above. Each JSON document names its format in a `schema` field, one

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +20,31 @@ CLIENT = str(Path(sys.executable).parent / "envd-client")
 
 
 def run_client(
-    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120
+    *args: str, cwd: Path, env: Mapping[str, str | None] | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
+    """The CLI in `cwd`, never touching the developer's own home or config: its home is
+    `cwd/home` (ENVD_HOME) unless `env` says otherwise (None unsets a variable)."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("ENVD_", "CONDA_OVERRIDE"))}
     environ["ENVD_CONFIG"] = ""
     environ["XDG_CONFIG_HOME"] = str(cwd / "xdg")  # never the developer's own config
-    environ.update(env or {})
+    environ["ENVD_HOME"] = str(cwd / "home")
+    environ.pop("NO_COLOR", None)
+    for key, value in (env or {}).items():
+        if value is None:
+            environ.pop(key, None)
+        else:
+            environ[key] = value
     return subprocess.run(
         [CLIENT, *args], cwd=cwd, env=environ, capture_output=True, text=True, timeout=timeout
     )
+
+
+def normalized(text: str) -> str:
+    """User output with what varies per run (times, job ids, agent names) replaced."""
+    text = re.sub(r" {2,}(\d+\.\d s)", r"  \1", text)  # the time column's alignment
+    text = re.sub(r"\d+\.\d s", "T s", text)
+    text = re.sub(r"job-[0-9a-f]{32}", "JOB", text)
+    return re.sub(r"embedded-[\w.-]+-\d+", "AGENT", text)
 
 
 def one_json(out: subprocess.CompletedProcess[str]) -> dict[str, Any]:
@@ -69,7 +87,7 @@ def test_embedded_resolve_then_cache_hit(tmp_path: Path) -> None:
     assert [e["full_id"] for e in again["environments"]] == [
         e["full_id"] for e in doc["environments"]
     ]
-    assert (tmp_path / ".envd" / "store" / "envs" / doc["req_id"]).is_dir()
+    assert (tmp_path / "home" / "store" / "envs" / doc["req_id"]).is_dir()
 
 
 def test_human_output_and_show_and_list(tmp_path: Path) -> None:
@@ -81,7 +99,18 @@ def test_human_output_and_show_and_list(tmp_path: Path) -> None:
     assert out.stdout.startswith("### Environment for linux-64 ###\nEnvironment type: conda-only\n")
     ident = next(line for line in out.stdout.splitlines() if line.startswith("Identifier: "))
     req_id, full_id = ident.removeprefix("Identifier: ").split(":")
-    assert "Outcome: resolved" in out.stdout and "linux-64: done (resolved)" in out.stderr
+    assert "Outcome: resolved" in out.stdout
+    assert normalized(out.stderr) == (
+        "linux-64: new job JOB: accepted (T s)\n"
+        "linux-64: new job JOB: queued for one of 1 agent(s) serving `linux-64` (T s)\n"
+        "linux-64: new job JOB: leased by agent `AGENT` (T s)\n"
+        "linux-64: new job JOB: solving on agent `AGENT` (T s)\n"
+        "linux-64: new job JOB: writing description of 23 packages (T s)\n"
+        "linux-64: resolved after T s on agent `AGENT`\n"
+    )
+    assert normalized(out.stdout).endswith(
+        f"### Summary ###\nlinux-64  resolved  T s  {req_id}:{full_id}\n"
+    )
     shown = run_client("show", full_id, "--json", cwd=tmp_path)
     (entry,) = json.loads(shown.stdout)
     assert entry["description"]["req_id"] == req_id and entry["is_default"] is True
@@ -95,13 +124,28 @@ def test_human_output_and_show_and_list(tmp_path: Path) -> None:
             "full_id": full_id,
             "resolved_at": entry["description"]["resolved_at"],
             "is_default": True,
+            "env_type": "conda-only",
+            "packages": 23,
+            "archives": "none",
+            "resolved_by": entry["description"]["resolved_by"],
+            "channels": [EXAMPLE_CHANNEL.as_uri()],
+            "requested": ["python 3.9.*"],
         }
     ]
+    resolved_at = entry["description"]["resolved_at"]
+    user = entry["description"]["resolved_by"]["user"]
+    assert run_client("list", cwd=tmp_path).stdout == (
+        "REQ_ID        PLATFORM  TYPE        PKGS  ARCHIVES  RESOLVED              BY"
+        + " " * (len(user) - 2)
+        + "  DEFAULT  REQUESTED\n"
+        f"{req_id[:12]}  linux-64  conda-only    23  none      {resolved_at[:10]} "
+        f"{resolved_at[11:16]} UTC  {user:<2}  yes      python 3.9.*\n"
+    )
 
 
 def test_stale_socket_from_a_killed_run_is_cleaned_up(tmp_path: Path) -> None:
-    (tmp_path / ".envd").mkdir()
-    (tmp_path / ".envd" / "daemon.sock").write_text("left behind by kill -9")
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "daemon.sock").write_text("left behind by kill -9")
     out = run_client(
         "resolve", "-c", str(EXAMPLE_CHANNEL), "-p", "python=3.9", "--arch", "linux-64",
         "--json", "--no-archives", cwd=tmp_path,
@@ -120,7 +164,7 @@ def test_failed_platform_exits_non_zero_with_json(tmp_path: Path) -> None:
     assert env["outcome"] == "failed" and env["full_id"] is None
     assert env["error"]["reference"] == "E200"
     assert "`no-such-package`" in env["error"]["message"] and "linux-64" in env["error"]["message"]
-    assert not list((tmp_path / ".envd" / "store").rglob("*.json"))
+    assert not list((tmp_path / "home" / "store").rglob("*.json"))
 
 
 def test_malformed_yaml_names_file_and_line(tmp_path: Path) -> None:
@@ -130,7 +174,7 @@ def test_malformed_yaml_names_file_and_line(tmp_path: Path) -> None:
     assert out.stderr.startswith("error: ")
     assert f"{env_file}:4" in out.stderr or f"{env_file}:5" in out.stderr
     assert "Traceback" not in out.stderr
-    assert not (tmp_path / ".envd").exists()
+    assert not (tmp_path / "home").exists()
 
 
 def test_unknown_platform_lists_valid_ones(tmp_path: Path) -> None:
@@ -195,8 +239,10 @@ def test_remote_no_wait_then_wait_and_config_precedence(
     config = tmp_path / "config.toml"
     config.write_text('coordinator = "127.0.0.1:1"\n')
     refused = run_client("resolve", *args, cwd=tmp_path, env={"ENVD_CONFIG": str(config)})
-    assert refused.returncode == 5 and "127.0.0.1:1" not in refused.stdout
-    assert "error: failed to reach the coordinator" in refused.stderr
+    assert refused.returncode == 5 and one_json(refused)["error"]["reference"] == "E304"
+    assert refused.stderr.startswith(
+        "error: failed to reach the coordinator at `127.0.0.1:1`: connection refused\n"
+    )
     env = {"ENVD_CONFIG": str(config), "ENVD_COORDINATOR": cluster.address}
     accepted = one_json(
         run_client("resolve", *args, "--no-wait", "--no-archives", cwd=tmp_path, env=env)
@@ -222,8 +268,12 @@ def test_bad_config_file_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_show_unknown_or_malformed_id(tmp_path: Path) -> None:
     missing = run_client("show", "a" * 40, cwd=tmp_path)
-    assert missing.returncode == 4
-    assert f"error: no environment with req_id or full_id `{'a' * 40}`" in missing.stderr
+    assert missing.returncode == 2
+    assert missing.stderr == (
+        f"error: no environment with id `{'a' * 40}`\n"
+        f"hint: `envd-client list` shows what the store `{(tmp_path / 'home' / 'store').as_uri()}` "
+        "holds\n"
+    )
     malformed = run_client("show", "not-an-id", cwd=tmp_path)
     assert malformed.returncode == 2
     assert "error: `not-an-id` is not an environment id" in malformed.stderr

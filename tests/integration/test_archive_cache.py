@@ -24,6 +24,7 @@ from envd.agents.archive_cache import ArchiveCache, CacheProgress, CacheReport
 from envd.agents.conda_resolver import CondaResolver
 from envd.agents.fetch import Fetcher
 from envd.agents.job_runner import Assignment, JobRunner
+from envd.agents.resolver import ResolveRequest
 from envd.agents.transmute import Transmuter, verify_same_files
 from envd.catalog import Catalog
 from envd.channels import DEFAULT_CHANNEL_ALIAS
@@ -128,7 +129,7 @@ def spec_of(channel: str, deps: list[str]) -> Spec:
 
 def solve(channel: str, deps: list[str], cache_dir: Path) -> tuple[ResolvedPackage, ...]:
     resolver = CondaResolver(cache_dir, DEFAULT_CHANNEL_ALIAS, 60)
-    return asyncio.run(resolver.resolve(spec_of(channel, deps), PLATFORM)).packages
+    return asyncio.run(resolver.resolve(ResolveRequest(spec_of(channel, deps), PLATFORM))).packages
 
 
 def cache_all(

@@ -12,7 +12,15 @@ import pytest
 from envd.client.api import EnvdClient, ResolveResult
 from envd.progress import Outcome, ResolveEvent, Stage
 from envd.spec import RawDependency, RawSpec, Spec, normalize_spec
-from harness import EXAMPLE_CHANNEL, ChannelServer, Cluster, free_port, serve_channel, wait_for
+from harness import (
+    EXAMPLE_CHANNEL,
+    ROOT,
+    ChannelServer,
+    Cluster,
+    free_port,
+    serve_channel,
+    wait_for,
+)
 from solution_check import check_solution
 
 pytestmark = pytest.mark.integration
@@ -206,7 +214,7 @@ def store_files(root: Path) -> list[str]:
             ["`nonexistent-pkg`", "linux-64", "http://127.0.0.1"],
         ),
         (["python>=3.12"], "http", "E201", ["python", "linux-64"]),
-        (["python=3.9"], "missing", "E202", ["/does/not/exist"]),
+        (["python=3.9"], "missing", "E202", ["/tests/fixtures/does-not-exist"]),
         (["python=3.9"], "unreachable", "E202", ["http://127.0.0.1:9"]),
     ],
 )
@@ -214,7 +222,8 @@ def test_failed_resolutions_explain_and_store_nothing(
     cluster: Cluster, channel: ChannelServer, specs: list[str], channel_kind: str,
     reference: str, words: list[str],
 ) -> None:  # fmt: skip
-    url = {"http": channel.url, "missing": "file:///does/not/exist",
+    missing = (ROOT / "tests" / "fixtures" / "does-not-exist").as_uri()  # an allowed folder
+    url = {"http": channel.url, "missing": missing,
            "unreachable": "http://127.0.0.1:9/chan"}[channel_kind]  # fmt: skip
     cluster.start_daemon()
     cluster.start_agent("agent", ["linux-64"])
@@ -233,7 +242,12 @@ def test_failed_resolutions_explain_and_store_nothing(
 def test_request_errors_are_refused_before_any_job(
     cluster: Cluster, channel: ChannelServer
 ) -> None:
-    from envd.errors import InvalidSpecError, PypiNotAvailableError, UnknownPlatformError
+    from envd.errors import (
+        ChannelNotAllowedError,
+        InvalidSpecError,
+        PypiNotAvailableError,
+        UnknownPlatformError,
+    )
 
     cluster.start_daemon()
     with EnvdClient(cluster.address) as client:
@@ -245,6 +259,19 @@ def test_request_errors_are_refused_before_any_job(
             client.resolve(pypi, ["linux-64"])
         with pytest.raises(InvalidSpecError, match="no target platform"):
             client.resolve(python_spec(channel.url), [])
+        # the channel policy: folders only under --allow-local-channels (the harness lists
+        # the repo's examples/ and tests/fixtures/), never elsewhere, however spelled
+        outside = cluster.root / "not-listed"
+        outside.mkdir()
+        for sneaky in (str(outside), f"{EXAMPLE_CHANNEL}/../../../..{outside}"):
+            with pytest.raises(ChannelNotAllowedError) as refused:
+                client.resolve(python_spec(sneaky), ["linux-64"])
+            assert "is not allowed by this coordinator" in refused.value.message
+        package_channel = normalize_spec(
+            RawSpec(conda=[RawDependency(f"file://{outside}::python")], channels=[channel.url])
+        )
+        with pytest.raises(ChannelNotAllowedError):
+            client.resolve(package_channel, ["linux-64"])
     assert store_files(cluster.root) == []
     state = json.dumps(store_files(cluster.root))
     assert "envs" not in state

@@ -111,3 +111,25 @@ def test_a_killed_embedded_client_leaves_no_ghost_job(tmp_path: Path) -> None:
                                 text=True, timeout=120)  # fmt: skip
     assert second.returncode == 0, second.stderr
     assert "restart: 1 leased job(s) queued again" in second.stderr
+
+
+def test_a_damaged_state_file_is_refused_at_start_then_recovered(tmp_path: Path) -> None:
+    state = tmp_path / "state.sqlite"
+    state.write_bytes(b"\x00garbage" * 512)
+    argv = [str(Path(sys.executable).parent / "envd-daemon"), "--listen", "127.0.0.1:0",
+            "--store", str(tmp_path / "store"), "--state", str(state),
+            "--ready-file", str(tmp_path / "ready")]  # fmt: skip
+    refused = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 6
+    assert f"error: failed to open the coordinator state `{state}`: file is not a database" in (
+        refused.stderr
+    )
+    assert "Traceback" not in refused.stderr and "--recover" in refused.stderr
+    recovered = subprocess.Popen([*argv, "--recover"], stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: (tmp_path / "ready").exists(), 30, "the recovered daemon")
+    finally:
+        recovered.terminate()
+        _, err = recovered.communicate(timeout=10)
+    assert "was damaged: moved to" in err
+    assert [p.name for p in tmp_path.glob("state.sqlite.damaged-*")] != []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import http.server
 import threading
+import time
 from base64 import b64encode
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,9 +19,12 @@ from envd.agents.fetch import (
     FetchCancelled,
     Fetcher,
     local_path,
+    redact_text,
     redact_url,
 )
-from envd.errors import ChannelError, ConfigError
+from envd.errors import ChannelError, ConfigError, StageTimeoutError
+from faulty_channel import ARCHIVE as SLOW_ARCHIVE
+from faulty_channel import serve_slow_archive, stalled_server, write_one_package_channel
 
 ROOT = Path(__file__).resolve().parents[2]
 ARCHIVE = ROOT / "fixtures" / "packages" / "conda-package-handling" / "mock-2.0.0-py37_1000.tar.bz2"
@@ -164,6 +168,48 @@ def test_cancel_stops_the_download_and_leaves_no_file(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_host_that_never_answers_fails_after_each_attempt_times_out(tmp_path: Path) -> None:
+    delays: list[float] = []
+    fetcher = Fetcher(attempts=2, base_delay=0.01, timeout=0.3, sleep=delays.append)
+    with stalled_server() as stalled:
+        start = time.monotonic()
+        with pytest.raises(StageTimeoutError) as info:
+            fetcher.fetch(f"{stalled.url}/noarch/a.conda", tmp_path / "a.conda")
+        elapsed = time.monotonic() - start
+        assert len(stalled.connections) == 2
+    assert info.value.message == (
+        f"timed out fetching archive `{stalled.url}/noarch/a.conda`: no data for 0.3 s "
+        "(attempt 2 of 2)"
+    )
+    assert info.value.hint is not None and "`--fetch-timeout`" in info.value.hint
+    assert 0.6 <= elapsed < 2.0 and len(delays) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cancel_stops_a_trickling_download_within_a_read(tmp_path: Path) -> None:
+    write_one_package_channel(tmp_path / "channel")
+    cancel = threading.Event()
+    errors: list[BaseException] = []
+
+    def fetch(url: str) -> None:
+        try:
+            Fetcher(timeout=30.0).fetch(url, tmp_path / "out" / SLOW_ARCHIVE, cancel=cancel)
+        except BaseException as err:
+            errors.append(err)
+
+    (tmp_path / "out").mkdir()
+    with serve_slow_archive(tmp_path / "channel", "trickle") as served:
+        thread = threading.Thread(target=fetch, args=(f"{served.url}/noarch/{SLOW_ARCHIVE}",))
+        thread.start()
+        assert served.started.wait(10)
+        time.sleep(0.2)  # some bytes are in
+        cancel.set()
+        thread.join(timeout=2.0)
+        assert not thread.is_alive()
+    assert [type(e) for e in errors] == [FetchCancelled]
+    assert list((tmp_path / "out").iterdir()) == []
+
+
 def test_unsupported_scheme_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ChannelError, match="scheme `ftp` is not supported"):
         Fetcher().fetch("ftp://example.com/a.conda", tmp_path / "a.conda")
@@ -216,6 +262,17 @@ def test_credentials_come_from_the_environment_and_never_show() -> None:
     assert credentials.authorization("https://conda.anaconda.org/c/noarch/x.conda") is None
     with pytest.raises(ConfigError, match="an entry is not `HOST=TOKEN`"):
         ChannelCredentials.from_environment({"ENVD_CHANNEL_TOKEN": "abc"})
+
+
+def test_redact_text_redacts_every_url_in_a_message() -> None:
+    text = (
+        "Request failed after 3 retries\nCaused by: error sending request for url "
+        "(https://bob:pw@repo.corp/t/tk-1/main/linux-64/repodata.json?x=1)"
+    )
+    assert redact_text(text) == (
+        "Request failed after 3 retries\nCaused by: error sending request for url "
+        "(https://repo.corp/t/<token>/main/linux-64/repodata.json)"
+    )
 
 
 def test_redact_url_drops_user_info_and_conda_tokens() -> None:

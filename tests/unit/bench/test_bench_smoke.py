@@ -40,6 +40,10 @@ EXPECTED_KEYS = {
         "ratio_envd_over_direct",
     },
     "reresolve": {"first", "second", "ratio_uploaded_over_environment"},
+    "client_startup": {
+        "python", "version", "cache_hit_resolve", "ratio_version_over_python",
+        "ratio_cache_hit_over_python", "targets_ms",
+    },
 }  # fmt: skip
 ARCHIVE_SECTIONS = {"upload", "transmute", "reresolve"}
 LATENCY_KEYS = {"p50_ms", "p99_ms", "mean_ms", "requests"}
@@ -153,7 +157,8 @@ def test_table_and_json_come_from_the_same_document(document: dict[str, Any]) ->
     json.dumps(document)  # every value serializes
     table = render(document)
     headings = ["1. cache-hit Resolve", "2. cold resolve", "3. warm-agent resolve",
-                "4. archive upload", "5. transmute", "6. re-resolve"]  # fmt: skip
+                "4. archive upload", "5. transmute", "6. re-resolve",
+                "7. client startup"]  # fmt: skip
     for heading in headings:
         assert heading in table
     assert "ratio envd/raw" in table
@@ -169,7 +174,8 @@ def test_skipped_archives_keep_the_first_sections(measurements: Measurements) ->
     assert set(doc) == set(EXPECTED_KEYS) - ARCHIVE_SECTIONS
     table = render(doc)
     assert "3. warm-agent resolve" in table
-    assert table.endswith("4-6. archive sections skipped (--skip-archives)")
+    assert "\n4-6. archive sections skipped (--skip-archives)\n" in table
+    assert "envd-client --version" in table
 
 
 @pytest.mark.timeout(10)

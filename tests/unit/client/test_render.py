@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from envd.client.api import ResolveResult
-from envd.client.render import result_json, summary_text
+from envd.client.colour import Palette
+from envd.client.render import result_json, result_text, summary_text
 from envd.errors import PackageNotFoundError
 from envd.progress import Outcome, ResolveEvent, Stage
 
@@ -56,4 +57,33 @@ def test_json_document_fields() -> None:
 def test_summary_lists_each_platform_last() -> None:
     assert summary_text(result()) == (
         f"\n### Summary ###\nlinux-64   cache_hit  {REQ}:{FULL}\nosx-arm64  failed     job-1\n"
+    )
+
+
+def test_summary_with_times_and_colour() -> None:
+    running = ResolveEvent(REQ, "win-64", Stage.ACCEPTED, job_id="job-2", outcome=Outcome.DEDUP)
+    res = result()
+    res.events["win-64"] = running
+    text = summary_text(res, {"linux-64": 0.01, "osx-arm64": 2.5}, Palette(True))
+    assert text == (
+        "\n### Summary ###\n"
+        "linux-64   \033[32;1mcache_hit\033[0m" + " " * 13 + f"           {REQ}:{FULL}\n"
+        "osx-arm64  \033[31;1mfailed\033[0m" + " " * 16 + "    2.5 s  job-1\n"
+        "win-64     joined a job in flight           job-2\n"
+    )
+
+
+def test_result_text_prints_an_error_once_and_quiet_prints_the_summary_alone() -> None:
+    accepted = ResolveEvent(REQ, "win-64", Stage.ACCEPTED, job_id="job-2", outcome=Outcome.RESOLVED)
+    res = ResolveResult(REQ, {"osx-arm64": result().events["osx-arm64"], "win-64": accepted})
+    assert result_text(res) == (
+        "### Environment for osx-arm64 ###\nOutcome: failed\n"
+        "error: package `x` not found\nhint: check the name\n"
+        "\n### Environment for win-64 ###\nStatus: new job, accepted\n"
+        "Job: job-2  (follow it with `envd-client wait job-2`)\n"
+        "\n### Summary ###\nosx-arm64  failed     job-1\nwin-64     new job    job-2\n"
+    )
+    assert result_text(res, quiet=True) == (
+        "error: osx-arm64: package `x` not found\nhint: check the name\n"
+        "osx-arm64  failed     job-1\nwin-64     new job    job-2\n"
     )

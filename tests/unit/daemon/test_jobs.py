@@ -472,3 +472,57 @@ def test_subscriptions_are_bounded_but_keep_terminal_events() -> None:
         events.publish(job_event(job, Stage.DONE))  # nobody listening: no error
 
     asyncio.run(main())
+
+
+@scenario
+async def test_a_poison_job_fails_after_its_attempts_while_others_complete(w: World) -> None:
+    """Leases of one job keep ending without a result (its agent dies on it): after
+    `max_attempts` the job fails with the last reason, and the platform's next job runs."""
+    poison = await w.job()
+    other, _ = await w.jobs.create_or_attach(
+        NewJob("b" * 40, "linux-64", b"{}", False, {"user": "u", "host": "h"})
+    )
+    for attempt in range(1, 6):
+        agent = await w.agent(f"crashing-{attempt}")
+        await w.dispatcher.dispatch()
+        (assignment,) = outbox(agent)
+        assert isinstance(assignment, AssignJob) and assignment.job.job_id == poison.job_id
+        assert assignment.job.attempts == attempt
+        w.sessions.disconnected(agent)
+        w.clock.t += TTL + 1
+        await w.dispatcher.sweep()
+    failed = await w.state.get(poison.job_id)
+    assert failed.status is JobStatus.FAILED and failed.error is not None
+    assert failed.error["reference"] == "E308"
+    assert failed.error["message"].startswith(
+        f"job `{poison.job_id}` failed after 5 attempts; the last: agent `crashing-5` "
+        "disconnected and did not come back within 10 s"
+    )
+    healthy = await w.agent("healthy")
+    await w.dispatcher.dispatch()
+    (assignment,) = outbox(healthy)
+    assert isinstance(assignment, AssignJob) and assignment.job.job_id == other.job_id
+
+
+@scenario
+async def test_an_agent_that_released_work_gets_no_new_work(w: World) -> None:
+    """Reproduces a race seen end to end: the job an agent released on SIGTERM was leased
+    straight back to it while its stream was closing."""
+    job, stopping = await w.leased()
+    assert job.lease_id is not None
+    await w.sessions.release(stopping, job.lease_id, "agent stopping")
+    await w.dispatcher.dispatch()
+    assert outbox(stopping) == []
+    other = await w.agent("a2")
+    await w.dispatcher.dispatch()
+    (assignment,) = outbox(other)
+    assert isinstance(assignment, AssignJob) and assignment.job.job_id == job.job_id
+
+
+@scenario
+async def test_an_agent_gone_while_the_queue_was_read_gets_nothing(w: World) -> None:
+    job = await w.job()
+    agent = await w.agent()
+    w.sessions.disconnected(agent)
+    await w.dispatcher._lease_next(agent)
+    assert outbox(agent) == [] and (await w.state.get(job.job_id)).status is JobStatus.QUEUED

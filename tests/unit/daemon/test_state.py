@@ -6,9 +6,12 @@ import sqlite3
 import threading
 from pathlib import Path
 
+import pytest
+
 from envd.clock import random_id
-from envd.daemon.state import JobState
-from envd.daemon.state_sqlite import SqliteJobState
+from envd.daemon.state import JobState, JobStatus, NewJob
+from envd.daemon.state_sqlite import SqliteJobState, move_aside
+from envd.errors import StateError
 from state_conformance import JobStateConformance, new_job, run
 
 
@@ -50,3 +53,40 @@ def test_writes_are_durable_settings(tmp_path: Path) -> None:
     indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     assert "jobs_in_flight_v3" in indexes and "jobs_in_flight_v2" not in indexes
     db.close()
+
+
+def test_a_full_disk_is_a_clear_error_and_accepted_jobs_are_kept(tmp_path: Path) -> None:
+    """SQLITE_FULL caused through SQLite itself (max_page_count): the same error a full
+    filesystem gives, without needing a mount."""
+    path = tmp_path / "s.sqlite"
+
+    async def scenario() -> None:
+        state = SqliteJobState(path, random_id)
+        kept, _ = await state.create_or_attach(new_job(), 1.0)
+        pages = await state._run(lambda: state._db.execute("PRAGMA page_count").fetchone()[0])
+        await state._run(lambda: state._db.execute(f"PRAGMA max_page_count={pages}"))
+        with pytest.raises(StateError) as info:
+            for i in range(200):
+                big = NewJob(f"{i:040d}", "linux-64", b"x" * 8000, False, {})
+                await state.create_or_attach(big, 2.0)
+        assert info.value.message == (
+            f"failed to write the coordinator state `{path}`: database or disk is full"
+        )
+        assert info.value.hint is not None and "jobs already accepted are kept" in info.value.hint
+        assert (await state.get(kept.job_id)).status is JobStatus.QUEUED  # still usable
+        await state.close()
+
+    run(scenario())
+
+
+def test_a_file_that_is_not_a_database_is_refused_at_start(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StateError) as info:
+        SqliteJobState(path, random_id)
+    assert info.value.message == (
+        f"failed to open the coordinator state `{path}`: file is not a database"
+    )
+    assert info.value.hint is not None and "`--recover`" in info.value.hint
+    aside = move_aside(path, 1700000000.0)
+    assert aside.name == "s.sqlite.damaged-1700000000" and aside.exists() and not path.exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 from datetime import UTC, datetime, timedelta, timezone
 from importlib import resources
@@ -19,10 +20,12 @@ from envd.description import (
     SolverInfo,
     build_description,
     decode_description,
+    description_digest,
     encode_description,
     format_timestamp,
     packages_of,
     parse_timestamp,
+    seal_description,
     validate_description,
 )
 from envd.errors import CorruptDescriptionError, InternalError
@@ -280,3 +283,30 @@ def test_timestamps_are_utc_with_z_and_compare_as_times() -> None:
     assert parse_timestamp("2024-05-01T12:00:00+00:00") is None
     with pytest.raises(InternalError, match="has no timezone"):
         format_timestamp(datetime(2024, 5, 1))
+
+
+def test_a_description_is_sealed_with_the_digest_of_everything_else() -> None:
+    doc = make_doc()
+    content = {k: v for k, v in doc.items() if k != "digest"}
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert doc["digest"] == "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+    assert description_digest(doc) == doc["digest"]
+    # how it is laid out in bytes does not matter, what it says does
+    compact = json.dumps(doc, separators=(",", ":")).encode()
+    assert decode_description(compact, WHERE) == doc
+    changed = copy.deepcopy(doc)
+    changed["packages"][0]["depends"] = []
+    assert refusal(changed) == (
+        f"failed to validate description `{WHERE}`: `digest` is `{doc['digest']}` but the "
+        f"content hashes to `{description_digest(changed)}`"
+    )
+    resealed = seal_description(changed)
+    assert decode_description(encode_description(resealed), WHERE) == resealed
+    assert resealed["digest"] != doc["digest"]
+
+
+def test_writing_a_changed_but_unsealed_description_is_refused() -> None:
+    doc = make_doc()
+    doc["packages"][0]["url"] = "https://example.org/other.conda"
+    with pytest.raises(CorruptDescriptionError, match="failed to validate description: `digest`"):
+        encode_description(doc)

@@ -187,10 +187,6 @@ def test_ignored_keys() -> None:
         ),
         ("", "failed to parse `environment.yml`: the file is empty"),
         (
-            "name: x\nchannel: [conda-forge]\ndependencies: []\n",
-            "failed to parse `environment.yml:2`: unknown key `channel`",
-        ),
-        (
             "dependencies: [a]\ndependencies: [b]\n",
             "failed to parse `environment.yml:2`: key `dependencies` is given twice",
         ),
@@ -271,7 +267,8 @@ def test_real_files_keep_their_line_numbers(path: Path) -> None:
         assert dep.line is not None
         line = lines[dep.line - 1]
         # the first word, or the URL of a bare URL that became `name @ url`
-        assert dep.text.split(" @ ", 1)[-1].split()[0] in line, (dep, line)
+        first = dep.text.split(" @ ", 1)[-1].split()[0]
+        assert first in line.replace("[execute]", ""), (dep, line)  # its extra is dropped
         if dep.selector is not None and not line.strip().startswith("- pip:"):
             assert f"[{dep.selector}]" in line  # (the added `pip` takes its entries' selectors)
 
@@ -285,3 +282,50 @@ def test_relative_channel_folder_is_relative_to_the_file(tmp_path: Path) -> None
         base_dir=folder,
     )
     assert parsed.spec.channels == [str(tmp_path / "channels" / "local"), "conda-forge"]
+
+
+def test_unknown_keys_are_a_warning_naming_the_closest_known_key() -> None:
+    parsed = parse_environment_text(
+        "name: x\nchannel: [conda-forge]\nplatform: [linux-64]\nflavour: y\ndependencies: [a]\n",
+        source="environment.yml",
+        base_dir=Path("."),
+    )
+    known = "known keys: `allow-pypi-requests`, `category`, `channels`, `dependencies`, `name`, "
+    known += "`pip-repositories`, `platforms`, `prefix`, `variables`"
+    assert parsed.warnings == (
+        f"ignored unknown key `channel` at environment.yml:2 (did you mean `channels`?); {known}",
+        f"ignored unknown key `platform` at environment.yml:3 (did you mean `platforms`?); {known}",
+        f"ignored unknown key `flavour` at environment.yml:4; {known}",
+    )
+    assert parsed.spec.channels == [] and parsed.spec.platforms == []
+    assert parsed.spec.conda == [RawDependency("a", "environment.yml", 5)]
+
+
+@pytest.mark.parametrize(
+    ("written", "read"),
+    [
+        ("nbconvert[execute]!=6.0.0,!=6.0.1", "nbconvert!=6.0.0,!=6.0.1"),
+        ("dask[complete] >=2024.1", "dask>=2024.1"),
+        ("conda-forge::black[jupyter]", "conda-forge::black"),
+        ("ray[default, tune]==2.9", "ray==2.9"),
+    ],
+)
+def test_conda_extras_are_dropped_with_a_warning(written: str, read: str) -> None:
+    parsed = parse_environment_text(
+        f"dependencies:\n  - {written}\n", source="environment.yml", base_dir=Path(".")
+    )
+    extras = written[written.index("[") + 1 : written.index("]")]
+    assert parsed.spec.conda == [RawDependency(read, "environment.yml", 2)]
+    assert parsed.warnings == (
+        f"conda dependency `{written}` at environment.yml:2: extras `[{extras}]` are not part of "
+        f"conda's match spec; reading it as `{read}`",
+    )
+
+
+@pytest.mark.parametrize("text", ["numpy[version='>=1.20']", "python[build_number=1]", "numpy"])
+def test_conda_bracket_syntax_is_not_extras(text: str) -> None:
+    parsed = parse_environment_text(
+        f"dependencies:\n  - {text}\n", source="environment.yml", base_dir=Path(".")
+    )
+    assert parsed.spec.conda == [RawDependency(text, "environment.yml", 2)]
+    assert parsed.warnings == ()

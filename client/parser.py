@@ -1,0 +1,156 @@
+"""The command line's grammar: commands, their flags, a description and an example for each.
+
+`--coordinator`, `--home`, `-v/--verbose` and `--json` work before or after the command: each
+command repeats them with suppressed defaults, so a value given after it wins and none given
+leaves the one before it. Building the parser imports nothing heavy (`--version` stays fast).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import envd
+
+EPILOG = """\
+Without --coordinator (or ENVD_COORDINATOR, or `coordinator` in ~/.config/envd/config.toml),
+envd-client runs the coordinator and an agent in-process, with state and store in its home:
+--home, else ENVD_HOME, else $XDG_DATA_HOME/envd, else ~/.local/share/envd (`envd-client info`).
+Exit codes: 0 ok, 1 internal, 2 bad input, 3 resolution failed, 4 job/agent, 5 coordinator, 6 store.
+
+example:
+  envd-client resolve -f environment.yml --arch linux-64 --arch osx-arm64
+"""
+# command: (one-line help, description, example)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "resolve": (
+        "resolve a spec for one or more platforms",
+        "Resolve a spec into pinned environments, one per platform: answered from the store "
+        "when resolved before (cache_hit), else by an agent (a new job, or one in flight).",
+        "envd-client resolve -f environment.yml --arch linux-64 --arch osx-arm64",
+    ),
+    "spec": (
+        "print what envd understood, without resolving",
+        "Print the normalized spec, its req_id and the conda and PyPI specs per platform.",
+        "envd-client spec -c conda-forge -p 'numpy>=1.20' --python 3.11 --json",
+    ),
+    "show": (
+        "show an environment by req_id, full_id or both",
+        "Show stored environments: a req_id's default per platform, a full_id's description, "
+        "or `req_id:full_id`. Ids may be any unique prefix of at least 8 characters.",
+        "envd-client show 1f0e3dad9908",
+    ),
+    "list": (
+        "list environments in the store",
+        "List the environments in the store: one row per platform and resolution.",
+        "envd-client list --json",
+    ),
+    "create": (
+        "materialize an environment from the store's cached archives alone",
+        "Create a conda environment in a new prefix from the archives cached in the store; "
+        "the channel is not needed.",
+        "envd-client create 1f0e3dad9908 --prefix ./env",
+    ),
+    "wait": (
+        "re-attach to jobs printed by `resolve --no-wait`",
+        "Follow jobs until they end, as `resolve` would have.",
+        "envd-client wait job-0c9a4e7f",
+    ),
+    "info": (
+        "where this client's coordinator, store and state are",
+        "Print the coordinator address or the embedded home, the store URL, the state path, "
+        "the versions and the platforms agents serve. Starts and creates nothing.",
+        "envd-client info --json",
+    ),
+    "completion": (
+        "print a shell completion script",
+        "Print a completion script for bash, zsh or fish.",
+        'eval "$(envd-client completion bash)"   # or: envd-client completion fish | source',
+    ),
+}
+SHELLS = ("bash", "zsh", "fish")
+
+
+def _global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    unset: Any = argparse.SUPPRESS if suppress else None
+    off: Any = argparse.SUPPRESS if suppress else False
+    group = parser.add_argument_group("global options (before or after the command)")
+    group.add_argument("--coordinator", metavar="ADDRESS", default=unset,
+                       help="HOST:PORT or unix:PATH of envd-daemon")  # fmt: skip
+    group.add_argument("--home", metavar="DIR", default=unset,
+                       help="the embedded default's home (e.g. `.envd`)")  # fmt: skip
+    group.add_argument("-v", "--verbose", action="store_true", default=off, help="log to stderr")
+    group.add_argument("--json", action="store_true", default=off,
+                       help="print exactly one JSON document")  # fmt: skip
+
+
+def _spec_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("spec")
+    add = group.add_argument
+    add("-f", "--file", action="append", default=[], type=Path, dest="files",
+        help="environment.yml (repeatable)")  # fmt: skip
+    add("-r", "--requirements", action="append", default=[], type=Path,
+        help="requirements.txt (repeatable)")  # fmt: skip
+    add("-p", "--package", action="append", default=[], dest="packages", metavar="SPEC",
+        help="conda MatchSpec, e.g. 'numpy>=1.20' (repeatable)")  # fmt: skip
+    add("--pypi", action="append", default=[], metavar="SPEC",
+        help="PyPI requirement (repeatable)")  # fmt: skip
+    add("--python", help="python version or constraint, e.g. 3.11")
+    add("-c", "--channel", action="append", default=[], dest="channels",
+        help="channel name, URL or folder, in priority order (repeatable)")  # fmt: skip
+    add("--virtual-package", action="append", default=[], metavar="NAME=VERSION",
+        help="override a virtual package, e.g. __glibc=2.28 (repeatable; "
+        "CONDA_OVERRIDE_GLIBC/OSX/CUDA are read too)")  # fmt: skip
+    add("--arch", action="append", default=[], metavar="PLATFORM",
+        help="target platform (repeatable; default: the files' `platforms:`, else this "
+        "machine's, as `envd-client info` shows)")  # fmt: skip
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="envd-client",
+        description="Resolve pinned, cached environments for every platform you deploy to.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"envd-client {envd.__version__}")
+    _global_options(parser, suppress=False)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub: dict[str, argparse.ArgumentParser] = {}
+    for name, (summary, description, example) in COMMANDS.items():
+        sub[name] = commands.add_parser(
+            name,
+            help=summary,
+            description=description,
+            epilog=f"example:\n  {example}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        _global_options(sub[name], suppress=True)
+    _resolve_options(sub["resolve"])
+    _spec_options(sub["spec"])
+    sub["show"].add_argument("id", metavar="ID", help="req_id, full_id, or req_id:full_id")
+    sub["show"].add_argument("--arch", action="append", default=[], metavar="PLATFORM",
+                             help="platform(s) of a req_id (default: every platform resolved)")  # fmt: skip
+    create = sub["create"]
+    create.add_argument("id", metavar="ID", help="req_id (with --arch), full_id, or req_id:full_id")
+    create.add_argument("--arch", default=None, metavar="PLATFORM",
+                        help="platform of a req_id; must be this machine's (the default)")  # fmt: skip
+    create.add_argument("--prefix", required=True, type=Path, help="directory to create it in")
+    create.add_argument("--force", action="store_true", help="install into a non-empty prefix")
+    sub["list"].add_argument("req_id", nargs="?", default="",
+                             help="only this req_id (or a prefix of 8 or more characters)")  # fmt: skip
+    sub["wait"].add_argument("job_ids", nargs="+", metavar="JOB")
+    sub["completion"].add_argument("shell", choices=SHELLS, help="the shell to complete in")
+    return parser
+
+
+def _resolve_options(resolve: argparse.ArgumentParser) -> None:
+    _spec_options(resolve)
+    resolve.add_argument("--force", action="store_true", help="resolve again despite a default")
+    resolve.add_argument("--no-wait", action="store_true",
+                         help="return once accepted; prints job ids for `envd-client wait`")  # fmt: skip
+    resolve.add_argument("--no-archives", action="store_true",
+                         help="resolve and describe only; do not cache package archives")  # fmt: skip
+    resolve.add_argument("-q", "--quiet", action="store_true",
+                         help="no progress and no package tables: the summary line per platform")  # fmt: skip

@@ -1,0 +1,101 @@
+"""Which channels a coordinator lets its agents read: http(s) and the alias's names by default,
+`file://` and folders only under directories the operator lists (the embedded default allows
+them, being the user's own machine). Errors never say anything about files outside them."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from rattler import MatchSpec
+
+from envd.channels import DEFAULT_CHANNEL_ALIAS, channel_url
+from envd.errors import ChannelNotAllowedError
+from envd.spec import Spec
+
+WEB_SCHEMES = ("http", "https")
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelPolicy:
+    # fnmatch patterns over channel URLs (names are matched as they are and as URLs);
+    # empty: any http(s) channel and any name
+    allow: tuple[str, ...] = ()
+    # folders whose `file://` channels are allowed (resolved, symlinks followed)
+    local_dirs: tuple[Path, ...] = ()
+    any_local: bool = False
+    channel_alias: str = DEFAULT_CHANNEL_ALIAS
+
+    @classmethod
+    def of(
+        cls, allow: Iterable[str] = (), local_dirs: Iterable[Path] = (), *, any_local: bool = False
+    ) -> ChannelPolicy:
+        return cls(tuple(allow), tuple(Path(d).resolve() for d in local_dirs), any_local)
+
+    def check(self, channel: str) -> None:
+        """Refuse a channel the policy does not allow (ChannelNotAllowedError)."""
+        url = channel_url(channel, self.channel_alias)
+        scheme = urlsplit(url).scheme
+        if scheme == "file":
+            if not self._local_allowed(url):
+                raise _refused(channel, "local channels are only allowed under the "
+                               "directories the coordinator lists (`--allow-local-channels`)")  # fmt: skip
+            return
+        if scheme not in WEB_SCHEMES:
+            raise _refused(channel, f"`{scheme}` is not a channel scheme (http, https, file)")
+        if self.allow and not any(
+            fnmatch.fnmatchcase(candidate, pattern)
+            for pattern in self.allow
+            for candidate in (channel, url)
+        ):
+            raise _refused(channel, "it matches no `--allow-channel` pattern of the coordinator")
+
+    def _local_allowed(self, url: str) -> bool:
+        if self.any_local:
+            return True
+        path = Path(unquote(urlsplit(url).path)).resolve()
+        return any(path == d or path.is_relative_to(d) for d in self.local_dirs)
+
+
+def spec_channels(spec: Spec) -> list[str]:
+    """Every channel a spec names: its channel list and each `channel::package` (names as
+    written, URLs as URLs)."""
+    found = list(spec.channels)
+    for dep in spec.conda:
+        channel = MatchSpec(dep.spec).channel
+        if channel is None:
+            continue
+        named = dep.spec.split("::", 1)[0]
+        found.append(
+            named if "::" in dep.spec and "://" not in named else str(channel.base_url).rstrip("/")
+        )
+    return list(dict.fromkeys(found))
+
+
+def _refused(channel: str, why: str) -> ChannelNotAllowedError:
+    # only the user's own input is echoed: nothing is looked up on disk before refusing
+    return ChannelNotAllowedError(
+        f"channel `{channel}` is not allowed by this coordinator: {why}",
+        hint="ask its operator, or use a channel it allows",
+    )
+
+
+def check_archive_url(channel: str, url: str) -> None:
+    """An archive URL that a channel's repodata (its `base_url`) points at must stay where the
+    channel is: same scheme, host and port, and for a local channel inside its folder — no
+    redirect to another host or to local files."""
+    base, target = urlsplit(channel), urlsplit(url)
+    same_origin = (base.scheme, base.netloc) == (target.scheme, target.netloc)
+    if same_origin and base.scheme in WEB_SCHEMES:
+        return
+    if same_origin and base.scheme == "file":
+        folder = Path(unquote(base.path)).resolve()
+        if Path(unquote(target.path)).resolve().is_relative_to(folder):
+            return
+    raise ChannelNotAllowedError(
+        f"an archive URL in the repodata of channel `{channel}` points outside the channel",
+        hint="the channel's `base_url` must point at the channel's own host (or folder)",
+    )

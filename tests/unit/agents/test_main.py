@@ -1,0 +1,43 @@
+"""`envd-agent` flags: the stage deadlines, their defaults and what they add up to."""
+
+from __future__ import annotations
+
+import pytest
+
+from envd.agents import fetch
+from envd.agents.main import parse_args
+
+STALL_BUDGET = 120.0  # a stalled channel fails the job within 2 minutes with default flags
+
+
+def test_every_stage_has_a_deadline_flag_with_a_default() -> None:
+    args = parse_args(["--coordinator", "127.0.0.1:1"])
+    assert (args.repodata_timeout, args.solve_timeout, args.fetch_timeout,
+            args.upload_timeout, args.job_timeout) == (60.0, 300.0, 20.0, 600.0, 3600.0)  # fmt: skip
+    args = parse_args(["--coordinator", "x:1", "--repodata-timeout", "2.5", "--fetch-timeout",
+                       "1", "--upload-timeout", "3", "--job-timeout", "4", "--solve-timeout", "5"])  # fmt: skip
+    assert (args.repodata_timeout, args.fetch_timeout, args.upload_timeout,
+            args.job_timeout, args.solve_timeout) == (2.5, 1.0, 3.0, 4.0, 5.0)  # fmt: skip
+
+
+def test_a_stalled_channel_fails_within_two_minutes_with_default_flags() -> None:
+    """Repodata: one deadline over every request and retry. Archives: each attempt waits
+    `--fetch-timeout` for data, with backoff (at most 1.5x its base) between attempts."""
+    args = parse_args(["--coordinator", "127.0.0.1:1"])
+    assert args.repodata_timeout < STALL_BUDGET
+    backoff = sum(
+        min(fetch.MAX_DELAY, fetch.DEFAULT_BASE_DELAY * 2 ** (n - 1)) * 1.5
+        for n in range(1, fetch.DEFAULT_ATTEMPTS)
+    )
+    assert fetch.DEFAULT_ATTEMPTS * args.fetch_timeout + backoff < STALL_BUDGET
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "soon", "inf", "nan"])
+def test_a_deadline_must_be_a_positive_number_of_seconds(
+    value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        parse_args(["--coordinator", "x:1", "--fetch-timeout", value])
+    assert f"argument --fetch-timeout: `{value}` is not a positive number of seconds" in (
+        capsys.readouterr().err
+    )

@@ -1,0 +1,92 @@
+"""The coordinator's channel policy and the archive-URL rule agents apply."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from envd.channel_policy import ChannelPolicy, check_archive_url, spec_channels
+from envd.errors import ChannelNotAllowedError, InvalidSpecError
+from envd.spec import RawDependency, RawSpec, normalize_spec
+
+
+def test_default_allows_web_channels_and_names_but_no_local_ones(tmp_path: Path) -> None:
+    policy = ChannelPolicy()
+    for channel in ("conda-forge", "https://conda.example.com/private", "http://10.0.0.1:8080/c"):
+        policy.check(channel)
+    for channel in (tmp_path.as_uri(), "file:///etc"):
+        with pytest.raises(ChannelNotAllowedError) as info:
+            policy.check(channel)
+        assert info.value.message == (
+            f"channel `{channel}` is not allowed by this coordinator: local channels are only "
+            "allowed under the directories the coordinator lists (`--allow-local-channels`)"
+        )
+    with pytest.raises(ChannelNotAllowedError, match="`ftp` is not a channel scheme"):
+        policy.check("ftp://example.com/c")
+
+
+def test_local_channels_only_under_listed_dirs(tmp_path: Path) -> None:
+    allowed = tmp_path / "channels"
+    (allowed / "mine").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    (allowed / "escape").symlink_to(tmp_path / "elsewhere")
+    policy = ChannelPolicy.of(local_dirs=[allowed])
+    policy.check((allowed / "mine").as_uri())
+    policy.check(allowed.as_uri())
+    for outside in (tmp_path / "elsewhere", allowed / "escape", allowed / "mine" / ".." / ".."):
+        with pytest.raises(ChannelNotAllowedError):
+            policy.check(f"file://{outside}")
+    ChannelPolicy.of(any_local=True).check("file:///anything")
+
+
+def test_allow_patterns_match_names_or_urls() -> None:
+    policy = ChannelPolicy.of(["https://conda.example.com/*", "bioconda"])
+    policy.check("https://conda.example.com/private")
+    policy.check("bioconda")
+    with pytest.raises(ChannelNotAllowedError, match="matches no `--allow-channel` pattern"):
+        policy.check("conda-forge")
+    with pytest.raises(ChannelNotAllowedError):
+        policy.check("https://evil.example.com/private")
+
+
+def test_spec_channels_include_package_channels() -> None:
+    spec = normalize_spec(RawSpec(
+        conda=[RawDependency("conda-forge::numpy>=1"), RawDependency("file:///etc/x::zlib"),
+               RawDependency("http://h:81/c::xz"), RawDependency("python")],
+        channels=["bioconda"],
+    ))  # fmt: skip
+    assert sorted(spec_channels(spec)) == [
+        "bioconda",
+        "conda-forge",
+        "file:///etc/x",
+        "http://h:81/c",
+    ]
+
+
+def test_credentials_in_a_package_channel_are_refused_without_echoing_them() -> None:
+    with pytest.raises(InvalidSpecError) as info:
+        normalize_spec(RawSpec(conda=[RawDependency("http://user:PW@host/ch::python")]))
+    assert "PW" not in info.value.message and "user" not in info.value.message
+    assert info.value.message.startswith("channel URL `http://host/…` carries credentials")
+
+
+@pytest.mark.parametrize(
+    ("channel", "url", "ok"),
+    [
+        ("https://c.example.com/cf", "https://c.example.com/cf/linux-64/a.conda", True),
+        ("https://c.example.com/cf", "https://other.example.com/a.conda", False),
+        ("https://c.example.com/cf", "http://c.example.com/cf/linux-64/a.conda", False),
+        ("https://c.example.com/cf", "https://c.example.com:444/cf/a.conda", False),
+        ("https://c.example.com/cf", "file:///etc/passwd", False),
+        ("file:///srv/chan", "file:///srv/chan/linux-64/a.conda", True),
+        ("file:///srv/chan", "file:///srv/chan/../secret/a.conda", False),
+        ("file:///srv/chan", "file:///etc/passwd", False),
+    ],
+)
+def test_archive_urls_stay_in_their_channel(channel: str, url: str, ok: bool) -> None:
+    if ok:
+        check_archive_url(channel, url)
+    else:
+        with pytest.raises(ChannelNotAllowedError, match="points outside the channel"):
+            check_archive_url(channel, url)
