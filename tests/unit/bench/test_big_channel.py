@@ -96,7 +96,8 @@ def test_bench_runs_end_to_end(channel: LockChannel) -> None:
     assert (result.records, result.packages, result.specs) == (RECORDS, 885, len(channel.roots))
     for pair in (result.cold, result.warm):
         assert len(pair.envd.samples_ms) == len(pair.rattler.samples_ms) == 1
-        assert pair.ratio > 0 and pair.limit_ms > pair.rattler.median_ms
+        assert pair.ratio > 0 and pair.paired_ratio > 0
+        assert pair.limit_ms > pair.rattler.median_ms
     table = render(result)
     assert table.startswith(f"resolve at conda-forge scale: {RECORDS} records, ")
     assert "cold (CLI, fresh)" in table and "warm (hot agent)" in table
