@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -63,12 +64,21 @@ class Pair:
 
 
 @dataclass(frozen=True, slots=True)
+class Usage:
+    """One whole process: wall seconds, and user + sys CPU seconds of it and its children."""
+
+    wall: float
+    cpu: float
+
+
+@dataclass(frozen=True, slots=True)
 class BigChannelResolve:
     records: int
     packages: int
     specs: int
     channel: str
-    cold: Pair  # whole processes, fresh home / fresh cache
+    cold: Pair  # whole processes, fresh home / fresh cache: wall time
+    cold_cpu: Pair  # the same processes' user + sys CPU: steadier on a shared machine
     warm: Pair  # one request to a hot agent / one `rattler.solve` on a hot Gateway
 
 
@@ -77,8 +87,8 @@ def measure(records: int, repeats: int, scratch: Path, progress: Progress) -> Bi
     channel = build_channel(scratch, records)
     virtual = effective_virtual_packages(PLATFORM, channel.virtual_packages)
     with open_channel("http", channel.folder) as source:
-        cold_envd: list[float] = []
-        cold_rattler: list[float] = []
+        cold_envd: list[Usage] = []
+        cold_rattler: list[Usage] = []
         for index in range(repeats):
             progress(f"cold {index + 1}/{repeats}: py-rattler process, then envd-client")
             cold_rattler.append(_cold_rattler(channel, source.url, virtual, scratch))
@@ -86,7 +96,9 @@ def measure(records: int, repeats: int, scratch: Path, progress: Progress) -> Bi
         warm_envd, warm_rattler = _warm(channel, source.url, virtual, repeats, scratch, progress)
     return BigChannelResolve(
         records=channel.records, packages=len(channel.expected), specs=len(channel.specs()),
-        channel=source.url, cold=Pair.of(cold_envd, cold_rattler),
+        channel=source.url,
+        cold=Pair.of([u.wall for u in cold_envd], [u.wall for u in cold_rattler]),
+        cold_cpu=Pair.of([u.cpu for u in cold_envd], [u.cpu for u in cold_rattler]),
         warm=Pair.of(warm_envd, warm_rattler),
     )  # fmt: skip
 
@@ -100,38 +112,41 @@ def _clean_env(home: Path) -> dict[str, str]:
     return env
 
 
-def _timed_process(argv: list[str], home: Path) -> tuple[float, str]:
+def _timed_process(argv: list[str], home: Path) -> tuple[Usage, str]:
     """One fresh process, timed whole, in its own empty home (removed after)."""
     try:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         done = subprocess.run(argv, cwd=home, env=_clean_env(home), capture_output=True,
                               text=True, check=False)  # fmt: skip
         elapsed = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
     finally:
         shutil.rmtree(home, ignore_errors=True)
     if done.returncode != 0:
         raise RuntimeError(f"failed to run `{argv[0]}`: {done.stderr[-2000:]}")
-    return elapsed, done.stdout
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return Usage(elapsed, cpu), done.stdout
 
 
-def _cold_rattler(channel: LockChannel, url: str, virtual: dict[str, str], scratch: Path) -> float:
+def _cold_rattler(channel: LockChannel, url: str, virtual: dict[str, str], scratch: Path) -> Usage:
     home = Path(tempfile.mkdtemp(prefix="rattler-", dir=scratch))
     argv = [sys.executable, str(RATTLER_CLI), "--channel", url, "--platform", PLATFORM,
             "--cache", str(home / "cache"), *_virtual_flags(virtual), *channel.specs()]  # fmt: skip
-    elapsed, out = _timed_process(argv, home)
+    usage, out = _timed_process(argv, home)
     _check(channel, {line.split()[0]: line.split()[1] for line in json.loads(out)}, "py-rattler")
-    return elapsed
+    return usage
 
 
-def _cold_envd(channel: LockChannel, url: str, scratch: Path) -> float:
+def _cold_envd(channel: LockChannel, url: str, scratch: Path) -> Usage:
     home = Path(tempfile.mkdtemp(prefix="envd-", dir=scratch))
     argv = [str(BIN / "envd-client"), "resolve", "--no-archives", "--json", "--arch", PLATFORM,
             "-c", url, *_virtual_flags(channel.virtual_packages),
             *(f"--package={spec}" for spec in channel.specs())]  # fmt: skip
-    elapsed, out = _timed_process(argv, home)
+    usage, out = _timed_process(argv, home)
     (environment,) = json.loads(out)["environments"]
     _check(channel, {p["name"]: p["version"] for p in environment["packages"]}, "envd")
-    return elapsed
+    return usage
 
 
 def _virtual_flags(values: dict[str, str], flag: str = "--virtual-package=") -> list[str]:
@@ -198,7 +213,9 @@ def render(result: BigChannelResolve) -> str:
     lines = [f"resolve at conda-forge scale: {result.records} records, {result.specs} specs -> "
              f"{result.packages} packages ({PLATFORM}, {os.cpu_count()} CPUs)"]  # fmt: skip
     lines.append("  median (min-max) ms; goal: envd <= 1.1 x py-rattler + 300 ms")
-    for name, pair in (("cold (CLI, fresh)", result.cold), ("warm (hot agent)", result.warm)):
+    rows = (("cold (CLI, fresh)", result.cold), ("  same, CPU ms", result.cold_cpu),
+            ("warm (hot agent)", result.warm))  # fmt: skip
+    for name, pair in rows:
         verdict = "met" if pair.met else "MISSED"
         lines.append(
             f"  {name:18} envd {_spread(pair.envd)}  py-rattler {_spread(pair.rattler)}  "

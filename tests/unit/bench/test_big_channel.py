@@ -94,10 +94,11 @@ def test_bench_runs_end_to_end(channel: LockChannel) -> None:
     progress: list[str] = []
     result = measure(RECORDS, 1, channel.folder.parent, progress.append)
     assert (result.records, result.packages, result.specs) == (RECORDS, 885, len(channel.roots))
-    for pair in (result.cold, result.warm):
+    for pair in (result.cold, result.cold_cpu, result.warm):
         assert len(pair.envd.samples_ms) == len(pair.rattler.samples_ms) == 1
         assert pair.ratio > 0 and pair.paired_ratio > 0
         assert pair.limit_ms > pair.rattler.median_ms
     table = render(result)
     assert table.startswith(f"resolve at conda-forge scale: {RECORDS} records, ")
     assert "cold (CLI, fresh)" in table and "warm (hot agent)" in table
+    assert "same, CPU ms" in table
