@@ -7,7 +7,8 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 
-from envd.catalog import Catalog, has_archives
+from envd.cache_hits import cache_hit
+from envd.catalog import Catalog
 from envd.channel_policy import spec_channels
 from envd.clock import Clock
 from envd.errors import (
@@ -115,21 +116,12 @@ class Coordinator:
             yield event
 
     async def _cache_hit(self, rid: str, platform: str, no_archives: bool) -> ResolveEvent | None:
-        description = await asyncio.to_thread(self.catalog.default_description, rid, platform)
-        if description is None:
-            return None
-        if not no_archives and not has_archives(description):
-            log.debug("default of req_id=%s platform=%s has no archives: resolving", rid, platform)
-            return None
-        log.debug("cache_hit req_id=%s platform=%s", rid, platform)
-        return ResolveEvent(
-            req_id=rid,
-            platform=platform,
-            stage=Stage.DONE,
-            outcome=Outcome.CACHE_HIT,
-            full_id=description["full_id"],
-            description=description,
+        hit = await asyncio.to_thread(
+            cache_hit, self.catalog, rid, platform, no_archives=no_archives
         )
+        if hit is not None:
+            log.debug("cache_hit req_id=%s platform=%s", rid, platform)
+        return hit
 
     async def _follow(self, attached: dict[str, _Attached]) -> AsyncIterator[ResolveEvent]:
         """Stream events of the attached jobs until each has ended (or the coordinator stops:

@@ -19,8 +19,6 @@ from importlib import resources
 from typing import Any
 
 import fastjsonschema
-from jsonschema import Draft202012Validator, ValidationError
-from jsonschema.exceptions import best_match
 
 from envd.errors import CorruptDescriptionError, InternalError
 from envd.ids import PackageIdentity, full_id
@@ -153,6 +151,8 @@ def validate_description(doc: Any, where: str | None = None) -> dict[str, Any]:
         reason = "is missing: written before envd sealed descriptions, it cannot be verified"
         raise _corrupt(where, DIGEST_FIELD, reason)
     if not _fast_check(doc):  # compiled check first; jsonschema only to explain a failure
+        from jsonschema.exceptions import best_match  # only to explain a failure: slow import
+
         error = best_match(_validator().iter_errors(doc))
         if error is not None:
             path, reason = _explain(error)
@@ -225,12 +225,13 @@ def parse_timestamp(text: str) -> datetime | None:
 def _schema() -> dict[str, Any]:
     text = resources.files("envd.data").joinpath(SCHEMA_RESOURCE).read_text("utf-8")
     schema: dict[str, Any] = json.loads(text)
-    Draft202012Validator.check_schema(schema)
-    return schema
+    return schema  # itself checked against the JSON Schema meta-schema in the unit tests
 
 
 @cache
-def _validator() -> Draft202012Validator:
+def _validator() -> Any:
+    from jsonschema import Draft202012Validator
+
     return Draft202012Validator(_schema())
 
 
@@ -324,7 +325,7 @@ def _check_unique(packages: list[dict[str, Any]], where: str | None) -> None:
             raise _corrupt(where, f"packages[{index}].name", reason)
 
 
-def _explain(error: ValidationError) -> tuple[str, str]:
+def _explain(error: Any) -> tuple[str, str]:
     """The JSON path a schema error is about, and why, in words a user can act on."""
     parts: list[str | int] = list(error.absolute_path)
     instance = error.instance

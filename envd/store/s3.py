@@ -17,6 +17,7 @@ import botocore.exceptions as sdk  # type: ignore[import-untyped, unused-ignore]
 from botocore.config import Config  # type: ignore[import-untyped, unused-ignore]
 
 from envd.errors import InvalidKeyError, PreconditionFailed, StoreError
+from envd.redaction import refuse_store_credentials
 from envd.store.base import ObjectInfo, check_key, check_prefix
 from envd.store.retry import DEFAULT_ATTEMPTS, DEFAULT_BASE_DELAY, with_retries
 
@@ -100,6 +101,7 @@ class S3Store:
     @classmethod
     def from_url(cls, url: str) -> S3Store:
         """`s3://bucket` or `s3://bucket/some/prefix` (a trailing `/` is dropped)."""
+        refuse_store_credentials(url, _URL_HINT)
         parts = urlsplit(url)
         if parts.scheme.lower() != "s3":
             raise StoreError(f"failed to open store `{url}`: not an `s3://` URL", _URL_HINT)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -12,6 +13,7 @@ from envd.clock import random_id
 from envd.daemon.state import JobState, JobStatus, NewJob
 from envd.daemon.state_sqlite import SqliteJobState, move_aside
 from envd.errors import StateError
+from memory_state import MemoryJobState
 from state_conformance import JobStateConformance, new_job, run
 
 
@@ -90,3 +92,13 @@ def test_a_file_that_is_not_a_database_is_refused_at_start(tmp_path: Path) -> No
     assert info.value.hint is not None and "`--recover`" in info.value.hint
     aside = move_aside(path, 1700000000.0)
     assert aside.name == "s.sqlite.damaged-1700000000" and aside.exists() and not path.exists()
+
+
+class TestMemoryJobState(JobStateConformance):
+    """The in-memory state the lifecycle table uses keeps the same contract (a reopen of the
+    same path finds the same jobs, as a file would)."""
+
+    opened: ClassVar[dict[Path, MemoryJobState]] = {}
+
+    def open_state(self, path: Path) -> JobState:
+        return self.opened.setdefault(path, MemoryJobState())
