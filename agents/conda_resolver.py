@@ -98,8 +98,11 @@ class CondaResolver:
         names = _requested_names(specs)
         cold = [url for url in urls if (url, platform) not in self._loaded]
         if cold:  # its own stage: a channel that stalls fails here, named, not in the solve
+            # the requested names only: a subdir's repodata file is downloaded whole either
+            # way, and building every record as a Python object only for the solve to load
+            # them again cost 0.1-0.25 s at conda-forge scale (bench/README.md)
             until = asyncio.get_running_loop().time() + self.repodata_timeout
-            await self._load(cold, subdirs, specs, until, recursive=True)
+            await self._load(cold, subdirs, specs, until, recursive=False)
             self._loaded.update((url, platform) for url in cold)
         virtual = rattler_virtual_packages(
             effective_virtual_packages(platform, dict(request.spec.virtual_packages))
