@@ -17,7 +17,8 @@ EPILOG = """\
 Without --coordinator (or ENVD_COORDINATOR, or `coordinator` in ~/.config/envd/config.toml),
 envd-client runs the coordinator and an agent in-process, with state and store in its home:
 --home, else ENVD_HOME, else $XDG_DATA_HOME/envd, else ~/.local/share/envd (`envd-client info`).
-Exit codes: 0 ok, 1 internal, 2 bad input, 3 resolution failed, 4 job/agent, 5 coordinator, 6 store.
+Exit codes: 0 ok, 1 internal, 2 bad input, 3 resolution failed, 4 job/agent, 5 coordinator, 6 store,
+7 not allowed (a missing or unknown token, a role or namespace the token lacks).
 
 example:
   envd-client resolve -f environment.yml --arch linux-64 --arch osx-arm64
