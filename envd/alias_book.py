@@ -246,9 +246,18 @@ def _store_prefix(prefix: str) -> str:
 def _not_found(name: AliasName, record: Alias | None) -> AliasNotFoundError:
     if record is not None and record.history:
         last = record.history[-1]
+        what = (
+            "its last environment was deleted"
+            if last.action == Action.ENVIRONMENT_DELETED
+            else "deleted"
+        )
+        hint = (
+            "a version tag is never reused: pick a new one"
+            if name.write_once
+            else f"point it again with `envd-client alias set {name} ID`"
+        )
         return AliasNotFoundError(
-            f"no alias `{name}`: deleted on {last.when} by `{last.who}`",
-            hint=f"point it again with `envd-client alias set {name} ID`",
+            f"no alias `{name}`: {what} on {last.when} by `{last.who}`", hint=hint
         )
     return AliasNotFoundError(
         f"no alias `{name}`", hint="`envd-client alias list` shows the aliases in the store"

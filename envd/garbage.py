@@ -21,7 +21,6 @@ from envd.store.base import Leftovers, ObjectInfo, Store
 from envd.store.layout import LINKS, PKGS, environments_prefix, package_key
 
 log = logging.getLogger("envd.garbage")
-DEFAULT_GRACE = 24 * 3600.0
 
 
 @dataclass(frozen=True, slots=True)
