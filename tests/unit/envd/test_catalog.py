@@ -334,7 +334,9 @@ def test_layout_keys_follow_the_design() -> None:
     assert description_key(REQ_A, "linux-64", REQ_B) == f"envs/{REQ_A}/linux-64/{REQ_B}.json"
     assert default_key(REQ_A, "osx-arm64") == f"defaults/{REQ_A}/osx-arm64.json"
     assert alias_key("ml_team", "train_env", "v1") == "aliases/ml_team/train_env/v1.json"
-    assert alias_key("ml_team", "vision/train", "latest") == "aliases/ml_team/vision/train/latest.json"
+    assert (
+        alias_key("ml_team", "vision/train", "latest") == "aliases/ml_team/vision/train/latest.json"
+    )
     assert package_key(sha, "zlib-1.3-h0_0.conda") == f"pkgs/{sha}/zlib-1.3-h0_0.conda"
     assert link_key(sha) == f"links/{sha}.json"
     assert built_key(sha, "cp311", "linux-64") == f"built/{sha}/cp311/linux-64.json"
