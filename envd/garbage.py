@@ -36,21 +36,11 @@ def collect_garbage(store: Store, *, now: float, grace: float, dry_run: bool) ->
     seconds at `now` (POSIX seconds)."""
     descriptions = set(store.list(environments_prefix()))
     referenced, unreadable = _references(store, descriptions)
-    doomed: list[ObjectInfo] = []
-    kept_young = 0
-    for key in store.list(f"{PKGS}/"):
-        if key in referenced:
-            continue
-        info = store.stat(key)
-        if info is None:
-            continue
-        if info.modified is None or now - info.modified < grace:
-            kept_young += 1
-        else:
-            doomed.append(info)
-    doomed_keys = {info.key for info in doomed}
-    links, young_links = _dead_links(store, referenced, doomed_keys, now, grace)
-    doomed += links
+    unused = [k for k in store.list(f"{PKGS}/") if k not in referenced]
+    doomed, kept_young = _by_age(store, unused, now, grace)
+    links = _dead_links(store, referenced, {info.key for info in doomed})
+    old_links, young_links = _by_age(store, links, now, grace)
+    doomed += old_links
     kept_young += young_links
     # what interrupted writes left (the local store's temp files)
     leftovers = store.leftovers(now - grace) if isinstance(store, Leftovers) else []
@@ -106,26 +96,35 @@ def _package_keys(package: dict[str, Any]) -> list[str]:
     return found
 
 
-def _dead_links(
-    store: Store, referenced: set[str], doomed: set[str], now: float, grace: float
-) -> tuple[list[ObjectInfo], int]:
+def _dead_links(store: Store, referenced: set[str], doomed: set[str]) -> list[str]:
     """Transmute links whose `.conda` is unreferenced and gone (or going now)."""
-    dead: list[ObjectInfo] = []
-    young = 0
+    dead = []
     for key in store.list(f"{LINKS}/"):
         target = _link_target(store.get(key))
         if target in referenced:
             continue
         if target is not None and target not in doomed and store.stat(target) is not None:
             continue  # a live `.conda` an agent may still reuse
+        dead.append(key)
+    return dead
+
+
+def _by_age(
+    store: Store, keys: Iterable[str], now: float, grace: float
+) -> tuple[list[ObjectInfo], int]:
+    """The objects older than the grace period, and how many others were kept as young (an
+    object of unknown age counts as young: being wrong must only ever keep more)."""
+    old: list[ObjectInfo] = []
+    young = 0
+    for key in keys:
         info = store.stat(key)
         if info is None:
-            continue
+            continue  # removed meanwhile
         if info.modified is None or now - info.modified < grace:
             young += 1
         else:
-            dead.append(info)
-    return dead, young
+            old.append(info)
+    return old, young
 
 
 def _link_target(data: bytes | None) -> str | None:

@@ -134,6 +134,7 @@ def test_tokens_roles_and_namespaces_then_identity_and_use_latest(
             return result.events["linux-64"].outcome
 
         assert outcome(bob, "any") is Outcome.CACHE_HIT
+        assert outcome(alice, "") is Outcome.CACHE_HIT  # the fast path, behind the token check
         assert outcome(alice, "mine") is Outcome.CACHE_HIT
         assert outcome(bob, "mine") is Outcome.RESOLVED  # bob never resolved it
         assert outcome(bob, "carol,alice") is Outcome.CACHE_HIT
