@@ -7,16 +7,22 @@ import asyncio
 import os
 import signal
 import socket
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+import grpc
 
 import envd
 from envd.catalog import Catalog
 from envd.channels import DEFAULT_CHANNEL_ALIAS
 from envd.clock import SystemClock
+from envd.config_file import config_path, read_config_file
 from envd.errors import EnvdError
 from envd.logs import configure_logging, report_error
 from envd.platforms import check_platform, host_platform_name
 from envd.store.url import open_store
+from envd.tokens import AioTokenInterceptor, channel_credentials
 
 from .archive_cache import DEFAULT_CONCURRENCY, DEFAULT_UPLOAD_TIMEOUT, ArchiveCache
 from .conda_resolver import DEFAULT_REPODATA_TIMEOUT, DEFAULT_SOLVE_TIMEOUT, CondaResolver
@@ -125,6 +131,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="processes transmuting archives (default: one per CPU)",
     )
+    parser.add_argument(
+        "--tls-ca",
+        default=os.environ.get("ENVD_TLS_CA"),
+        metavar="PEM",
+        help="talk TLS to the coordinator, trusting this CA (default $ENVD_TLS_CA; the token "
+        "comes from $ENVD_TOKEN or `token` in the envd config file)",
+    )
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--version", action="version", version=f"envd-agent {envd.__version__}")
     args = parser.parse_args(argv)
@@ -166,6 +179,8 @@ def build_connection(
     fetch_timeout: float = DEFAULT_FETCH_TIMEOUT,
     upload_timeout: float = DEFAULT_UPLOAD_TIMEOUT,
     job_timeout: float = DEFAULT_JOB_TIMEOUT,
+    tls: grpc.ChannelCredentials | None = None,
+    interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
 ) -> AgentConnection:  # fmt: skip
     """The same wiring serves `envd-agent` and the embedded default's in-process agents.
     Channel credentials default to the process environment (netrc, `ENVD_CHANNEL_TOKEN`)."""
@@ -188,7 +203,9 @@ def build_connection(
             agent_id=identity.agent_id, host=identity.host, job_timeout=job_timeout,
         )  # fmt: skip
 
-    return AgentConnection(target, identity, make_runner)
+    return AgentConnection(
+        target, identity, make_runner, credentials=tls, interceptors=interceptors
+    )
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -201,12 +218,26 @@ async def run(args: argparse.Namespace) -> None:
         fetch_concurrency=args.fetch_concurrency, workers=args.workers,
         repodata_timeout=args.repodata_timeout, fetch_timeout=args.fetch_timeout,
         upload_timeout=args.upload_timeout, job_timeout=args.job_timeout,
+        **coordinator_access(args.tls_ca),
     )  # fmt: skip
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await connection.run_forever(stop)
+
+
+def coordinator_access(tls_ca: str | None) -> dict[str, Any]:
+    """TLS and the bearer token the agent shows the coordinator: `ENVD_TOKEN`, else `token`
+    in the envd config file (the same file the client reads)."""
+    path = config_path(os.environ)
+    values = read_config_file(path, explicit=bool(os.environ.get("ENVD_CONFIG")))
+    token = os.environ.get("ENVD_TOKEN") or values.get("token")
+    ca, where = (tls_ca, "--tls-ca / ENVD_TLS_CA") if tls_ca else (values.get("tls_ca"), str(path))
+    return {
+        "tls": channel_credentials(ca, where),
+        "interceptors": (AioTokenInterceptor(token),) if token else (),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:

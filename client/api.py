@@ -20,6 +20,7 @@ from envd.v1 import common_pb2, environments_pb2, environments_pb2_grpc
 from envd.wire import (
     PROTOCOL_METADATA_KEY,
     VERSION_METADATA_KEY,
+    alias_from_pb,
     error_from_rpc,
     event_from_pb,
     spec_to_pb,
@@ -28,7 +29,10 @@ from envd.wire import (
 from .result import ResolveResult
 
 if TYPE_CHECKING:
+    from envd.aliases import Alias
     from envd.catalog import EnvironmentSummary
+    from envd.deletion import Deletion
+    from envd.garbage import GarbageReport
 
 EventCallback = Callable[[ResolveEvent], None]
 NoticeCallback = Callable[[str], None]
@@ -109,9 +113,11 @@ class EnvdClient:
         no_wait: bool = False,
         no_archives: bool = False,
         on_event: EventCallback | None = None,
+        use_latest: str = "",
     ) -> ResolveResult:
         """Resolve `spec` for each platform. If the coordinator goes away mid-way, re-attach to
-        the accepted jobs (it persisted them) until `reattach_timeout`."""
+        the accepted jobs (it persisted them) until `reattach_timeout`. `use_latest`: which
+        resolved environments may answer (`any`, `mine`, `none`, `USER[,USER…]`)."""
         request = environments_pb2.ResolveRequest(
             spec=spec_to_pb(spec),
             platforms=list(platforms),
@@ -119,6 +125,7 @@ class EnvdClient:
             no_wait=no_wait,
             no_archives=no_archives,
             requester=common_pb2.Requester(user=_user(), host=socket.gethostname()),
+            use_latest=use_latest,
         )
         result = ResolveResult()
         try:
@@ -138,10 +145,10 @@ class EnvdClient:
         return result
 
     def get_environment(
-        self, *, req_id: str = "", platform: str = "", full_id: str = ""
+        self, *, req_id: str = "", platform: str = "", full_id: str = "", alias: str = ""
     ) -> tuple[dict[str, Any], bool]:
         request = environments_pb2.GetEnvironmentRequest(
-            req_id=req_id, platform=platform, full_id=full_id
+            req_id=req_id, platform=platform, full_id=full_id, alias=alias
         )
         reply = self._call(lambda: self._stub.GetEnvironment(request, metadata=_METADATA))
         return json.loads(reply.description_json), reply.is_default
@@ -155,6 +162,52 @@ class EnvdClient:
             EnvironmentSummary(e.req_id, e.platform, e.full_id, e.resolved_at, e.is_default)
             for e in reply.environments
         ]
+
+    # aliases, deletion and garbage collection
+
+    def set_alias(self, alias: str, req_id: str, full_ids: dict[str, str]) -> Alias:
+        request = environments_pb2.SetAliasRequest(
+            alias=alias, req_id=req_id, full_ids=full_ids, requester=_requester()
+        )
+        return alias_from_pb(self._call(lambda: self._stub.SetAlias(request, metadata=_METADATA)))
+
+    def get_alias(self, alias: str) -> Alias:
+        request = environments_pb2.GetAliasRequest(alias=alias)
+        return alias_from_pb(self._call(lambda: self._stub.GetAlias(request, metadata=_METADATA)))
+
+    def list_aliases(self, prefix: str = "") -> list[Alias]:
+        request = environments_pb2.ListAliasesRequest(prefix=prefix)
+        reply = self._call(lambda: self._stub.ListAliases(request, metadata=_METADATA))
+        return [alias_from_pb(a) for a in reply.aliases]
+
+    def delete_alias(self, alias: str) -> Alias:
+        request = environments_pb2.DeleteAliasRequest(alias=alias, requester=_requester())
+        return alias_from_pb(
+            self._call(lambda: self._stub.DeleteAlias(request, metadata=_METADATA))
+        )
+
+    def delete_environment(
+        self, req_id: str, platform: str, full_id: str, *, force: bool = False
+    ) -> Deletion:
+        from envd.deletion import Deletion  # the catalog's imports cost; only here
+
+        request = environments_pb2.DeleteEnvironmentRequest(
+            req_id=req_id, platform=platform, full_id=full_id, force=force,
+            requester=_requester(),
+        )  # fmt: skip
+        reply = self._call(lambda: self._stub.DeleteEnvironment(request, metadata=_METADATA))
+        return Deletion(req_id, platform, full_id, reply.default_removed,
+                        tuple(reply.aliases_updated))  # fmt: skip
+
+    def collect_garbage(self, *, dry_run: bool, grace: float) -> GarbageReport:
+        from envd.garbage import GarbageReport
+
+        request = environments_pb2.CollectGarbageRequest(dry_run=dry_run, grace_seconds=grace)
+        reply = self._call(
+            lambda: self._stub.CollectGarbage(request, metadata=_METADATA, timeout=3600)
+        )
+        return GarbageReport(tuple(reply.removed), reply.removed_bytes, reply.kept_young,
+                             tuple(reply.unreadable))  # fmt: skip
 
     def _wait_stream(self, job_ids: Iterable[str]) -> Any:
         request = environments_pb2.WaitRequest(job_ids=list(job_ids))
@@ -238,6 +291,15 @@ def _own_outcome(event: ResolveEvent, previous: ResolveEvent | None) -> ResolveE
     ):
         return replace(event, outcome=previous.outcome)
     return event
+
+
+def _requester() -> common_pb2.Requester:
+    return common_pb2.Requester(user=_user(), host=socket.gethostname())
+
+
+def local_user() -> str:
+    """Who runs this client, as recorded when no token names them."""
+    return _user()
 
 
 def _user() -> str:

@@ -17,6 +17,7 @@ from envd.clock import random_id
 from envd.errors import EnvdError, StateError
 from envd.logs import configure_logging, report_error
 
+from .access import add_access_options, hash_token_command, open_access
 from .server import start_daemon
 from .settings import CoordinatorSettings
 from .state_sqlite import SqliteJobState, move_aside
@@ -91,9 +92,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=Path,
         help="write the bound address here once serving (for scripts and tests)",
     )
+    add_access_options(parser)
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--version", action="version", version=f"envd-daemon {envd.__version__}")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if bool(args.tls_cert) != bool(args.tls_key):
+        parser.error("TLS needs both --tls-cert and --tls-key")
+    return args
 
 
 async def serve(args: argparse.Namespace) -> None:
@@ -105,11 +110,13 @@ async def serve(args: argparse.Namespace) -> None:
         sweep_interval=min(1.0, args.lease_ttl / 4),
         channel_policy=ChannelPolicy.of(args.allow_channel, args.allow_local_channels),
     )
+    access = open_access(args)
     state = open_state(args.state, recover=args.recover)
     try:
         daemon = await start_daemon(
-            listen=args.listen, store_url=args.store, state=state, settings=settings
-        )
+            listen=args.listen, store_url=args.store, state=state, settings=settings,
+            interceptors=access.interceptors, credentials=access.credentials,
+        )  # fmt: skip
     except BaseException:
         await state.close()
         raise
@@ -122,6 +129,8 @@ async def serve(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if access.tokens is not None:
+        loop.add_signal_handler(signal.SIGHUP, access.tokens.reload)
     await stop.wait()
     logging.getLogger("envd.daemon").info("shutting down: open requests re-attach by job id")
     await daemon.stop(grace=2.0)
@@ -142,6 +151,9 @@ def open_state(path: Path, *, recover: bool) -> SqliteJobState:
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["hash-token"]:
+        raise SystemExit(hash_token_command(argv[1:]))
     args = parse_args(argv)
     configure_logging(args.log_level.upper())
     try:

@@ -12,6 +12,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from envd.alias_book import AliasBook
 from envd.catalog import Catalog
 from envd.clock import Clock, SystemClock
 from envd.store.url import open_store
@@ -20,6 +21,7 @@ from envd.v1 import agents_pb2, environments_pb2
 from .agent_registry import AgentRegistry, CloseSession
 from .agent_sessions import AgentSessions
 from .agents_servicer import AgentsServicer, add_agents_servicer
+from .aliases_servicer import AliasesServicer, add_aliases_servicer
 from .coordinator import Coordinator
 from .dispatcher import Dispatcher
 from .environments_servicer import EnvironmentsServicer, add_environments_servicer
@@ -118,7 +120,14 @@ async def start_daemon(
         # back off and retry) instead of every call slowing down
         maximum_concurrent_rpcs=settings.max_concurrent_calls,
     )  # fmt: skip
-    add_environments_servicer(EnvironmentsServicer(coordinator, catalog, registry, hits), server)
+    aliases = AliasBook(store, catalog)
+    add_environments_servicer(
+        EnvironmentsServicer(coordinator, catalog, registry, hits, aliases), server
+    )
+    add_aliases_servicer(
+        AliasesServicer(store=store, catalog=catalog, aliases=aliases, clock=clock, hits=hits),
+        server,
+    )
     add_agents_servicer(AgentsServicer(sessions, store.url, settings), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -7,6 +7,7 @@ from typing import Any
 
 import grpc
 
+from envd.aliases import Alias, AliasMove, AliasTarget, parse_alias
 from envd.errors import (
     CoordinatorUnavailableError,
     EnvdError,
@@ -159,3 +160,48 @@ def stage_to_pb(stage: Stage) -> int:
 
 def stage_from_pb(value: int) -> Stage:
     return Stage[environments_pb2.Stage.Name(value).removeprefix("STAGE_")]
+
+
+def alias_to_pb(alias: Alias, *, history: bool = True) -> environments_pb2.Alias:
+    return environments_pb2.Alias(
+        alias=str(alias.name),
+        req_id=alias.req_id or "",
+        full_ids={p: e[0] for p, e in alias.environments.items()},
+        digests={p: e[1] for p, e in alias.environments.items()},
+        history=[_move_to_pb(m) for m in alias.history] if history else [],
+    )
+
+
+def alias_from_pb(message: environments_pb2.Alias) -> Alias:
+    return Alias(
+        name=parse_alias(message.alias),
+        req_id=message.req_id or None,
+        environments={p: (f, message.digests.get(p, "")) for p, f in message.full_ids.items()},
+        history=tuple(
+            AliasMove(
+                m.when,
+                m.who,
+                m.action,
+                _target_from_pb(m.before) if m.HasField("before") else None,
+                _target_from_pb(m.after) if m.HasField("after") else None,
+            )
+            for m in message.history
+        ),
+    )
+
+
+def _move_to_pb(move: AliasMove) -> environments_pb2.AliasMove:
+    message = environments_pb2.AliasMove(when=move.when, who=move.who, action=move.action)
+    if move.before is not None:
+        message.before.CopyFrom(_target_to_pb(move.before))
+    if move.after is not None:
+        message.after.CopyFrom(_target_to_pb(move.after))
+    return message
+
+
+def _target_to_pb(target: AliasTarget) -> environments_pb2.AliasTarget:
+    return environments_pb2.AliasTarget(req_id=target.req_id, full_ids=target.full_ids)
+
+
+def _target_from_pb(message: environments_pb2.AliasTarget) -> AliasTarget:
+    return AliasTarget(message.req_id, dict(message.full_ids))

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,10 +80,12 @@ class Cluster:
     processes: list[Process] = field(default_factory=list)
     address: str = ""
 
-    def _spawn(self, name: str, argv: list[str]) -> Process:
+    def _spawn(
+        self, name: str, argv: list[str], extra_env: Mapping[str, str] | None = None
+    ) -> Process:
         log_path = self.root / f"{name}.log"
         log_file = log_path.open("ab")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **(extra_env or {})}
         env.pop("ENVD_COORDINATOR", None)
         popen = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT, env=env)
         log_file.close()
@@ -93,7 +95,7 @@ class Cluster:
 
     def start_daemon(
         self, *, lease_ttl: float = 2.0, heartbeat: float = 0.3, no_agent_timeout: float = 60.0,
-        listen: str | None = None, store_url: str | None = None,
+        listen: str | None = None, store_url: str | None = None, args: Sequence[str] = (),
     ) -> Process:  # fmt: skip
         ready = self.root / "daemon.ready"
         ready.unlink(missing_ok=True)
@@ -109,6 +111,7 @@ class Cluster:
             # as an operator would list them: the repo's example and fixture channels
             "--allow-local-channels", str(ROOT / "examples"),
             "--allow-local-channels", str(ROOT / "tests" / "fixtures"),
+            *args,
         ]  # fmt: skip
         process = self._spawn(f"daemon-{len(self.processes)}", argv)
         wait_for(lambda: ready.exists() or process.popen.poll() is not None, 30, "daemon ready")
@@ -117,8 +120,9 @@ class Cluster:
         return process
 
     def start_agent(
-        self, name: str, platforms: list[str], slots: int = 1, args: Sequence[str] = ()
-    ) -> Process:
+        self, name: str, platforms: list[str], slots: int = 1, args: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+    ) -> Process:  # fmt: skip
         argv = [
             str(BIN / "envd-agent"),
             "--coordinator", self.address,
@@ -129,7 +133,7 @@ class Cluster:
         ]  # fmt: skip
         for platform in platforms:
             argv += ["--platform", platform]
-        process = self._spawn(name, argv)
+        process = self._spawn(name, argv, env)
         wait_for(lambda: "connected to" in process.log(), 30, f"agent {name} connected")
         return process
 

@@ -214,7 +214,13 @@ class AzureStore:
         props = self._call("stat", key, lambda: _properties(blob))
         if props is None:
             return None
-        return ObjectInfo(key=key, size=props.size, version=str(props.etag))
+        when = props.last_modified
+        return ObjectInfo(
+            key=key,
+            size=props.size,
+            version=str(props.etag),
+            modified=None if when is None else when.timestamp(),
+        )
 
     def list(self, prefix: str) -> list[str]:
         check_prefix(prefix)

@@ -147,7 +147,13 @@ class GcsStore:
             blob = self._bucket.get_blob(name, retry=None)
             if blob is None:
                 return None
-            return ObjectInfo(key=key, size=int(blob.size), version=self._version_of(blob, key))
+            when = blob.updated or blob.time_created
+            return ObjectInfo(
+                key=key,
+                size=int(blob.size),
+                version=self._version_of(blob, key),
+                modified=None if when is None else when.timestamp(),
+            )
 
         return self._run("stat", key, read)
 

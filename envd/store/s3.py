@@ -164,7 +164,13 @@ class S3Store:
             # A HEAD 404 has no body, so it cannot say whether the key or the bucket is missing.
             self._check_bucket("stat", key)
             return None
-        return ObjectInfo(key=key, size=int(response["ContentLength"]), version=_version(response))
+        modified = response.get("LastModified")
+        return ObjectInfo(
+            key=key,
+            size=int(response["ContentLength"]),
+            version=_version(response),
+            modified=None if modified is None else modified.timestamp(),
+        )
 
     def list(self, prefix: str) -> list[str]:
         check_prefix(prefix)

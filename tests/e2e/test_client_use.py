@@ -16,7 +16,8 @@ from harness import EXAMPLE_CHANNEL, ROOT
 
 pytestmark = pytest.mark.e2e
 SPECS = ROOT / "tests" / "fixtures" / "specs"
-COMMANDS = ["resolve", "spec", "show", "list", "create", "wait", "info", "completion"]
+COMMANDS = ["resolve", "spec", "show", "list", "create", "wait", "info", "completion", "alias",
+            "delete", "gc"]  # fmt: skip
 
 
 def files_under(folder: Path) -> list[Path]:
