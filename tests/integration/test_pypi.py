@@ -127,3 +127,35 @@ def test_cluster_resolves_requirements_caches_wheels_and_hits(
         (cached,) = wheel["formats"]
         stored = cluster.root / "store" / "pkgs" / cached["sha256"] / cached["filename"]
         assert hashlib.sha256(stored.read_bytes()).hexdigest() == wheel["sha256"]
+
+
+def pypi_reachable(attempts: int = 3) -> str | None:
+    """None if PyPI answers, else why not (after `attempts` bounded tries)."""
+    import time
+    import urllib.request
+
+    reason = ""
+    for attempt in range(attempts):
+        try:
+            with urllib.request.urlopen("https://pypi.org/simple/requests/", timeout=10):
+                return None
+        except OSError as err:
+            reason = str(err)
+            time.sleep(0.5 * (attempt + 1))
+    return reason
+
+
+def test_requests_from_the_real_pypi_for_two_platforms(tmp_path: Path) -> None:
+    unreachable = pypi_reachable()
+    if unreachable is not None:
+        pytest.skip(f"PyPI is not reachable from here: {unreachable}")
+    spec = normalize_spec(RawSpec(pypi=[RawDependency("requests>=2.31")], python="3.11"))
+    resolver = PypiResolver(tmp_path / "cache", attempts=3, retry_delay=1.0, resolve_timeout=120)
+    for platform in PLATFORMS:
+        resolution = asyncio.run(resolver.resolve(ResolveRequest(spec, platform)))
+        names = {p.name: p for p in resolution.packages}
+        assert {"requests", "urllib3", "idna", "certifi", "charset-normalizer"} <= set(names)
+        assert names["requests"].filename.endswith("-py3-none-any.whl")
+        assert all(p.channel == "https://pypi.org/simple" for p in resolution.packages)
+        charset = names["charset-normalizer"].filename
+        assert "linux" not in charset if platform == "osx-arm64" else "macosx" not in charset
