@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from importlib.metadata import version as dist_version
 from pathlib import Path
 from typing import Any
@@ -112,7 +112,7 @@ class CondaResolver:
             async with deadline:
                 records = await rattler.solve(
                     [Channel(u) for u in urls], specs, gateway=self.gateway, platforms=subdirs,
-                    virtual_packages=virtual,
+                    virtual_packages=virtual, exclude_newer=_moment(request.spec.exclude_newer),
                     timeout=timedelta(seconds=self.solve_timeout + _SOLVER_GRACE),
                 )  # fmt: skip
         except TimeoutError as err:
@@ -202,6 +202,11 @@ class CondaResolver:
             log.warning("no package names for suggestions: %s", redact_text(str(err)))
             return set()
         return {name.normalized for name in names}
+
+
+def _moment(exclude_newer: str | None) -> datetime | None:
+    """The spec's cutoff (normalized RFC 3339, `Z`) as the solver's `exclude_newer`."""
+    return None if exclude_newer is None else datetime.fromisoformat(exclude_newer)
 
 
 def _requested_names(specs: Sequence[str]) -> list[str]:

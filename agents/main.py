@@ -30,6 +30,7 @@ from .connection import AgentConnection, AgentIdentity, platforms_tuple
 from .fetch import DEFAULT_ATTEMPTS, ChannelCredentials, Fetcher
 from .fetch import DEFAULT_TIMEOUT as DEFAULT_FETCH_TIMEOUT
 from .job_runner import DEFAULT_JOB_TIMEOUT, JobRunner
+from .pypi_resolver import PypiResolver
 from .transmute import DEFAULT_LEVEL, MAX_LEVEL, MIN_LEVEL, Transmuter
 
 
@@ -42,7 +43,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="envd-agent",
         description="An envd agent: dials out to the coordinator, leases jobs for its platforms, "
-        "resolves them with py-rattler, caches their archives and writes descriptions to the "
+        "resolves them with py-rattler (conda) or uv (PyPI), caches their archives and writes descriptions to the "
         "store. Private channels: credentials from $NETRC (default ~/.netrc) or "
         "$ENVD_CHANNEL_TOKEN (`HOST=TOKEN,...`).",
     )
@@ -189,6 +190,7 @@ def build_connection(
         cache_dir, channel_alias, solve_timeout, credentials.authorization,
         repodata_timeout=repodata_timeout,
     )  # fmt: skip
+    pypi_resolver = PypiResolver(cache_dir, resolve_timeout=solve_timeout)
     fetcher = Fetcher(credentials, timeout=fetch_timeout)
     transmuter = Transmuter(level=transmute_level, workers=workers)
 
@@ -201,6 +203,7 @@ def build_connection(
         return JobRunner(
             resolver=resolver, catalog=Catalog(store), archives=archives, clock=SystemClock(),
             agent_id=identity.agent_id, host=identity.host, job_timeout=job_timeout,
+            pypi_resolver=pypi_resolver,
         )  # fmt: skip
 
     return AgentConnection(

@@ -40,6 +40,7 @@ def load_request(args: argparse.Namespace) -> tuple[LoadedSpec, list[str]]:
         python=args.python,
         channels=args.channels,
         virtual_packages=overrides,
+        exclude_newer=args.exclude_newer,
     )
     platforms = args.arch or list(loaded.platforms) or [host_platform_name()]
     return loaded, [check_platform(p) for p in platforms]
@@ -242,7 +243,7 @@ def cmd_create(args: argparse.Namespace, config: ClientConfig) -> int:
 
     from envd.platforms import check_platform, host_platform_name
 
-    from . import create, render
+    from . import create, render, venv_create
     from .lookup import find
     from .session import open_reader
     from .store_view import client_store
@@ -256,22 +257,32 @@ def cmd_create(args: argparse.Namespace, config: ClientConfig) -> int:
         cache = client_cache_dir()
         cache.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="envd-create-", dir=cache) as scratch:
-            archives = create.fetch_archives(description, store, Path(scratch), _stderr_line)
-            _stderr_line(f"installing {len(archives)} packages into {prefix}")
-            create.install(archives, prefix, description["platform"], cache / "rattler")
+            if venv_create.is_pypi_only(description):
+                venv_create.check_python(description)
+                wheels = venv_create.fetch_wheels(description, store, Path(scratch), _stderr_line)
+                _stderr_line(f"installing {len(wheels)} wheels into a virtualenv at {prefix}")
+                venv_create.install_venv(
+                    wheels, prefix, Path(scratch), cache / "uv", force=args.force
+                )
+                filenames = [w.filename for w in wheels]
+            else:
+                archives = create.fetch_archives(description, store, Path(scratch), _stderr_line)
+                _stderr_line(f"installing {len(archives)} packages into {prefix}")
+                create.install(archives, prefix, description["platform"], cache / "rattler")
+                filenames = [a.filename for a in archives]
     document = {
         "prefix": str(prefix),
         "req_id": description["req_id"],
         "full_id": description["full_id"],
         "platform": description["platform"],
-        "packages": [a.filename for a in archives],
+        "packages": filenames,
     }
     if args.json:
         render.print_json(document)
     else:
         print(
             f"created {description['req_id']}:{description['full_id']} "
-            f"({description['platform']}, {len(archives)} packages) in {prefix}"
+            f"({description['platform']}, {len(filenames)} packages) in {prefix}"
         )
     return 0
 

@@ -132,6 +132,9 @@ def _spec_options(parser: argparse.ArgumentParser) -> None:
     add("--virtual-package", action="append", default=[], metavar="NAME=VERSION",
         help="override a virtual package, e.g. __glibc=2.28 (repeatable; "
         "CONDA_OVERRIDE_GLIBC/OSX/CUDA are read too)")  # fmt: skip
+    add("--exclude-newer", metavar="TIMESTAMP", default=None,
+        help="only packages uploaded before this moment: RFC 3339 or a date, e.g. 2024-06-01 "
+        "(PyPI)")  # fmt: skip
     add("--arch", action="append", default=[], metavar="PLATFORM",
         help="target platform (repeatable; default: the files' `platforms:`, else this "
         "machine's, as `envd-client info` shows)")  # fmt: skip

@@ -21,7 +21,7 @@ from envd.errors import (
 from envd.ids import req_id as compute_req_id
 from envd.platforms import check_platform
 from envd.progress import Outcome, ResolveEvent, Stage
-from envd.spec import Spec, canonical_json
+from envd.spec import EnvType, Spec, canonical_json
 from envd.use_latest import ANY, UseLatest, UseLatestMode
 
 from .agent_registry import AgentRegistry
@@ -73,12 +73,12 @@ class Coordinator:
         requester: dict[str, str],
         use_latest: UseLatest = ANY,
     ) -> AsyncIterator[ResolveEvent]:
-        if spec.pypi:
+        if spec.env_type is EnvType.MIXED:
             raise PypiNotAvailableError(
-                "PyPI resolution not available yet: the request has PyPI dependencies "
-                + ", ".join(f"`{d.name}`" for d in spec.pypi),
-                hint="remove the `pip:` / `--pypi` / `-r` entries; PyPI support lands in a "
-                "later release",
+                "mixed conda + PyPI resolution not available yet: the request has conda "
+                "dependencies and PyPI dependencies " + ", ".join(f"`{d.name}`" for d in spec.pypi),
+                hint="resolve the PyPI part alone (no conda packages: a plain virtualenv) or "
+                "the conda part alone; mixed environments land in a later release",
             )
         if self.stopping.is_set():
             raise CoordinatorShuttingDownError("the coordinator is shutting down")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -151,6 +152,30 @@ class RawSpec:
     pypi_indexes: list[str] = field(default_factory=list)
     virtual_packages: dict[str, str] = field(default_factory=dict)
     platforms: list[str] = field(default_factory=list)
+    exclude_newer: str | None = None
+
+
+def normalize_exclude_newer(text: str, where: str = "--exclude-newer") -> str:
+    """An RFC 3339 time (any offset) or a date (midnight UTC), as `YYYY-MM-DDTHH:MM:SSZ` in
+    UTC: one spelling per moment, so the req_id does not depend on how it was written."""
+    value = text.strip()
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as err:
+        raise InvalidSpecError(
+            f"failed to parse `{text}` at {where}: not an RFC 3339 time or a date",
+            hint="write e.g. `2024-06-01` or `2024-06-01T12:00:00Z`",
+        ) from err
+    if len(value) == len("2024-06-01"):
+        moment = moment.replace(tzinfo=UTC)
+    if moment.tzinfo is None:
+        raise InvalidSpecError(
+            f"failed to parse `{text}` at {where}: the time has no timezone",
+            hint="end it with `Z` (UTC) or an offset such as `+02:00`",
+        )
+    utc = moment.astimezone(UTC)
+    micro = f".{utc.microsecond:06d}" if utc.microsecond else ""
+    return utc.strftime("%Y-%m-%dT%H:%M:%S") + micro + "Z"
 
 
 def normalize_python(text: str, where: str = "--python") -> str:
@@ -255,6 +280,9 @@ def normalize_spec(raw: RawSpec) -> Spec:
         channels=tuple(channels),
         pypi_indexes=tuple(indexes),
         virtual_packages=vpkgs,
+        exclude_newer=(
+            normalize_exclude_newer(raw.exclude_newer) if raw.exclude_newer is not None else None
+        ),
     )
 
 

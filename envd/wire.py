@@ -65,6 +65,7 @@ def raw_spec_from_pb(message: common_pb2.Spec) -> RawSpec:
         channels=list(message.channels),
         pypi_indexes=list(message.pypi_indexes),
         virtual_packages=dict(message.virtual_packages),
+        exclude_newer=message.exclude_newer or None,
     )
 
 

@@ -261,9 +261,17 @@ def test_request_errors_are_refused_before_any_job(
         with pytest.raises(UnknownPlatformError, match="unknown platform `linux-65`") as info:
             client.resolve(python_spec(channel.url), ["linux-65"])
         assert info.value.hint is not None and "osx-arm64" in info.value.hint
-        pypi = normalize_spec(RawSpec(pypi=[RawDependency("requests")], python="3.11"))
-        with pytest.raises(PypiNotAvailableError, match="PyPI resolution not available yet"):
-            client.resolve(pypi, ["linux-64"])
+        mixed = normalize_spec(
+            RawSpec(
+                conda=[RawDependency("numpy")],
+                pypi=[RawDependency("requests")],
+                channels=[channel.url],
+            )
+        )
+        with pytest.raises(
+            PypiNotAvailableError, match=r"^mixed conda \+ PyPI resolution not available yet"
+        ):
+            client.resolve(mixed, ["linux-64"])
         with pytest.raises(InvalidSpecError, match="no target platform"):
             client.resolve(python_spec(channel.url), [])
         # the channel policy: folders only under --allow-local-channels (the harness lists

@@ -320,3 +320,15 @@ def test_channel_urls_with_credentials_are_refused_without_echoing_them(url: str
         load_spec(packages=["numpy"], channels=[url])
     assert "secret" not in info.value.message and "tk-123abc" not in info.value.message
     assert info.value.hint is not None and "netrc" in info.value.hint
+
+
+def test_exclude_newer_is_one_utc_spelling() -> None:
+    from envd.spec import normalize_exclude_newer
+
+    assert normalize_exclude_newer("2024-06-01") == "2024-06-01T00:00:00Z"
+    assert normalize_exclude_newer("2024-06-01T14:00:00+02:00") == "2024-06-01T12:00:00Z"
+    assert normalize_exclude_newer(" 2024-06-01T12:00:00.5Z ") == "2024-06-01T12:00:00.500000Z"
+    with pytest.raises(InvalidSpecError, match="the time has no timezone"):
+        normalize_exclude_newer("2024-06-01T12:00:00")
+    with pytest.raises(InvalidSpecError, match="not an RFC 3339 time or a date"):
+        normalize_exclude_newer("last tuesday")
