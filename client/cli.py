@@ -164,9 +164,10 @@ def cmd_list(args: argparse.Namespace, config: ClientConfig) -> int:
 
     prefix = check_id(args.req_id, args.req_id) if args.req_id else ""
     with open_reader(config) as reader:
-        listed = reader.list_environments(prefix if len(prefix) == ID_LENGTH else "")
+        listed, skipped = reader.scan_environments(prefix if len(prefix) == ID_LENGTH else "")
         rows = [Listed(s, reader.describe(s)) for s in listed if s.req_id.startswith(prefix)]
         store_url = reader.store_url
+    _warn(tuple(skipped))  # what the store holds but could not be read, embedded or remote
     if args.json:
         render.print_json(list_json(rows, store_url))
     else:

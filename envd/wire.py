@@ -8,6 +8,7 @@ from typing import Any
 import grpc
 
 from envd.errors import (
+    CoordinatorBusyError,
     CoordinatorUnavailableError,
     EnvdError,
     InternalError,
@@ -22,6 +23,9 @@ from envd.v1 import common_pb2, environments_pb2
 ERROR_METADATA_KEY = "envd-error-bin"
 PROTOCOL_METADATA_KEY = "envd-protocol"
 VERSION_METADATA_KEY = "envd-version"
+# what grpc's server says when `maximum_concurrent_rpcs` are open (the coordinator is busy;
+# any other RESOURCE_EXHAUSTED without an envd error is a message over a size limit)
+BUSY_DETAILS = "concurrent rpc limit exceeded"
 
 
 def spec_to_pb(spec: Spec) -> common_pb2.Spec:
@@ -94,6 +98,11 @@ def error_from_rpc(rpc_error: grpc.RpcError) -> EnvdError:
             return error_from_dict(json.loads(value))
     code = rpc_error.code() if hasattr(rpc_error, "code") else None
     details = rpc_error.details() if hasattr(rpc_error, "details") else str(rpc_error)
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED and BUSY_DETAILS in (details or "").lower():
+        return CoordinatorBusyError(
+            f"the coordinator refused the call: {details}",
+            hint="it has too many open calls; retry in a moment",
+        )
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
         return RequestTooLargeError(
             f"the coordinator refused the request: {details}",

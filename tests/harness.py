@@ -93,7 +93,7 @@ class Cluster:
 
     def start_daemon(
         self, *, lease_ttl: float = 2.0, heartbeat: float = 0.3, no_agent_timeout: float = 60.0,
-        listen: str | None = None, store_url: str | None = None,
+        listen: str | None = None, store_url: str | None = None, args: Sequence[str] = (),
     ) -> Process:  # fmt: skip
         ready = self.root / "daemon.ready"
         ready.unlink(missing_ok=True)
@@ -109,6 +109,7 @@ class Cluster:
             # as an operator would list them: the repo's example and fixture channels
             "--allow-local-channels", str(ROOT / "examples"),
             "--allow-local-channels", str(ROOT / "tests" / "fixtures"),
+            *args,
         ]  # fmt: skip
         process = self._spawn(f"daemon-{len(self.processes)}", argv)
         wait_for(lambda: ready.exists() or process.popen.poll() is not None, 30, "daemon ready")
