@@ -61,13 +61,15 @@ def cmd_spec(args: argparse.Namespace, config: ClientConfig) -> int:
     if args.json:
         render.print_json(document)
         return 0
+    from envd.redaction import mask_text
+
     print(f"req_id: {document['req_id']}\nenv type: {document['env_type']}")
     for platform, deps in document["platforms"].items():  # type: ignore[attr-defined]
         print(f"{platform}:")
         for line in deps["conda"]:
             print(f"  conda  {line}")
         for line in deps["pypi"]:
-            print(f"  pypi   {line}")
+            print(f"  pypi   {mask_text(line)}")
     return 0
 
 

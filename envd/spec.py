@@ -242,7 +242,7 @@ def _refuse_credentials(url: str) -> None:
         raise InvalidSpecError(
             f"channel URL `{shown}` carries credentials; they would be written into ids, "
             "descriptions and logs",
-            hint="give agents credentials in `~/.netrc` or `ENVD_CHANNEL_TOKEN=HOST=TOKEN`",
+            hint="give agents credentials in `~/.netrc` or `ENVD_CHANNEL_TOKEN=HOST[:PORT]=TOKEN`",
         )
 
 
