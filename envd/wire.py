@@ -108,7 +108,10 @@ def error_from_rpc(rpc_error: grpc.RpcError) -> EnvdError:
             f"the coordinator refused the request: {details}",
             hint="split the request into smaller environments",
         )
-    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+    # CANCELLED without an envd error: a stopping server ends the calls it had not started
+    # yet that way (envd's own cancellations carry their error): gone for now, like UNAVAILABLE
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
+                grpc.StatusCode.CANCELLED):  # fmt: skip
         return CoordinatorUnavailableError(
             f"failed to reach the coordinator: {details}",
             hint="check `--coordinator` / ENVD_COORDINATOR and that envd-daemon is running",

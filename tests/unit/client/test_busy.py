@@ -9,16 +9,17 @@ import grpc
 import pytest
 
 from envd.client.busy import BusyRetry
-from envd.errors import CoordinatorBusyError, RequestTooLargeError
+from envd.errors import CoordinatorBusyError, CoordinatorUnavailableError, RequestTooLargeError
 from envd.wire import error_from_rpc
 
 
 class Refusal(grpc.RpcError):  # type: ignore[misc]
-    def __init__(self, details: str) -> None:
+    def __init__(self, details: str, code: grpc.StatusCode = grpc.StatusCode.RESOURCE_EXHAUSTED):
         self._details = details
+        self._code = code
 
     def code(self) -> grpc.StatusCode:
-        return grpc.StatusCode.RESOURCE_EXHAUSTED
+        return self._code
 
     def details(self) -> str:
         return self._details
@@ -33,6 +34,11 @@ def test_grpcs_concurrency_refusal_is_busy_and_a_size_refusal_is_not() -> None:
     assert busy.message == "the coordinator refused the call: Concurrent RPC limit exceeded!"
     large = error_from_rpc(Refusal("Received message larger than max (5000000 vs. 4194304)"))
     assert isinstance(large, RequestTooLargeError)
+
+
+def test_a_call_a_stopping_server_cancelled_is_unavailable_so_the_client_reattaches() -> None:
+    cancelled = error_from_rpc(Refusal("CANCELLED", grpc.StatusCode.CANCELLED))
+    assert isinstance(cancelled, CoordinatorUnavailableError)
 
 
 def test_a_refused_call_is_retried_with_growing_jittered_waits_then_answered() -> None:
