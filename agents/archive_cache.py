@@ -7,6 +7,10 @@ otherwise it is streamed from its channel to a temp file, checked against the re
 uploaded and linked. Packages run on a bounded thread pool, so memory stays at a few chunks per
 archive in flight and the disk holds at most `concurrency` packages' temp files at once.
 
+Sources: before anything is fetched, every archive URL must stay in the channel it came from
+(`check_sources`): a repodata `base_url` can't send a download to another host or to local
+files, so no file outside a channel is ever read, hashed or named in an error.
+
 Deadlines: each download waits at most the fetcher's timeout for bytes; each upload may take
 `upload_timeout` (it runs on a pool of its own, so the package's thread can stop waiting).
 Cancellation (the first failure, or the job's task cancelled): nothing more starts, downloads
@@ -28,9 +32,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from envd.channel_policy import check_archive_url
 from envd.description import PackageFormat, ResolvedPackage
 from envd.errors import (
     ArchiveIntegrityError,
+    ChannelNotAllowedError,
     EnvdError,
     PreconditionFailed,
     StageTimeoutError,
@@ -140,7 +146,8 @@ class ArchiveCache:
     ) -> CacheReport:
         """Cache every package's archives (conda archives, PyPI wheels); the first failure (or the task's cancellation)
         stops the rest and is raised once every archive in flight has stopped and the temp files
-        are removed."""
+        are removed. An archive URL outside its channel fails it before anything starts."""
+        check_sources(packages)
         self.scratch_dir.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix="job-", dir=self.scratch_dir))
         cancel = threading.Event()
@@ -355,6 +362,22 @@ class ArchiveCache:
         if created:
             log.info("uploaded %s (%d bytes)", key, path.stat().st_size)
         return int(created)
+
+
+def check_sources(packages: Sequence[ResolvedPackage]) -> None:
+    """Refuse (`ChannelNotAllowedError`) a conda package whose archive URL leaves the channel
+    it was resolved from: another scheme, host or port, or a local file outside the channel's
+    folder. Only the channel and the package are named, never the URL's target."""
+    for package in packages:
+        if package.kind != "conda":
+            continue
+        try:
+            check_archive_url(package.channel, package.url)
+        except ChannelNotAllowedError as err:
+            raise ChannelNotAllowedError(
+                f"{err.message} (package `{package.name}` {package.version}): nothing was fetched",
+                hint=err.hint,
+            ) from err
 
 
 def _linked(link: Link) -> PackageFormat:

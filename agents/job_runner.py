@@ -17,7 +17,7 @@ from envd.ids import req_id as compute_req_id
 from envd.progress import Stage
 from envd.spec import EnvType, Spec, spec_from_canonical
 
-from .archive_cache import ArchiveCache, CacheProgress
+from .archive_cache import ArchiveCache, CacheProgress, check_sources
 from .resolver import Resolver, ResolveRequest
 
 log = logging.getLogger("envd.agent")
@@ -137,6 +137,7 @@ class JobRunner:
         self, job: Assignment, packages: tuple[ResolvedPackage, ...], progress: Progress
     ) -> tuple[ResolvedPackage, ...]:
         if job.no_archives:
+            check_sources(packages)  # nothing is fetched, and nothing outside a channel described
             log.info("job=%s asked for no archives: none fetched", job.job_id)
             return packages
 

@@ -27,7 +27,8 @@ from envd.tokens import AioTokenInterceptor, channel_credentials
 from .archive_cache import DEFAULT_CONCURRENCY, DEFAULT_UPLOAD_TIMEOUT, ArchiveCache
 from .conda_resolver import DEFAULT_REPODATA_TIMEOUT, DEFAULT_SOLVE_TIMEOUT, CondaResolver
 from .connection import AgentConnection, AgentIdentity, platforms_tuple
-from .fetch import DEFAULT_ATTEMPTS, ChannelCredentials, Fetcher
+from .credentials import PLAIN_HTTP_ENV, TOKEN_ENV, ChannelCredentials
+from .fetch import DEFAULT_ATTEMPTS, Fetcher
 from .fetch import DEFAULT_TIMEOUT as DEFAULT_FETCH_TIMEOUT
 from .job_runner import DEFAULT_JOB_TIMEOUT, JobRunner
 from .pypi_resolver import PypiResolver
@@ -45,7 +46,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="An envd agent: dials out to the coordinator, leases jobs for its platforms, "
         "resolves them with py-rattler (conda) or uv (PyPI), caches their archives and writes descriptions to the "
         "store. Private channels: credentials from $NETRC (default ~/.netrc) or "
-        "$ENVD_CHANNEL_TOKEN (`HOST=TOKEN,...`).",
+        f"${TOKEN_ENV} (`HOST[:PORT]=TOKEN,...`; `HOST` is port 443), sent over https only "
+        "unless the host is marked plain-http.",
     )
     parser.add_argument(
         "--coordinator",
@@ -139,6 +141,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="talk TLS to the coordinator, trusting this CA (default $ENVD_TLS_CA; the token "
         "comes from $ENVD_TOKEN or `token` in the envd config file)",
     )
+    parser.add_argument(
+        "--plain-http-host",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT]",
+        help="let channel credentials go to `http://HOST[:PORT]` (default port 80) in plain "
+        f"text (repeatable; also ${PLAIN_HTTP_ENV}, comma-separated); by default they are sent "
+        "over https only",
+    )
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--version", action="version", version=f"envd-agent {envd.__version__}")
     args = parser.parse_args(argv)
@@ -182,10 +193,14 @@ def build_connection(
     job_timeout: float = DEFAULT_JOB_TIMEOUT,
     tls: grpc.ChannelCredentials | None = None,
     interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
+    plain_http_hosts: Sequence[str] = (),
 ) -> AgentConnection:  # fmt: skip
     """The same wiring serves `envd-agent` and the embedded default's in-process agents.
-    Channel credentials default to the process environment (netrc, `ENVD_CHANNEL_TOKEN`)."""
-    credentials = credentials or ChannelCredentials.from_environment(os.environ)
+    Channel credentials default to the process environment (netrc, `ENVD_CHANNEL_TOKEN`,
+    `ENVD_PLAIN_HTTP_HOSTS`) and `plain_http_hosts`."""
+    credentials = credentials or ChannelCredentials.from_environment(
+        os.environ, plain_http=plain_http_hosts
+    )
     resolver = CondaResolver(
         cache_dir, channel_alias, solve_timeout, credentials.authorization,
         repodata_timeout=repodata_timeout,
@@ -222,6 +237,7 @@ async def run(args: argparse.Namespace) -> None:
         repodata_timeout=args.repodata_timeout, fetch_timeout=args.fetch_timeout,
         upload_timeout=args.upload_timeout, job_timeout=args.job_timeout,
         **coordinator_access(args.tls_ca),
+        plain_http_hosts=args.plain_http_host,
     )  # fmt: skip
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import getpass
+import itertools
 import json
 import socket
 import time
@@ -26,7 +28,8 @@ from envd.wire import (
     spec_to_pb,
 )
 
-from .result import ResolveResult
+from .busy import BusyRetry
+from .result import ResolveResult, incomplete, judged
 
 if TYPE_CHECKING:
     from envd.aliases import Alias
@@ -55,7 +58,9 @@ class EnvdClient:
 
     `credentials` make it a secure channel (insecure when None) and `interceptors` wrap every
     call, so authentication can plug in without touching the calls. `on_notice` hears what a
-    person waiting should know: the coordinator went away, re-attaching, re-attached.
+    person waiting should know: the coordinator went away, re-attaching, re-attached, it is
+    busy. A call it refuses as busy (RESOURCE_EXHAUSTED: too many open calls) is retried as
+    `busy_retry` says; a stream only before its first event, so nothing is seen twice.
     """
 
     def __init__(
@@ -67,10 +72,12 @@ class EnvdClient:
         interceptors: Sequence[grpc.UnaryUnaryClientInterceptor
                                | grpc.UnaryStreamClientInterceptor] = (),
         on_notice: NoticeCallback | None = None,
+        busy_retry: BusyRetry | None = None,
     ) -> None:  # fmt: skip
         self.target = target
         self.reattach_timeout = reattach_timeout
         self.on_notice = on_notice
+        self.busy_retry = busy_retry or BusyRetry()
         if credentials is None:
             self._channel = grpc.insecure_channel(target)
         else:
@@ -129,19 +136,23 @@ class EnvdClient:
         )
         result = ResolveResult()
         try:
-            self._consume(self._stub.Resolve(request, metadata=_METADATA), result, on_event)
+            stream = self._opened(lambda: self._stub.Resolve(request, metadata=_METADATA))
+            self._consume(stream, result, on_event)
         except CoordinatorUnavailableError:
             if no_wait or not result.job_ids():
                 raise
             self._reattach(result, on_event)
+        if not no_wait:
+            self._end_unfinished(result, platforms, on_event)
         return result
 
     def wait(self, job_ids: Sequence[str], on_event: EventCallback | None = None) -> ResolveResult:
         result = ResolveResult()
         try:
-            self._consume(self._wait_stream(job_ids), result, on_event)
+            self._consume(self._opened(lambda: self._wait_stream(job_ids)), result, on_event)
         except CoordinatorUnavailableError:
             self._reattach(result, on_event, list(job_ids))
+        self._end_unfinished(result, (), on_event)
         return result
 
     def get_environment(
@@ -154,14 +165,20 @@ class EnvdClient:
         return json.loads(reply.description_json), reply.is_default
 
     def list_environments(self, req_id: str = "") -> list[EnvironmentSummary]:
+        return self.scan_environments(req_id)[0]
+
+    def scan_environments(self, req_id: str = "") -> tuple[list[EnvironmentSummary], list[str]]:
+        """The environments (of one req_id), and a warning for each stored object the
+        coordinator skipped because it could not read it."""
         from envd.catalog import EnvironmentSummary  # the catalog's imports cost; only here
 
         request = environments_pb2.ListEnvironmentsRequest(req_id=req_id)
         reply = self._call(lambda: self._stub.ListEnvironments(request, metadata=_METADATA))
-        return [
+        environments = [
             EnvironmentSummary(e.req_id, e.platform, e.full_id, e.resolved_at, e.is_default)
             for e in reply.environments
         ]
+        return environments, list(reply.warnings)
 
     # aliases, deletion and garbage collection
 
@@ -213,15 +230,40 @@ class EnvdClient:
         request = environments_pb2.WaitRequest(job_ids=list(job_ids))
         return self._stub.Wait(request, metadata=_METADATA)
 
-    def _consume(self, stream: Any, result: ResolveResult, on_event: EventCallback | None) -> None:
-        for event in self._events(stream):
+    def _opened(self, open_stream: Callable[[], Any]) -> Iterator[ResolveEvent]:
+        """The events of a stream whose first event (or end) has come: a refusal as busy comes
+        before it and is retried with backoff; any later error is the caller's."""
+
+        def start() -> Iterator[ResolveEvent]:
+            events = self._events(open_stream())
+            first = next(events, None)
+            return itertools.chain(() if first is None else (first,), events)
+
+        return self.busy_retry.run(start, self.target, self._notice)
+
+    def _consume(
+        self, events: Iterator[ResolveEvent], result: ResolveResult, on_event: EventCallback | None
+    ) -> None:
+        for event in events:
             result.req_id = result.req_id or event.req_id
             current = result.events.get(event.platform)
-            recorded = _own_outcome(event, current)
+            # this request's outcome, then believed only if complete (else a failure)
+            recorded = judged(_own_outcome(event, current))
             if event.stage is Stage.ACCEPTED or event.stage.terminal or current is None:
                 result.events[event.platform] = recorded
             if on_event is not None:
-                on_event(event if event.outcome is not None else recorded)
+                on_event(recorded)
+
+    @staticmethod
+    def _end_unfinished(
+        result: ResolveResult, platforms: Sequence[str], on_event: EventCallback | None
+    ) -> None:
+        """The stream ended: a platform it left unfinished failed (and the progress says so)."""
+        before = dict(result.events)
+        result.end_unfinished(platforms)
+        for platform, event in result.events.items():
+            if on_event is not None and before.get(platform) is not event:
+                on_event(event)
 
     def _reattach(
         self,
@@ -242,7 +284,8 @@ class EnvdClient:
             try:
                 self.info(timeout=max(0.1, deadline - time.monotonic()))  # blocks until it is back
                 self._notice(f"re-attached to the coordinator at `{self.target}`")
-                self._consume(self._wait_stream(pending), result, on_event)
+                stream = self._opened(functools.partial(self._wait_stream, list(pending)))
+                self._consume(stream, result, on_event)
                 return
             except CoordinatorUnavailableError as err:
                 pending = self._pending(result, job_ids)
@@ -270,15 +313,28 @@ class EnvdClient:
     def _events(self, stream: Any) -> Iterator[ResolveEvent]:
         try:
             for message in stream:
-                yield event_from_pb(message)
+                yield _decoded(message)
         except grpc.RpcError as err:
             raise error_from_rpc(err) from err
 
     def _call(self, fn: Callable[[], Any]) -> Any:
-        try:
-            return fn()
-        except grpc.RpcError as err:
-            raise error_from_rpc(err) from err
+        def call() -> Any:
+            try:
+                return fn()
+            except grpc.RpcError as err:
+                raise error_from_rpc(err) from err
+
+        return self.busy_retry.run(call, self.target, self._notice)
+
+
+def _decoded(message: environments_pb2.ResolveEvent) -> ResolveEvent:
+    """The event a message carries; one envd cannot read (a stage or outcome it does not know,
+    a description that is not JSON) is a failure of its platform, not a traceback."""
+    try:
+        return event_from_pb(message)
+    except (ValueError, KeyError):
+        bare = ResolveEvent(message.req_id, message.platform, Stage.FAILED, message.job_id)
+        return incomplete(bare, "an event envd cannot read (its stage, outcome or description)")
 
 
 def _own_outcome(event: ResolveEvent, previous: ResolveEvent | None) -> ResolveEvent:
@@ -309,4 +365,4 @@ def _user() -> str:
         return "unknown"
 
 
-__all__ = ["EnvdClient", "EnvdError", "ResolveResult", "ServerInfo"]
+__all__ = ["BusyRetry", "EnvdClient", "EnvdError", "ResolveResult", "ServerInfo"]

@@ -66,13 +66,15 @@ def cmd_spec(args: argparse.Namespace, config: ClientConfig) -> int:
     if args.json:
         render.print_json(document)
         return 0
+    from envd.redaction import mask_text
+
     print(f"req_id: {document['req_id']}\nenv type: {document['env_type']}")
     for platform, deps in document["platforms"].items():  # type: ignore[attr-defined]
         print(f"{platform}:")
         for line in deps["conda"]:
             print(f"  conda  {line}")
         for line in deps["pypi"]:
-            print(f"  pypi   {line}")
+            print(f"  pypi   {mask_text(line)}")
     return 0
 
 
@@ -227,9 +229,10 @@ def cmd_list(args: argparse.Namespace, config: ClientConfig) -> int:
 
     prefix = check_id(args.req_id, args.req_id) if args.req_id else ""
     with open_reader(config) as reader:
-        listed = reader.list_environments(prefix if len(prefix) == ID_LENGTH else "")
+        listed, skipped = reader.scan_environments(prefix if len(prefix) == ID_LENGTH else "")
         rows = [Listed(s, reader.describe(s)) for s in listed if s.req_id.startswith(prefix)]
         store_url = reader.store_url
+    _warn(tuple(skipped))  # what the store holds but could not be read, embedded or remote
     if args.json:
         render.print_json(list_json(rows, store_url))
     else:

@@ -27,6 +27,9 @@ class EnvironmentReader(Protocol):
     def list_environments(self, req_id: str = "") -> list[EnvironmentSummary]:
         """Every stored environment (of one req_id), by req_id, platform, then oldest first."""
 
+    def scan_environments(self, req_id: str = "") -> tuple[list[EnvironmentSummary], list[str]]:
+        """`list_environments`, and a warning for each stored object skipped as unreadable."""
+
     def describe(self, summary: EnvironmentSummary) -> dict[str, Any]:
         """The description a listed environment names."""
 
@@ -58,6 +61,10 @@ class StoreReader:
 
     def list_environments(self, req_id: str = "") -> list[EnvironmentSummary]:
         return self.catalog.list_environments(req_id or None)
+
+    def scan_environments(self, req_id: str = "") -> tuple[list[EnvironmentSummary], list[str]]:
+        listing = self.catalog.scan_environments(req_id or None)
+        return list(listing.environments), [item.warning() for item in listing.unreadable]
 
     def describe(self, summary: EnvironmentSummary) -> dict[str, Any]:
         return self.catalog.read_description(summary.req_id, summary.platform, summary.full_id)
@@ -133,6 +140,9 @@ class CoordinatorReader:
 
     def describe_alias(self, alias: Alias, platform: str) -> tuple[dict[str, Any], bool]:
         return self.client.get_environment(alias=str(alias.name), platform=platform)
+
+    def scan_environments(self, req_id: str = "") -> tuple[list[EnvironmentSummary], list[str]]:
+        return self.client.scan_environments(req_id=req_id)
 
     def describe(self, summary: EnvironmentSummary) -> dict[str, Any]:
         if summary.is_default:  # a direct read; by full_id the coordinator scans the store

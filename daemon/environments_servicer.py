@@ -35,6 +35,7 @@ from .hit_cache import HitCache
 from .limits import check_resolve_request, check_spec
 
 log = logging.getLogger("envd.daemon")
+MAX_LIST_WARNINGS = 100  # lines of `ListEnvironmentsResponse.warnings`; the log has them all
 
 
 class EnvironmentsServicer(environments_pb2_grpc.EnvironmentsServicer):  # type: ignore[misc]
@@ -152,9 +153,19 @@ class EnvironmentsServicer(environments_pb2_grpc.EnvironmentsServicer):  # type:
 
     async def ListEnvironments(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         try:
-            found = await asyncio.to_thread(self.catalog.list_environments, request.req_id or None)
+            listing = await asyncio.to_thread(
+                self.catalog.scan_environments, request.req_id or None
+            )
         except EnvdError as err:
             await _abort(context, err)
+        warnings = [item.warning() for item in listing.unreadable]
+        for warning in warnings:
+            log.warning("%s", warning)
+        if len(warnings) > MAX_LIST_WARNINGS:
+            more = len(warnings) - MAX_LIST_WARNINGS + 1
+            warnings[MAX_LIST_WARNINGS - 1 :] = [
+                f"and {more} more unreadable objects: see the coordinator's log"
+            ]
         return environments_pb2.ListEnvironmentsResponse(
             environments=[
                 environments_pb2.EnvironmentSummary(
@@ -164,8 +175,9 @@ class EnvironmentsServicer(environments_pb2_grpc.EnvironmentsServicer):  # type:
                     resolved_at=e.resolved_at,
                     is_default=e.is_default,
                 )
-                for e in found
-            ]
+                for e in listing.environments
+            ],
+            warnings=warnings,
         )
 
 

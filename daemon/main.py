@@ -19,7 +19,7 @@ from envd.logs import configure_logging, report_error
 
 from .access import add_access_options, hash_token_command, open_access
 from .server import start_daemon
-from .settings import CoordinatorSettings
+from .settings import DEFAULT_MAX_CONCURRENT_CALLS, CoordinatorSettings
 from .state_sqlite import SqliteJobState, move_aside
 
 
@@ -88,6 +88,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "fails (default %(default)s)",
     )
     parser.add_argument(
+        "--max-concurrent-calls",
+        type=_positive,
+        default=DEFAULT_MAX_CONCURRENT_CALLS,
+        metavar="N",
+        help="open gRPC calls (Resolve and Wait streams, agent streams) past which new ones are "
+        "refused with RESOURCE_EXHAUSTED; clients retry with backoff (default %(default)s)",
+    )
+    parser.add_argument(
         "--ready-file",
         type=Path,
         help="write the bound address here once serving (for scripts and tests)",
@@ -101,6 +109,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"`{text}` is not a positive integer")
+    return value
+
+
 async def serve(args: argparse.Namespace) -> None:
     settings = CoordinatorSettings(
         store_url=args.store,
@@ -109,6 +127,7 @@ async def serve(args: argparse.Namespace) -> None:
         no_agent_timeout=args.no_agent_timeout,
         sweep_interval=min(1.0, args.lease_ttl / 4),
         channel_policy=ChannelPolicy.of(args.allow_channel, args.allow_local_channels),
+        max_concurrent_calls=args.max_concurrent_calls,
     )
     access = open_access(args)
     state = open_state(args.state, recover=args.recover)

@@ -34,6 +34,7 @@ from .state import Job, JobState
 
 log = logging.getLogger("envd.daemon")
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+MIN_PENDING_CALLS = 16384  # calls arrived but not yet taken by the server's loop
 SERVICE_NAMES = (
     environments_pb2.DESCRIPTOR.services_by_name["Environments"].full_name,
     agents_pb2.DESCRIPTOR.services_by_name["Agents"].full_name,
@@ -110,9 +111,16 @@ async def start_daemon(
     sessions = AgentSessions(
         jobs=jobs, registry=registry, dispatcher=dispatcher, clock=clock, settings=settings
     )
+    # grpc core cancels calls still waiting for the server's loop past
+    # `grpc.server.max_pending_requests` (1000 by default): clients saw CANCELLED for a fifth of
+    # a burst of 3,000 streams. With room for such a burst, every call reaches the concurrency
+    # limit below, which answers or refuses it with RESOURCE_EXHAUSTED.
+    pending = max(MIN_PENDING_CALLS, 4 * settings.max_concurrent_calls)
     options: list[tuple[str, Any]] = [
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_send_message_length", 64 * 1024 * 1024),
+        ("grpc.server.max_pending_requests", pending),
+        ("grpc.server.max_pending_requests_hard_limit", pending),
     ]
     server = grpc.aio.server(
         interceptors=[*interceptors, ProtocolVersionInterceptor()], options=options,

@@ -62,6 +62,10 @@ class UnreadableObject:
     key: str
     reason: str
 
+    def warning(self) -> str:
+        """How a listing reports it (the coordinator's log, `envd-client list` on stderr)."""
+        return f"skipped unreadable `{self.key}`: {self.reason}"
+
 
 @dataclass(frozen=True, slots=True)
 class EnvironmentListing:
@@ -273,7 +277,7 @@ class Catalog:
         what cannot be read is skipped with a warning (`scan_environments` returns it)."""
         listing = self.scan_environments(req_id)
         for item in listing.unreadable:
-            log.warning("skipped unreadable `%s`: %s", item.key, item.reason)
+            log.warning("%s", item.warning())
         return list(listing.environments)
 
     def scan_environments(self, req_id: str | None = None) -> EnvironmentListing:

@@ -181,6 +181,25 @@ class StateError(EnvdError):
     exit_code = 6
 
 
+class IncompleteAnswerError(EnvdError):
+    """The coordinator's answer lacks what it must carry (a `done` event without a full_id or
+    a valid description, a `failed` one without its error, a stream that ended early): the
+    client believes only complete answers."""
+
+    reference = "E310"
+    status = "DATA_LOSS"
+    exit_code = 5
+
+
+class CoordinatorBusyError(EnvdError):
+    """The coordinator refused a call because too many are open (RESOURCE_EXHAUSTED without
+    an envd error): the client retries with backoff before reporting it."""
+
+    reference = "E311"
+    status = "RESOURCE_EXHAUSTED"
+    exit_code = 5
+
+
 class StoreError(EnvdError):
     reference = "E400"
     status = "UNAVAILABLE"

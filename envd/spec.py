@@ -239,8 +239,21 @@ def normalize_channel(channel: str) -> str:
         _refuse_credentials(value)
         return value.rstrip("/")
     if value.startswith(("/", "./", "../", "~")) or value in {".", ".."}:
-        return Path(value).expanduser().resolve().as_uri()
+        return local_folder(Path(value), value).as_uri()
     return value.rstrip("/") or value
+
+
+def local_folder(path: Path, shown: str) -> Path:
+    """`path` (`~` expanded) made absolute with symlinks resolved; what the system refuses (an
+    unknown user's `~`, a symlink loop, a name too long) is `InvalidSpecError`."""
+    try:
+        return path.expanduser().resolve()
+    except (OSError, RuntimeError) as err:  # RuntimeError: unknown `~user`, 3.11's symlink loop
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        raise InvalidSpecError(
+            f"failed to read channel folder `{shown}`: {reason.rstrip('.')}",
+            hint="give an existing folder, or a channel name or URL",
+        ) from err
 
 
 _TOKEN_SEGMENT = re.compile(r"/t/[^/]+/")
@@ -254,7 +267,7 @@ def _refuse_credentials(url: str) -> None:
         raise InvalidSpecError(
             f"channel URL `{shown}` carries credentials; they would be written into ids, "
             "descriptions and logs",
-            hint="give agents credentials in `~/.netrc` or `ENVD_CHANNEL_TOKEN=HOST=TOKEN`",
+            hint="give agents credentials in `~/.netrc` or `ENVD_CHANNEL_TOKEN=HOST[:PORT]=TOKEN`",
         )
 
 

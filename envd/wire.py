@@ -9,6 +9,7 @@ import grpc
 
 from envd.aliases import Alias, AliasMove, AliasTarget, parse_alias
 from envd.errors import (
+    CoordinatorBusyError,
     CoordinatorUnavailableError,
     EnvdError,
     InternalError,
@@ -23,6 +24,9 @@ from envd.v1 import common_pb2, environments_pb2
 ERROR_METADATA_KEY = "envd-error-bin"
 PROTOCOL_METADATA_KEY = "envd-protocol"
 VERSION_METADATA_KEY = "envd-version"
+# what grpc's server says when `maximum_concurrent_rpcs` are open (the coordinator is busy;
+# any other RESOURCE_EXHAUSTED without an envd error is a message over a size limit)
+BUSY_DETAILS = "concurrent rpc limit exceeded"
 
 
 def spec_to_pb(spec: Spec) -> common_pb2.Spec:
@@ -96,13 +100,18 @@ def error_from_rpc(rpc_error: grpc.RpcError) -> EnvdError:
             return error_from_dict(json.loads(value))
     code = rpc_error.code() if hasattr(rpc_error, "code") else None
     details = rpc_error.details() if hasattr(rpc_error, "details") else str(rpc_error)
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED and BUSY_DETAILS in (details or "").lower():
+        return CoordinatorBusyError(
+            f"the coordinator refused the call: {details}",
+            hint="it has too many open calls; retry in a moment",
+        )
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
         return RequestTooLargeError(
             f"the coordinator refused the request: {details}",
             hint="split the request into smaller environments",
         )
-    # CANCELLED without an envd error: the server ended the call as it stopped (a call the
-    # client cancels itself never comes back as an error)
+    # CANCELLED without an envd error: a stopping server ends the calls it had not started
+    # yet that way (envd's own cancellations carry their error): gone for now, like UNAVAILABLE
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
                 grpc.StatusCode.CANCELLED):  # fmt: skip
         return CoordinatorUnavailableError(

@@ -146,9 +146,12 @@ class _ChannelHandler(http.server.SimpleHTTPRequestHandler):
     delay = 0.0
     token = ""  # when set, every request must carry `Authorization: Bearer <token>`
     requests: list[str]
+    authorizations: list[str]  # every Authorization header a request carried
 
     def do_GET(self) -> None:
         self.requests.append(self.path)
+        if self.headers.get("Authorization") is not None:
+            self.authorizations.append(self.headers["Authorization"])
         if self.token and self.headers.get("Authorization") != f"Bearer {self.token}":
             self.send_error(401, "a bearer token is required")
             return
@@ -178,10 +181,17 @@ class ChannelServer:
     def requests(self) -> list[str]:
         return self.handler.requests
 
+    @property
+    def authorizations(self) -> list[str]:
+        return self.handler.authorizations
+
 
 @contextmanager
 def serve_channel(folder: Path) -> Iterator[ChannelServer]:
-    handler = type("Handler", (_ChannelHandler,), {"delay": 0.0, "token": "", "requests": []})
+    handler = type(
+        "Handler", (_ChannelHandler,),
+        {"delay": 0.0, "token": "", "requests": [], "authorizations": []},
+    )  # fmt: skip
     server = http.server.ThreadingHTTPServer(
         ("127.0.0.1", 0), functools.partial(handler, directory=str(folder))
     )

@@ -147,10 +147,12 @@ class EnvironmentSummary(_message.Message):
     def __init__(self, req_id: _Optional[str] = ..., platform: _Optional[str] = ..., full_id: _Optional[str] = ..., resolved_at: _Optional[str] = ..., is_default: _Optional[bool] = ...) -> None: ...
 
 class ListEnvironmentsResponse(_message.Message):
-    __slots__ = ("environments",)
+    __slots__ = ("environments", "warnings")
     ENVIRONMENTS_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
     environments: _containers.RepeatedCompositeFieldContainer[EnvironmentSummary]
-    def __init__(self, environments: _Optional[_Iterable[_Union[EnvironmentSummary, _Mapping]]] = ...) -> None: ...
+    warnings: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, environments: _Optional[_Iterable[_Union[EnvironmentSummary, _Mapping]]] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class AliasTarget(_message.Message):
     __slots__ = ("req_id", "full_ids")

@@ -128,7 +128,8 @@ class EnvironmentsServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListEnvironments(self, request, context):
-        """Environments in the store, optionally for one req_id.
+        """Environments in the store, optionally for one req_id; what could not be read is skipped
+        and reported in `warnings`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

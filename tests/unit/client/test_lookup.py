@@ -39,6 +39,9 @@ class MemoryReader:
     def list_environments(self, req_id: str = "") -> list[EnvironmentSummary]:
         return [r for r in self.rows if not req_id or r.req_id == req_id]
 
+    def scan_environments(self, req_id: str = "") -> tuple[list[EnvironmentSummary], list[str]]:
+        return self.list_environments(req_id), []
+
     def describe(self, summary: EnvironmentSummary) -> dict[str, Any]:
         return {"req_id": summary.req_id, "platform": summary.platform, "full_id": summary.full_id,
                 "resolved_at": summary.resolved_at}  # fmt: skip
