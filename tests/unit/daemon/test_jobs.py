@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from dataclasses import replace
 
 import pytest
 
 from envd.daemon.agent_registry import AssignJob, RevokeLease
+from envd.daemon.agent_sessions import Registration
 from envd.daemon.job_events import MAX_PENDING_PROGRESS, LocalJobEvents, job_event
 from envd.daemon.jobs import JobTransitionError, Transition
 from envd.daemon.state import Job, JobStatus, NewJob
@@ -363,3 +365,82 @@ async def test_an_agent_gone_while_the_queue_was_read_gets_nothing(w: World) -> 
     w.sessions.disconnected(agent)
     await w.dispatcher._lease_next(agent)
     assert outbox(agent) == [] and (await w.state.get(job.job_id)).status is JobStatus.QUEUED
+
+
+@scenario
+async def test_sessions_at_their_edges(w: World) -> None:
+    lazy = await w.sessions.register(Registration("zero", "h", ("linux-64",), 0, ()))
+    assert lazy.slots == 1  # an agent always has a slot
+    limit = w.jobs.settings.max_heartbeat_leases
+    await w.sessions.heartbeat(lazy, [f"lease-{i}" for i in range(limit)])  # exactly the limit
+    w.dispatcher._wakeup.clear()
+    w.clock.t += TTL + 1  # silent for longer than a TTL: no longer live
+    await w.sessions.heartbeat(lazy, [])
+    assert w.dispatcher._wakeup.is_set()  # back: dispatch soon
+    w.dispatcher._wakeup.clear()
+    await w.sessions.heartbeat(lazy, [])
+    assert not w.dispatcher._wakeup.is_set()  # already live: nothing to do
+
+
+@scenario
+async def test_an_agent_that_left_costs_its_job_no_attempt(w: World) -> None:
+    job = await w.job()
+    agent = await w.agent()
+    w.sessions.disconnected(agent)
+    await w.dispatcher._lease_next(agent)
+    after = await w.state.get(job.job_id)
+    assert after.status is JobStatus.QUEUED and after.attempts == 0
+
+
+@scenario
+async def test_the_dispatcher_loop_leases_and_survives_a_bad_round(w: World) -> None:
+    """The background loop: a kick leases at once, the sweep runs on its interval without
+    one, and a round that raises (a fault injected into the state: none can be caused on
+    demand) is logged and the next round goes on."""
+    w.dispatcher.settings = replace(w.dispatcher.settings, sweep_interval=0.01)
+    calls = {"n": 0}
+    real = w.state.expired
+
+    async def flaky(now: float) -> list[Job]:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("injected")
+        return await real(now)
+
+    w.state.expired = flaky  # type: ignore[method-assign]
+    w.dispatcher.start()
+    try:
+        job = await w.job()
+        agent = await w.agent()
+        w.dispatcher.kick()
+        for _ in range(200):
+            if not agent.outbox.empty():
+                break
+            await asyncio.sleep(0.01)
+        (assignment,) = outbox(agent)
+        assert isinstance(assignment, AssignJob) and assignment.job.job_id == job.job_id
+        assert calls["n"] >= 2
+    finally:
+        await w.dispatcher.stop()
+    assert w.dispatcher._task is not None and w.dispatcher._task.done()
+
+
+@scenario
+async def test_completion_backs_off_then_gives_the_job_back(w: World) -> None:
+    """Transient store errors while completing: retried with doubling waits capped at 2 s,
+    until the next wait would pass `completion_timeout` (5 s here); then the job is queued
+    again, and what `complete` returns says so."""
+    job, agent = await w.leased()
+    full_id = w.describe()
+    w.store.failures = 1000
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        w.clock.t += seconds
+
+    w.jobs._sleep = sleep
+    assert job.lease_id is not None
+    returned = await w.jobs.complete(job.lease_id, full_id, agent.agent_id)
+    assert waits == [0.1, 0.2, 0.4, 0.8, 1.6]  # 3.1 s; the next 2.0 s wait would end past 5 s
+    assert returned.status is JobStatus.QUEUED and returned.job_id == job.job_id
