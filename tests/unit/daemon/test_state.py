@@ -102,3 +102,19 @@ class TestMemoryJobState(JobStateConformance):
 
     def open_state(self, path: Path) -> JobState:
         return self.opened.setdefault(path, MemoryJobState())
+
+
+def test_the_state_makes_its_folder_and_names_a_path_it_cannot_use(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        state = SqliteJobState(tmp_path / "new" / "nested" / "s.sqlite", random_id)
+        await state.close()
+
+    run(scenario())
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(StateError) as info:
+        SqliteJobState(blocker / "s.sqlite", random_id)
+    assert info.value.message.startswith(
+        f"failed to open the coordinator state `{blocker}/s.sqlite`"
+    )
+    assert info.value.hint is not None and "`--state`" in info.value.hint
