@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from envd.errors import StoreError
 
@@ -16,10 +16,20 @@ MASK = "***"
 _USERINFO_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s/?#@'\"`<>]+@[^\s'\"`<>]*")
 
 
+def split_url(url: str) -> SplitResult | None:
+    """`urlsplit`, or None for a URL it refuses (an unbalanced `[` raises ValueError)."""
+    try:
+        return urlsplit(url)
+    except ValueError:
+        return None
+
+
 def mask_url(url: str) -> str:
     """`url` with its password masked (`user:***@`); a user name alone is masked too, being
     often a token (`***@host`). A URL without user info is returned as it is."""
-    parts = urlsplit(url)
+    parts = split_url(url)
+    if parts is None:  # can't be taken apart: mask everything between `//` and the last `@`
+        return re.sub(r"//[^/]*@", f"//{MASK}@", url)
     userinfo, at, host = parts.netloc.rpartition("@")
     if not at:
         return url
@@ -53,7 +63,9 @@ _CONDA_TOKEN = re.compile(r"/t/[^/]+/")
 
 def redact_url(url: str) -> str:
     """`url` without user info, `/t/<token>/` segments or a query: safe to show."""
-    parts = urlsplit(url)
+    parts = split_url(url)
+    if parts is None:
+        return url.partition("://")[0] + "://…"
     netloc = parts.netloc.rpartition("@")[2]
     path = _CONDA_TOKEN.sub("/t/<token>/", parts.path)
     query = "…" if parts.query else ""
@@ -61,14 +73,18 @@ def redact_url(url: str) -> str:
 
 
 def has_credentials(url: str) -> bool:
-    parts = urlsplit(url)
+    parts = split_url(url)
+    if parts is None:
+        return "@" in url  # can't tell where the host is: any `@` may be user info
     return "@" in parts.netloc or bool(_CONDA_TOKEN.search(parts.path))
 
 
 def refuse_store_credentials(url: str, hint: str) -> None:
     """A store URL is written into state, logs and the agents' welcome: credentials in it
     are refused, and the refusal doesn't repeat them."""
-    parts = urlsplit(url)
+    parts = split_url(url)
+    if parts is None:
+        raise StoreError(f"failed to open store `{redact_url(url)}`: not a valid URL", hint=hint)
     if has_credentials(url) or parts.query:
         raise StoreError(
             f"failed to open store `{redact_url(url)}`: the URL carries credentials or a "

@@ -348,7 +348,10 @@ def _logical_lines(text: str) -> list[tuple[int, str]]:
 
 
 def _name_from_url(url: str) -> str | None:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unbalanced `[` in the host ("Invalid IPv6 URL")
+        return None
     egg = _EGG_FRAGMENT.search(parts.fragment)
     if egg:
         return egg.group(1).split("[", 1)[0]

@@ -261,7 +261,13 @@ _TOKEN_SEGMENT = re.compile(r"/t/[^/]+/")
 
 def _refuse_credentials(url: str) -> None:
     """Specs are hashed, stored and shown: a secret in a channel URL would end up everywhere."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as err:  # e.g. an unbalanced `[` in the host
+        raise InvalidSpecError(
+            f"channel URL `{url.partition('://')[0]}://…` is not a valid URL: {err}",
+            hint="check the host part of the URL",
+        ) from err
     if parts.username or parts.password or _TOKEN_SEGMENT.search(parts.path):
         shown = f"{parts.scheme}://{parts.hostname or ''}{'/…' if parts.path else ''}"
         raise InvalidSpecError(

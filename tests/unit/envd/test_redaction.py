@@ -45,3 +45,18 @@ def test_a_printed_error_never_shows_a_urls_password(capsys: pytest.CaptureFixtu
     assert capsys.readouterr().err == (
         "error: index `https://u:***@h/simple` failed\nhint: see https://u:***@h/\n"
     )
+
+
+def test_urls_urlsplit_refuses_are_handled_not_raised() -> None:
+    """Found by the spec-reader fuzz: an unbalanced `[` makes urlsplit raise ValueError."""
+    from envd.errors import InvalidSpecError, StoreError
+    from envd.redaction import has_credentials, redact_url, refuse_store_credentials
+    from envd.spec import RawSpec, normalize_spec
+
+    bad = "https://user:pw@[::1/simple"
+    assert "pw" not in mask_url(bad) and mask_url(bad).startswith("https://")
+    assert redact_url(bad) == "https://…" and has_credentials(bad)
+    with pytest.raises(StoreError, match="not a valid URL"):
+        refuse_store_credentials("s3://[bucket", "h")
+    with pytest.raises(InvalidSpecError, match=r"channel URL `http://…` is not a valid URL"):
+        normalize_spec(RawSpec(channels=["http://[::1/chan"]))
