@@ -9,7 +9,7 @@ import json
 import socket
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -51,6 +51,7 @@ class ServerInfo:
     protocol_version: int
     store_url: str
     platforms: tuple[str, ...]
+    agents_per_platform: dict[str, int] = field(default_factory=dict)
 
 
 class EnvdClient:
@@ -108,8 +109,9 @@ class EnvdClient:
                 hint="install the envd release the coordinator runs",
             )
         return ServerInfo(
-            reply.version, reply.protocol_version, reply.store_url, tuple(reply.platforms)
-        )
+            reply.version, reply.protocol_version, reply.store_url, tuple(reply.platforms),
+            dict(sorted(reply.agents_per_platform.items())),
+        )  # fmt: skip
 
     def resolve(
         self,

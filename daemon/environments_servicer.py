@@ -55,6 +55,7 @@ class EnvironmentsServicer(environments_pb2_grpc.EnvironmentsServicer):  # type:
             protocol_version=envd.PROTOCOL_VERSION,
             store_url=self.coordinator.settings.store_url,
             platforms=self.registry.platforms(),
+            agents_per_platform=self.registry.agents_by_platform(),
         )
 
     async def Resolve(

@@ -47,16 +47,25 @@ class GetInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ServerInfo(_message.Message):
-    __slots__ = ("version", "protocol_version", "store_url", "platforms")
+    __slots__ = ("version", "protocol_version", "store_url", "platforms", "agents_per_platform")
+    class AgentsPerPlatformEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
     VERSION_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
     STORE_URL_FIELD_NUMBER: _ClassVar[int]
     PLATFORMS_FIELD_NUMBER: _ClassVar[int]
+    AGENTS_PER_PLATFORM_FIELD_NUMBER: _ClassVar[int]
     version: str
     protocol_version: int
     store_url: str
     platforms: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, version: _Optional[str] = ..., protocol_version: _Optional[int] = ..., store_url: _Optional[str] = ..., platforms: _Optional[_Iterable[str]] = ...) -> None: ...
+    agents_per_platform: _containers.ScalarMap[str, int]
+    def __init__(self, version: _Optional[str] = ..., protocol_version: _Optional[int] = ..., store_url: _Optional[str] = ..., platforms: _Optional[_Iterable[str]] = ..., agents_per_platform: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class ResolveRequest(_message.Message):
     __slots__ = ("spec", "platforms", "force", "no_wait", "no_archives", "requester", "use_latest")
