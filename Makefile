@@ -10,7 +10,7 @@ TESTING := $(VENV)/.installed-test
 PIP_INSTALL := PYTHONWARNINGS="ignore:Editable installation" $(PY) -m pip install --quiet --quiet \
 	--retries 10 --disable-pip-version-check
 
-.PHONY: venv demo test protos bench clean
+.PHONY: venv demo test protos bench clean mutation
 
 venv: $(TESTING)
 
@@ -47,3 +47,8 @@ bench: $(TESTING)
 
 clean:
 	rm -rf .envd build dist *.egg-info
+
+# Mutation testing of the core against its fast tests (long; see docs/testing.md)
+mutation: venv
+	$(PIP_INSTALL) 'cosmic-ray>=8.4'
+	$(PY) scripts/mutation

@@ -1,11 +1,15 @@
 """Caches the archives of a resolution in the store: fetch, verify, upload, transmute, link.
 
-Per conda package: an archive already under `pkgs/<sha256>/<filename>` is not fetched again;
+Per conda package (and per PyPI wheel, which is never transmuted): an archive already under `pkgs/<sha256>/<filename>` is not fetched again;
 otherwise it is streamed from its channel to a temp file, checked against the repodata's sha256
 (or md5), and uploaded create-only. A `.tar.bz2` also gets a `.conda`: reused when
 `links/<sha256>.json` names one in the store, else transmuted on a worker process, verified,
 uploaded and linked. Packages run on a bounded thread pool, so memory stays at a few chunks per
 archive in flight and the disk holds at most `concurrency` packages' temp files at once.
+
+Sources: before anything is fetched, every archive URL must stay in the channel it came from
+(`check_sources`): a repodata `base_url` can't send a download to another host or to local
+files, so no file outside a channel is ever read, hashed or named in an error.
 
 Deadlines: each download waits at most the fetcher's timeout for bytes; each upload may take
 `upload_timeout` (it runs on a pool of its own, so the package's thread can stop waiting).
@@ -30,9 +34,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from envd.channel_policy import check_archive_url
 from envd.description import PackageFormat, ResolvedPackage
 from envd.errors import (
     ArchiveIntegrityError,
+    ChannelNotAllowedError,
     EnvdError,
     PreconditionFailed,
     StageTimeoutError,
@@ -51,6 +57,7 @@ DEFAULT_UPLOAD_TIMEOUT = 600.0  # one archive; a 1 GB package at under 2 MB/s st
 _POLL = 0.1  # how often a thread waiting on an upload looks at the cancel flag
 _LINK_ATTEMPTS = 4
 _SHA256_HEX = 64
+_CACHED_KINDS = ("conda", "pypi")
 ProgressCallback = Callable[["CacheProgress"], Awaitable[None]]
 
 
@@ -142,9 +149,10 @@ class ArchiveCache:
     async def cache(
         self, packages: Sequence[ResolvedPackage], progress: ProgressCallback | None = None
     ) -> CacheReport:
-        """Cache every conda package's archives; the first failure (or the task's cancellation)
+        """Cache every package's archives (conda archives, PyPI wheels); the first failure (or the task's cancellation)
         stops the rest and is raised once every archive in flight has stopped and the temp files
-        are removed."""
+        are removed. An archive URL outside its channel fails it before anything starts."""
+        check_sources(packages)
         self.scratch_dir.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix="job-", dir=self.scratch_dir))
         cancel = threading.Event()
@@ -155,7 +163,7 @@ class ArchiveCache:
             )
             for i, p in enumerate(packages)
         ]
-        total = sum(p.kind == "conda" for p in packages)
+        total = sum(p.kind in _CACHED_KINDS for p in packages)
         try:
             results = await self._gather(futures, total, progress)
         finally:
@@ -191,7 +199,7 @@ class ArchiveCache:
                 for future in finished:
                     result = future.result()
                     transmuted += result.transmuted
-                    if result.package.kind == "conda":
+                    if result.package.kind in _CACHED_KINDS:
                         done += 1
                         if progress is not None and (done % step == 0 or done == total):
                             await progress(CacheProgress(done, total, transmuted))
@@ -205,15 +213,15 @@ class ArchiveCache:
         self._uploads.shutdown(wait=False, cancel_futures=True)  # a stuck upload is not waited for
 
     def _cache_one(self, package: ResolvedPackage, work: Path, cancel: threading.Event) -> _Cached:
-        if package.kind != "conda":
+        if package.kind not in _CACHED_KINDS:
             return _Cached(package)
         work.mkdir(parents=True)
         try:
-            return self._cache_conda(package, work, cancel)
+            return self._cache_archive(package, work, cancel)
         finally:
             shutil.rmtree(work, ignore_errors=True)  # free the disk as soon as possible
 
-    def _cache_conda(
+    def _cache_archive(
         self, package: ResolvedPackage, work: Path, cancel: threading.Event
     ) -> _Cached:
         local: Path | None = None
@@ -246,17 +254,18 @@ class ArchiveCache:
             elapsed = time.perf_counter() - started
             self.metrics.fetched(package.url, package.filename, fetched.size, elapsed)
         where = f"archive of `{package.name}` (`{redact_url(package.url)}`)"
+        source = "the index" if package.kind == "pypi" else "the channel's repodata"
         expected, actual, kind = package.sha256, fetched.sha256, "sha256"
         if not expected:
             expected, actual, kind = package.md5 or "", fetched.md5, "md5"
         problem = None
         if package.size is not None and fetched.size > package.size:
-            problem = f"it is over the {package.size} bytes the channel's repodata records"
+            problem = f"it is over the {package.size} bytes {source} records"
             problem += f" (expected {kind} `{expected}`)"
         elif not expected:
-            problem = "the channel's repodata records no sha256 or md5 to check it against"
+            problem = f"{source} records no sha256 or md5 to check it against"
         elif actual != expected:
-            problem = f"{kind} is `{actual}`, the channel's repodata says `{expected}`"
+            problem = f"{kind} is `{actual}`, {source} says `{expected}`"
         if problem is not None:
             dest.unlink(missing_ok=True)
             raise ArchiveIntegrityError(
@@ -373,6 +382,22 @@ class ArchiveCache:
         if created:
             log.info("uploaded %s (%d bytes)", key, size)
         return int(created)
+
+
+def check_sources(packages: Sequence[ResolvedPackage]) -> None:
+    """Refuse (`ChannelNotAllowedError`) a conda package whose archive URL leaves the channel
+    it was resolved from: another scheme, host or port, or a local file outside the channel's
+    folder. Only the channel and the package are named, never the URL's target."""
+    for package in packages:
+        if package.kind != "conda":
+            continue
+        try:
+            check_archive_url(package.channel, package.url)
+        except ChannelNotAllowedError as err:
+            raise ChannelNotAllowedError(
+                f"{err.message} (package `{package.name}` {package.version}): nothing was fetched",
+                hint=err.hint,
+            ) from err
 
 
 def _linked(link: Link) -> PackageFormat:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from importlib.metadata import version as dist_version
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import rattler
 import rattler.exceptions as rx
@@ -32,6 +33,8 @@ from .fetch import redact_text, redact_url
 from .resolver import Resolution, ResolveRequest, missing_packages_error
 
 log = logging.getLogger("envd.agent")
+# (host, Authorization) pairs one job's repodata requests may carry
+Scope = frozenset[tuple[str, str]]
 DEFAULT_REPODATA_TIMEOUT = 60.0
 DEFAULT_SOLVE_TIMEOUT = 300.0
 # rattler's own solve deadline, just past ours: a cancelled Python future does not stop the
@@ -62,7 +65,13 @@ class CondaResolver:
     `repodata_timeout`), then solving on the warm gateway (`solve_timeout`). A sharded channel
     may still fetch shards a new spec needs during the solve: those count against the solve's
     deadline. When the solve fails, the requested names that no channel has are looked up, so
-    the error names all of them at once."""
+    the error names all of them at once.
+
+    Credentials: rattler's header hook sees a request's host only (no scheme, no port), so
+    each job gets a Gateway whose hook knows just the hosts of its own channels, each with the
+    `Authorization` that `authorization(channel URL)` gives for that channel's scheme and port
+    (see `_scope`). Gateways (and their warm repodata) are kept per such scope; jobs without
+    private channels share the one without credentials."""
 
     def __init__(
         self,
@@ -73,14 +82,16 @@ class CondaResolver:
         *,
         repodata_timeout: float = DEFAULT_REPODATA_TIMEOUT,
     ) -> None:
-        self.gateway = Gateway(cache_dir=cache_dir, client=_client(authorization))
+        self.cache_dir = cache_dir
+        self.authorization = authorization
+        self._gateways: dict[Scope, Gateway] = {}
         self.channel_alias = channel_alias
         self.solve_timeout = solve_timeout
         self.repodata_timeout = repodata_timeout
         self.solver = SolverInfo("py-rattler (resolvo)", dist_version("py-rattler"))
-        # (channel URL, platform) pairs whose repodata the gateway holds: a warm agent goes
-        # straight to the solve (the prefetch would only convert records to Python again)
-        self._loaded: set[tuple[str, str]] = set()
+        # (scope, channel URL, platform) whose repodata that scope's gateway holds: a warm agent
+        # goes straight to the solve (the prefetch would only convert records to Python again)
+        self._loaded: set[tuple[Scope, str, str]] = set()
 
     def channels(self, request: ResolveRequest) -> list[str]:
         return [channel_url(c, self.channel_alias) for c in request.spec.channels]
@@ -96,11 +107,16 @@ class CondaResolver:
         subdirs: list[Any] = [platform, NOARCH]
         log.info("solving platform=%s specs=%s channels=%s", platform, specs, urls)
         names = _requested_names(specs)
-        cold = [url for url in urls if (url, platform) not in self._loaded]
+        scope = self._scope(urls)
+        gateway = self._gateway(scope)
+        cold = [url for url in urls if (scope, url, platform) not in self._loaded]
         if cold:  # its own stage: a channel that stalls fails here, named, not in the solve
+            # the requested names only: a subdir's repodata file is downloaded whole either
+            # way, and building every record as a Python object only for the solve to load
+            # them again cost 0.1-0.25 s at conda-forge scale (bench/README.md)
             until = asyncio.get_running_loop().time() + self.repodata_timeout
-            await self._load(cold, subdirs, specs, until, recursive=True)
-            self._loaded.update((url, platform) for url in cold)
+            await self._load(gateway, cold, subdirs, specs, until, recursive=False)
+            self._loaded.update((scope, url, platform) for url in cold)
         virtual = rattler_virtual_packages(
             effective_virtual_packages(platform, dict(request.spec.virtual_packages))
         )
@@ -108,8 +124,8 @@ class CondaResolver:
         try:
             async with deadline:
                 records = await rattler.solve(
-                    [Channel(u) for u in urls], specs, gateway=self.gateway, platforms=subdirs,
-                    virtual_packages=virtual,
+                    [Channel(u) for u in urls], specs, gateway=gateway, platforms=subdirs,
+                    virtual_packages=virtual, exclude_newer=_moment(request.spec.exclude_newer),
                     timeout=timedelta(seconds=self.solve_timeout + _SOLVER_GRACE),
                 )  # fmt: skip
         except TimeoutError as err:
@@ -120,14 +136,45 @@ class CondaResolver:
                 hint="pin more versions, or raise the agent's `--solve-timeout`",
             ) from err
         except rx.SolverError as err:
-            raise await self._unsolvable(err, urls, subdirs, names) from err
+            raise await self._unsolvable(gateway, err, urls, subdirs, names) from err
         except _RATTLER_ERRORS as err:
             raise _explain(err, f"failed to solve the spec for `{platform}`") from err
         packages = tuple(sorted((_package(r) for r in records), key=lambda p: p.name))
         return Resolution(packages, self.solver)
 
+    def _scope(self, urls: list[str]) -> Scope:
+        """Per host of this job's channels, the `Authorization` its requests carry: a host
+        gets one only when every channel on it gets the same for its own scheme and port, so
+        a spec naming `http://HOST` or `https://HOST:OTHER` beside `https://HOST` can't lure
+        the token of `https://HOST` there."""
+        if self.authorization is None:
+            return frozenset()
+        found: dict[str, set[str | None]] = {}
+        for url in urls:
+            host = (urlsplit(url).hostname or "").lower()
+            found.setdefault(host, set()).add(self.authorization(url))
+        scope = {}
+        for host, values in found.items():
+            value = values.pop() if len(values) == 1 else None
+            if value is not None:
+                scope[host] = value
+            elif values:
+                log.warning("channels on `%s` differ in scheme or port: none of their requests "
+                            "carries credentials in this job", host)  # fmt: skip
+        return frozenset(scope.items())
+
+    def _gateway(self, scope: Scope) -> Gateway:
+        gateway = self._gateways.get(scope)
+        if gateway is None:
+            headers = dict(scope)
+            hook = (lambda host, path: headers.get(host.lower())) if headers else None
+            gateway = Gateway(cache_dir=self.cache_dir, client=_client(hook))
+            self._gateways[scope] = gateway
+        return gateway
+
     async def _load(
         self,
+        gateway: Gateway,
         urls: list[str],
         subdirs: list[Any],
         specs: list[str],
@@ -140,7 +187,7 @@ class CondaResolver:
         channel; returns the records found."""
         tasks = {
             url: asyncio.ensure_future(
-                self.gateway.query([Channel(url)], subdirs, specs, recursive=recursive)
+                gateway.query([Channel(url)], subdirs, specs, recursive=recursive)
             )
             for url in urls
         }
@@ -169,17 +216,18 @@ class CondaResolver:
         return [records for task in tasks.values() for records in task.result()]
 
     async def _unsolvable(
-        self, err: Exception, urls: list[str], subdirs: list[Any], names: list[str]
-    ) -> EnvdError:
+        self, gateway: Gateway, err: Exception, urls: list[str], subdirs: list[Any],
+        names: list[str],
+    ) -> EnvdError:  # fmt: skip
         """Every requested name no channel has (`PackageNotFoundError`, with suggestions), or
         else the solver's own account of the conflict (`UnsatisfiableError`)."""
         platform = subdirs[0]
         until = asyncio.get_running_loop().time() + self.repodata_timeout
-        found = await self._load(urls, subdirs, names, until, recursive=False)
+        found = await self._load(gateway, urls, subdirs, names, until, recursive=False)
         present = {record.name.normalized for records in found for record in records}
         missing = [name for name in names if name not in present]
         if missing:
-            known = await self._known_names(urls, subdirs, until)
+            known = await self._known_names(gateway, urls, subdirs, until)
             where = _where(urls, platform)
             return missing_packages_error(missing, where=where, known=known, requested=names)
         return UnsatisfiableError(
@@ -187,18 +235,25 @@ class CondaResolver:
             hint="relax the conflicting constraints above",
         )
 
-    async def _known_names(self, urls: list[str], subdirs: list[Any], until: float) -> set[str]:
+    async def _known_names(
+        self, gateway: Gateway, urls: list[str], subdirs: list[Any], until: float
+    ) -> set[str]:
         """Every package name of the channels, for suggestions; empty if they cannot be read
         by loop time `until` (the error that needs them is worth more than suggestions)."""
         left = until - asyncio.get_running_loop().time()
         try:
             names = await asyncio.wait_for(
-                self.gateway.names([Channel(u) for u in urls], subdirs), max(0.0, left)
+                gateway.names([Channel(u) for u in urls], subdirs), max(0.0, left)
             )
         except (TimeoutError, *_CHANNEL_ERRORS) as err:
             log.warning("no package names for suggestions: %s", redact_text(str(err)))
             return set()
         return {name.normalized for name in names}
+
+
+def _moment(exclude_newer: str | None) -> datetime | None:
+    """The spec's cutoff (normalized RFC 3339, `Z`) as the solver's `exclude_newer`."""
+    return None if exclude_newer is None else datetime.fromisoformat(exclude_newer)
 
 
 def _requested_names(specs: Sequence[str]) -> list[str]:
@@ -238,19 +293,19 @@ def _where(urls: list[str], platform: str) -> str:
     )
 
 
-def _client(authorization: Callable[[str], str | None] | None) -> Client:
-    """rattler's default middleware (auth storage, retries), plus the agent's own channel
-    credentials (netrc, `ENVD_CHANNEL_TOKEN`) as an Authorization header per host. No request
+def _client(headers: Callable[[str, str], str | None] | None) -> Client:
+    """rattler's default middleware (auth storage, retries), plus the job's own channel
+    credentials (`CondaResolver._scope`) as an Authorization header by host. No request
     timeout here: each stage's deadline cancels the requests (retries included)."""
     middlewares: list[Any] = [AuthenticationMiddleware(), RetryMiddleware()]
-    if authorization is not None:
-        check = authorization
+    if headers is not None:
+        value_for = headers
 
-        def headers(host: str, path: str) -> dict[str, str] | None:
-            value = check(f"https://{host}{path}")
+        def add(host: str, path: str) -> dict[str, str] | None:
+            value = value_for(host, path)
             return {"Authorization": value} if value else None
 
-        middlewares.insert(0, AddHeadersMiddleware(headers))
+        middlewares.insert(0, AddHeadersMiddleware(add))
     return Client(middlewares)
 
 

@@ -30,6 +30,8 @@ _METADATA = (
     (PROTOCOL_METADATA_KEY, str(envd.PROTOCOL_VERSION)),
     (VERSION_METADATA_KEY, envd.__version__),
 )
+# the coordinator said no (protocol, platform, token, role): the agent exits, naming why
+_REFUSED = ("FAILED_PRECONDITION", "INVALID_ARGUMENT", "UNAUTHENTICATED", "PERMISSION_DENIED")
 _END = agents_pb2.AgentMessage()  # ends the outgoing stream (half-close) after what is queued
 
 
@@ -72,8 +74,9 @@ class AgentConnection:
                 await self._session(stop)
                 delay = 0.1
             except EnvdError as err:
-                if err.status in ("FAILED_PRECONDITION", "INVALID_ARGUMENT"):
-                    raise  # refused by the coordinator: retrying cannot help
+                if err.status in _REFUSED:
+                    log.error("refused by the coordinator `%s`: %s", self.target, err.message)
+                    raise  # retrying cannot help
                 log.warning("coordinator `%s` unreachable: %s", self.target, err.message)
             self.connected.clear()
             if stop.is_set():

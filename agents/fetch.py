@@ -1,8 +1,9 @@
 """Fetching archives from channels: streamed to a file, hashed on the way, retried when transient.
 
 Channels are `http(s)://` URLs, `file://` URLs or local folders. Credentials for private channels
-come from a netrc file or `ENVD_CHANNEL_TOKEN` and only ever travel in an `Authorization` header
-that is not repeated on redirects: they never appear in a URL, a log line or an error.
+(`ChannelCredentials`: a netrc file or `ENVD_CHANNEL_TOKEN`, by host and port, over https unless
+the origin is marked plain-http) only ever travel in an `Authorization` header that is not
+repeated on redirects: they never appear in a URL, a log line or an error.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import http.client
 import logging
-import netrc
 import os
 import random
 import re
@@ -18,15 +18,16 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from base64 import b64encode
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import envd
-from envd.errors import ChannelError, ConfigError, StageTimeoutError
+from envd.errors import ChannelError, StageTimeoutError
+
+from .credentials import TOKEN_ENV, ChannelCredentials
 
 log = logging.getLogger("envd.agent")
 CHUNK = 1024 * 1024
@@ -36,7 +37,6 @@ DEFAULT_BASE_DELAY = 0.25
 # host that stalls fails the archive in about 80 s
 DEFAULT_TIMEOUT = 20.0
 MAX_DELAY = 5.0
-TOKEN_ENV = "ENVD_CHANNEL_TOKEN"
 TRANSIENT_HTTP = frozenset({408, 425, 429, 500, 502, 503, 504})
 _CONDA_TOKEN = re.compile(r"/t/[^/]+/")  # anaconda.org-style `/t/<token>/` URL segments
 _URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s()<>'\"`]+")
@@ -60,52 +60,6 @@ class Fetched:
     sha256: str
     md5: str
     size: int
-
-
-@dataclass(frozen=True, slots=True)
-class ChannelCredentials:
-    """Bearer tokens by host, and a netrc file for basic auth (also by host).
-
-    A token is only ever sent to the host it names: specs name arbitrary channel URLs, so a
-    token for every host would go to whichever server a spec points at."""
-
-    tokens: Mapping[str, str] = field(default_factory=dict, repr=False)
-    netrc_path: Path | None = None
-
-    @classmethod
-    def from_environment(cls, environ: Mapping[str, str]) -> ChannelCredentials:
-        """`ENVD_CHANNEL_TOKEN` is `HOST=TOKEN[,HOST=TOKEN…]` (a `HOST:PORT` entry wins over
-        `HOST`); the netrc file is `$NETRC` or `~/.netrc`."""
-        tokens: dict[str, str] = {}
-        for entry in filter(None, (e.strip() for e in environ.get(TOKEN_ENV, "").split(","))):
-            host, _, token = entry.partition("=")
-            if not host.strip() or not token.strip():
-                raise ConfigError(
-                    f"failed to read `{TOKEN_ENV}`: an entry is not `HOST=TOKEN`",
-                    hint="name the host each token is for, e.g. `conda.example.com=TOKEN`",
-                )
-            tokens[host.strip().lower()] = token.strip()
-        path = environ.get("NETRC") or os.path.expanduser("~/.netrc")
-        return cls(tokens, Path(path))
-
-    def authorization(self, url: str) -> str | None:
-        """The `Authorization` header value for `url`, or None."""
-        parts = urlsplit(url)
-        host = (parts.hostname or "").lower()
-        token = self.tokens.get(f"{host}:{parts.port}") or self.tokens.get(host)
-        if token:
-            return f"Bearer {token}"
-        if self.netrc_path is None or not self.netrc_path.is_file():
-            return None
-        try:
-            found = netrc.netrc(str(self.netrc_path)).authenticators(host)
-        except (netrc.NetrcParseError, OSError) as err:
-            log.warning("ignoring netrc `%s`: %s", self.netrc_path, type(err).__name__)
-            return None
-        if found is None:
-            return None
-        login, _, password = found
-        return "Basic " + b64encode(f"{login}:{password or ''}".encode()).decode()
 
 
 def redact_url(url: str) -> str:
@@ -282,8 +236,11 @@ def _http_error(shown: str, err: urllib.error.HTTPError) -> ChannelError:
     if err.code in (401, 403):
         hint = (
             "the channel wants credentials: add its host to the agent's netrc file or to "
-            f"`{TOKEN_ENV}` (`HOST=TOKEN`)"
+            f"`{TOKEN_ENV}` (`HOST[:PORT]=TOKEN`)"
         )
+        if urlsplit(shown).scheme == "http":
+            hint += "; over plain http they go only to hosts the agent marks with "
+            hint += "`--plain-http-host HOST[:PORT]`"
     return ChannelError(f"failed to fetch archive `{shown}`: HTTP {err.code} {err.reason}", hint)
 
 

@@ -13,12 +13,12 @@ from datetime import UTC, datetime
 from envd.catalog import Catalog
 from envd.clock import Clock
 from envd.description import ResolvedBy, ResolvedPackage, build_description
-from envd.errors import InternalError, StageTimeoutError
+from envd.errors import InternalError, PypiNotAvailableError, StageTimeoutError
 from envd.ids import req_id as compute_req_id
 from envd.progress import Stage
-from envd.spec import Spec, spec_from_canonical
+from envd.spec import EnvType, Spec, spec_from_canonical
 
-from .archive_cache import ArchiveCache, CacheProgress
+from .archive_cache import ArchiveCache, CacheProgress, check_sources
 from .metrics import AgentMetrics
 from .resolver import Resolver, ResolveRequest
 
@@ -56,9 +56,11 @@ class JobRunner:
         agent_id: str,
         host: str,
         job_timeout: float = DEFAULT_JOB_TIMEOUT,
+        pypi_resolver: Resolver | None = None,
         metrics: AgentMetrics | None = None,
     ) -> None:
         self.resolver = resolver
+        self.pypi_resolver = pypi_resolver
         self.archives = archives
         self.catalog = catalog
         self.clock = clock
@@ -110,7 +112,7 @@ class JobRunner:
         await progress(Stage.RESOLVING, f"solving on agent `{self.agent_id}`")
         log.info("solve job=%s req_id=%s platform=%s", job.job_id, job.req_id, job.platform)
         started = time.perf_counter()
-        resolution = await self.resolver.resolve(ResolveRequest(spec, job.platform))
+        resolution = await self.resolver_for(spec).resolve(ResolveRequest(spec, job.platform))
         if self.metrics is not None:
             self.metrics.solved(job.platform, time.perf_counter() - started)
         resolved_at = datetime.fromtimestamp(self.clock.now(), UTC)
@@ -132,17 +134,33 @@ class JobRunner:
         log.info("resolved job=%s platform=%s full_id=%s", job.job_id, job.platform, full_id)
         return full_id
 
+    def resolver_for(self, spec: Spec) -> Resolver:
+        """The resolver of the spec's content: conda-only specs go to the conda resolver,
+        PyPI-only ones to the PyPI resolver; mixed ones are refused (a later step)."""
+        kind = spec.env_type
+        if kind is EnvType.CONDA_ONLY:
+            return self.resolver
+        if kind is EnvType.PYPI_ONLY and self.pypi_resolver is not None:
+            return self.pypi_resolver
+        raise PypiNotAvailableError(
+            f"failed to resolve a `{kind}` spec: "
+            + ("mixed conda + PyPI resolution is not available yet"
+               if kind is EnvType.MIXED else f"agent `{self.agent_id}` has no PyPI resolver"),
+            hint="resolve the conda and the PyPI part as separate environments for now",
+        )  # fmt: skip
+
     async def _cache_archives(
         self, job: Assignment, packages: tuple[ResolvedPackage, ...], progress: Progress
     ) -> tuple[ResolvedPackage, ...]:
         if job.no_archives:
+            check_sources(packages)  # nothing is fetched, and nothing outside a channel described
             log.info("job=%s asked for no archives: none fetched", job.job_id)
             return packages
 
         async def report(step: CacheProgress) -> None:
             await progress(Stage.UPLOADING, step.message())
 
-        count = sum(p.kind == "conda" for p in packages)
+        count = len(packages)
         await progress(Stage.UPLOADING, f"caching {count} archives")
         cached = await self.archives.cache(packages, report)
         log.info(

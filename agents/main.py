@@ -7,25 +7,33 @@ import asyncio
 import os
 import signal
 import socket
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+import grpc
 
 import envd
 from envd.catalog import Catalog
 from envd.channels import DEFAULT_CHANNEL_ALIAS
 from envd.clock import SystemClock
+from envd.config_file import config_path, read_config_file
 from envd.errors import EnvdError
 from envd.logs import add_log_format_argument, configure_logging, report_error
 from envd.metrics import add_metrics_argument, serve_metrics
 from envd.platforms import check_platform, host_platform_name
 from envd.store.url import open_store
+from envd.tokens import AioTokenInterceptor, channel_credentials
 
 from .archive_cache import DEFAULT_CONCURRENCY, DEFAULT_UPLOAD_TIMEOUT, ArchiveCache
 from .conda_resolver import DEFAULT_REPODATA_TIMEOUT, DEFAULT_SOLVE_TIMEOUT, CondaResolver
 from .connection import AgentConnection, AgentIdentity, platforms_tuple
-from .fetch import DEFAULT_ATTEMPTS, ChannelCredentials, Fetcher
+from .credentials import PLAIN_HTTP_ENV, TOKEN_ENV, ChannelCredentials
+from .fetch import DEFAULT_ATTEMPTS, Fetcher
 from .fetch import DEFAULT_TIMEOUT as DEFAULT_FETCH_TIMEOUT
 from .job_runner import DEFAULT_JOB_TIMEOUT, JobRunner
 from .metrics import AgentMetrics
+from .pypi_resolver import PypiResolver
 from .transmute import DEFAULT_LEVEL, MAX_LEVEL, MIN_LEVEL, Transmuter
 
 
@@ -38,9 +46,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="envd-agent",
         description="An envd agent: dials out to the coordinator, leases jobs for its platforms, "
-        "resolves them with py-rattler, caches their archives and writes descriptions to the "
+        "resolves them with py-rattler (conda) or uv (PyPI), caches their archives and writes descriptions to the "
         "store. Private channels: credentials from $NETRC (default ~/.netrc) or "
-        "$ENVD_CHANNEL_TOKEN (`HOST=TOKEN,...`).",
+        f"${TOKEN_ENV} (`HOST[:PORT]=TOKEN,...`; `HOST` is port 443), sent over https only "
+        "unless the host is marked plain-http.",
     )
     parser.add_argument(
         "--coordinator",
@@ -127,6 +136,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="processes transmuting archives (default: one per CPU)",
     )
+    parser.add_argument(
+        "--tls-ca",
+        default=os.environ.get("ENVD_TLS_CA"),
+        metavar="PEM",
+        help="talk TLS to the coordinator, trusting this CA (default $ENVD_TLS_CA; the token "
+        "comes from $ENVD_TOKEN or `token` in the envd config file)",
+    )
+    parser.add_argument(
+        "--plain-http-host",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT]",
+        help="let channel credentials go to `http://HOST[:PORT]` (default port 80) in plain "
+        f"text (repeatable; also ${PLAIN_HTTP_ENV}, comma-separated); by default they are sent "
+        "over https only",
+    )
     add_metrics_argument(parser)
     parser.add_argument("--log-level", default="INFO")
     add_log_format_argument(parser)
@@ -170,17 +195,23 @@ def build_connection(
     fetch_timeout: float = DEFAULT_FETCH_TIMEOUT,
     upload_timeout: float = DEFAULT_UPLOAD_TIMEOUT,
     job_timeout: float = DEFAULT_JOB_TIMEOUT,
+    tls: grpc.ChannelCredentials | None = None,
+    interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
+    plain_http_hosts: Sequence[str] = (),
     metrics: AgentMetrics | None = None,
 ) -> AgentConnection:  # fmt: skip
     """The same wiring serves `envd-agent` and the embedded default's in-process agents.
-    Channel credentials default to the process environment (netrc, `ENVD_CHANNEL_TOKEN`);
-    `metrics` (off when None) times solves, builds and every archive's fetch, transmute and
-    upload."""
-    credentials = credentials or ChannelCredentials.from_environment(os.environ)
+    Channel credentials default to the process environment (netrc, `ENVD_CHANNEL_TOKEN`,
+    `ENVD_PLAIN_HTTP_HOSTS`) and `plain_http_hosts`; `metrics` (off when None) times solves,
+    builds and every archive's fetch, transmute and upload."""
+    credentials = credentials or ChannelCredentials.from_environment(
+        os.environ, plain_http=plain_http_hosts
+    )
     resolver = CondaResolver(
         cache_dir, channel_alias, solve_timeout, credentials.authorization,
         repodata_timeout=repodata_timeout,
     )  # fmt: skip
+    pypi_resolver = PypiResolver(cache_dir, resolve_timeout=solve_timeout)
     fetcher = Fetcher(credentials, timeout=fetch_timeout)
     transmuter = Transmuter(level=transmute_level, workers=workers)
 
@@ -193,10 +224,12 @@ def build_connection(
         return JobRunner(
             resolver=resolver, catalog=Catalog(store), archives=archives, clock=SystemClock(),
             agent_id=identity.agent_id, host=identity.host, job_timeout=job_timeout,
-            metrics=metrics,
+            pypi_resolver=pypi_resolver, metrics=metrics,
         )  # fmt: skip
 
-    return AgentConnection(target, identity, make_runner)
+    return AgentConnection(
+        target, identity, make_runner, credentials=tls, interceptors=interceptors
+    )
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -209,7 +242,9 @@ async def run(args: argparse.Namespace) -> None:
         store_override=args.store, transmute_level=args.transmute_level,
         fetch_concurrency=args.fetch_concurrency, workers=args.workers,
         repodata_timeout=args.repodata_timeout, fetch_timeout=args.fetch_timeout,
-        upload_timeout=args.upload_timeout, job_timeout=args.job_timeout, metrics=metrics,
+        upload_timeout=args.upload_timeout, job_timeout=args.job_timeout,
+        **coordinator_access(args.tls_ca),
+        plain_http_hosts=args.plain_http_host, metrics=metrics,
     )  # fmt: skip
     endpoint = serve_metrics(metrics.registry, args.metrics_listen) if metrics else None
     stop = asyncio.Event()
@@ -221,6 +256,19 @@ async def run(args: argparse.Namespace) -> None:
     finally:
         if endpoint is not None:
             endpoint.stop()
+
+
+def coordinator_access(tls_ca: str | None) -> dict[str, Any]:
+    """TLS and the bearer token the agent shows the coordinator: `ENVD_TOKEN`, else `token`
+    in the envd config file (the same file the client reads)."""
+    path = config_path(os.environ)
+    values = read_config_file(path, explicit=bool(os.environ.get("ENVD_CONFIG")))
+    token = os.environ.get("ENVD_TOKEN") or values.get("token")
+    ca, where = (tls_ca, "--tls-ca / ENVD_TLS_CA") if tls_ca else (values.get("tls_ca"), str(path))
+    return {
+        "tls": channel_credentials(ca, where),
+        "interceptors": (AioTokenInterceptor(token),) if token else (),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:

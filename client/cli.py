@@ -16,10 +16,14 @@ from .parser import build_parser
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from envd.aliases import Alias
+    from envd.errors import EnvdError
     from envd.spec_input import LoadedSpec
 
     from .api import ResolveResult
     from .config import ClientConfig
+
+    Pointed = tuple[Alias | None, EnvdError | None]
     from .progress_view import ProgressPrinter
 
 
@@ -36,6 +40,7 @@ def load_request(args: argparse.Namespace) -> tuple[LoadedSpec, list[str]]:
         python=args.python,
         channels=args.channels,
         virtual_packages=overrides,
+        exclude_newer=args.exclude_newer,
     )
     platforms = args.arch or list(loaded.platforms) or [host_platform_name()]
     return loaded, [check_platform(p) for p in platforms]
@@ -61,38 +66,79 @@ def cmd_spec(args: argparse.Namespace, config: ClientConfig) -> int:
     if args.json:
         render.print_json(document)
         return 0
+    from envd.redaction import mask_text
+
     print(f"req_id: {document['req_id']}\nenv type: {document['env_type']}")
     for platform, deps in document["platforms"].items():  # type: ignore[attr-defined]
         print(f"{platform}:")
         for line in deps["conda"]:
             print(f"  conda  {line}")
         for line in deps["pypi"]:
-            print(f"  pypi   {line}")
+            print(f"  pypi   {mask_text(line)}")
     return 0
 
 
 def cmd_resolve(args: argparse.Namespace, config: ClientConfig) -> int:
     from envd.spec_input import require_channels
 
+    alias = _alias_to_point(args)
+    use_latest = _use_latest(args, config)
     loaded, platforms = load_request(args)
     require_channels(loaded.spec)
     _warn(loaded.warnings)
-    if not config.coordinator and not args.force and not args.no_wait:
+    shared = use_latest in ("", "any")  # other policies are the coordinator's to decide
+    if not config.coordinator and not args.force and not args.no_wait and shared:
         from .readers import StoreReader
 
         hits = StoreReader(config.store_url).cache_hits(
             loaded.spec, platforms, no_archives=args.no_archives
         )
         if hits is not None:  # every platform is in the home's store: no daemon to start
-            return _finish(hits, args, _progress(args), replay=True)
+            pointed = None
+            if alias:
+                from .alias_commands import point_alias
+                from .session import open_writer
+
+                with open_writer(config) as (_, writer):
+                    pointed = point_alias(alias, hits, writer)
+            return _finish(hits, args, _progress(args), replay=True, pointed=pointed)
     from .session import open_client
 
     with _progress(args) as progress, open_client(config, progress.notice) as client:
         result = client.resolve(
             loaded.spec, platforms, force=args.force, no_wait=args.no_wait,
-            no_archives=args.no_archives, on_event=progress,
+            no_archives=args.no_archives, on_event=progress, use_latest=use_latest,
         )  # fmt: skip
-    return _finish(result, args, progress)
+        pointed = None
+        if alias:
+            from .alias_commands import point_alias
+            from .writers import CoordinatorWriter
+
+            pointed = point_alias(alias, result, CoordinatorWriter(client))
+    return _finish(result, args, progress, pointed=pointed)
+
+
+def _alias_to_point(args: argparse.Namespace) -> str | None:
+    """`resolve --alias`: the name, checked before anything resolves."""
+    if not args.alias:
+        return None
+    from envd.aliases import parse_alias
+    from envd.errors import InvalidAliasError
+
+    if args.no_wait:
+        raise InvalidAliasError(
+            "`--alias` needs the resolution's result, which `--no-wait` does not wait for",
+            hint="drop `--no-wait`, or point the alias later with `envd-client alias set`",
+        )
+    return str(parse_alias(args.alias))
+
+
+def _use_latest(args: argparse.Namespace, config: ClientConfig) -> str:
+    from envd.use_latest import parse_use_latest
+
+    text, source = (args.use_latest, "--use-latest") if args.use_latest else (
+        config.use_latest, config.use_latest_source)  # fmt: skip
+    return str(parse_use_latest(text, source)) if text else ""
 
 
 def cmd_wait(args: argparse.Namespace, config: ClientConfig) -> int:
@@ -114,22 +160,41 @@ def _progress(args: argparse.Namespace, following: bool = False) -> ProgressPrin
 
 
 def _finish(
-    result: ResolveResult, args: argparse.Namespace, progress: ProgressPrinter, replay: bool = False
-) -> int:
+    result: ResolveResult, args: argparse.Namespace, progress: ProgressPrinter,
+    replay: bool = False, pointed: Pointed | None = None,
+) -> int:  # fmt: skip
+    from envd.errors import error_to_dict
+
     from . import render
     from .colour import Palette
 
     if replay:  # answered without a stream: the progress still ends each platform
         for event in result.events.values():
             progress(event)
+    alias, alias_error = pointed or (None, None)
     if args.json:
-        render.print_json(render.result_json(result))
+        document = render.result_json(result)
+        if pointed is not None:
+            document["alias"] = None if alias is None else alias.to_json()
+        if alias_error is not None:
+            document["alias_error"] = error_to_dict(alias_error)
+        render.print_json(document)
     else:
         palette = Palette.for_stream(sys.stdout)
         quiet = getattr(args, "quiet", False)
         sys.stdout.write(render.result_text(result, progress.elapsed, palette, quiet=quiet))
+        if alias is not None:
+            platforms = ", ".join(sorted(alias.environments))
+            print(f"alias {alias.name} → {alias.req_id} ({platforms})")
     errors = [e.error for e in result.events.values() if e.error is not None]
-    return errors[0].exit_code if errors else (3 if result.failed else 0)
+    if errors or result.failed:
+        return errors[0].exit_code if errors else 3
+    if alias_error is not None:  # said after the resolution itself, which stands
+        from envd.logs import report_error
+
+        report_error(alias_error.message, alias_error.hint, Palette.for_stream(sys.stderr).word)
+        return alias_error.exit_code
+    return 0
 
 
 def cmd_show(args: argparse.Namespace, config: ClientConfig) -> int:
@@ -164,9 +229,10 @@ def cmd_list(args: argparse.Namespace, config: ClientConfig) -> int:
 
     prefix = check_id(args.req_id, args.req_id) if args.req_id else ""
     with open_reader(config) as reader:
-        listed = reader.list_environments(prefix if len(prefix) == ID_LENGTH else "")
+        listed, skipped = reader.scan_environments(prefix if len(prefix) == ID_LENGTH else "")
         rows = [Listed(s, reader.describe(s)) for s in listed if s.req_id.startswith(prefix)]
         store_url = reader.store_url
+    _warn(tuple(skipped))  # what the store holds but could not be read, embedded or remote
     if args.json:
         render.print_json(list_json(rows, store_url))
     else:
@@ -180,7 +246,7 @@ def cmd_create(args: argparse.Namespace, config: ClientConfig) -> int:
 
     from envd.platforms import check_platform, host_platform_name
 
-    from . import create, render
+    from . import create, render, venv_create
     from .lookup import find
     from .session import open_reader
     from .store_view import client_store
@@ -194,22 +260,32 @@ def cmd_create(args: argparse.Namespace, config: ClientConfig) -> int:
         cache = client_cache_dir()
         cache.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="envd-create-", dir=cache) as scratch:
-            archives = create.fetch_archives(description, store, Path(scratch), _stderr_line)
-            _stderr_line(f"installing {len(archives)} packages into {prefix}")
-            create.install(archives, prefix, description["platform"], cache / "rattler")
+            if venv_create.is_pypi_only(description):
+                venv_create.check_python(description)
+                wheels = venv_create.fetch_wheels(description, store, Path(scratch), _stderr_line)
+                _stderr_line(f"installing {len(wheels)} wheels into a virtualenv at {prefix}")
+                venv_create.install_venv(
+                    wheels, prefix, Path(scratch), cache / "uv", force=args.force
+                )
+                filenames = [w.filename for w in wheels]
+            else:
+                archives = create.fetch_archives(description, store, Path(scratch), _stderr_line)
+                _stderr_line(f"installing {len(archives)} packages into {prefix}")
+                create.install(archives, prefix, description["platform"], cache / "rattler")
+                filenames = [a.filename for a in archives]
     document = {
         "prefix": str(prefix),
         "req_id": description["req_id"],
         "full_id": description["full_id"],
         "platform": description["platform"],
-        "packages": [a.filename for a in archives],
+        "packages": filenames,
     }
     if args.json:
         render.print_json(document)
     else:
         print(
             f"created {description['req_id']}:{description['full_id']} "
-            f"({description['platform']}, {len(archives)} packages) in {prefix}"
+            f"({description['platform']}, {len(filenames)} packages) in {prefix}"
         )
     return 0
 
@@ -249,8 +325,27 @@ def _warn(warnings: tuple[str, ...]) -> None:
         print(f"warning: {warning}", file=sys.stderr)
 
 
+def cmd_alias(args: argparse.Namespace, config: ClientConfig) -> int:
+    from .alias_commands import cmd_alias as run
+
+    return run(args, config)
+
+
+def cmd_delete(args: argparse.Namespace, config: ClientConfig) -> int:
+    from .removal_commands import cmd_delete as run
+
+    return run(args, config)
+
+
+def cmd_gc(args: argparse.Namespace, config: ClientConfig) -> int:
+    from .removal_commands import cmd_gc as run
+
+    return run(args, config)
+
+
 COMMANDS = {"create": cmd_create, "resolve": cmd_resolve, "spec": cmd_spec, "show": cmd_show,
-            "list": cmd_list, "wait": cmd_wait, "info": cmd_info}  # fmt: skip
+            "list": cmd_list, "wait": cmd_wait, "info": cmd_info, "alias": cmd_alias,
+            "delete": cmd_delete, "gc": cmd_gc}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -266,7 +361,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         from .config import load_config
 
-        config = load_config(coordinator_flag=args.coordinator, home_flag=args.home)
+        config = load_config(
+            coordinator_flag=args.coordinator, home_flag=args.home, tls_ca_flag=args.tls_ca
+        )
         code = COMMANDS[args.command](args, config)
     except EnvdError as err:
         if args.json:

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from envd.channels import DEFAULT_CHANNEL_ALIAS
+from envd.config_file import config_path
+from envd.config_file import read_config_file as read_file
 from envd.errors import ConfigError
 
 from .address import parse_address
 
-_KEYS = {"coordinator", "store", "home", "channel_alias", "reattach_timeout"}
+_KEYS = {"coordinator", "store", "home", "channel_alias", "reattach_timeout", "token", "tls_ca",
+         "use_latest"}  # fmt: skip
 DEFAULT_REATTACH_TIMEOUT = 120.0
 
 
@@ -26,6 +28,14 @@ class ClientConfig:
     source: str
     home_source: str = "default"
     reattach_timeout: float = DEFAULT_REATTACH_TIMEOUT
+    # sent as `authorization: Bearer …` to a coordinator (ENVD_TOKEN, `token`)
+    token: str | None = None
+    # a PEM CA file: talk TLS to the coordinator, trusting it (--tls-ca, ENVD_TLS_CA, `tls_ca`)
+    tls_ca: str | None = None
+    tls_ca_source: str = ""
+    # the default of `resolve --use-latest` (ENVD_USE_LATEST, `use_latest`), and where from
+    use_latest: str = ""
+    use_latest_source: str = ""
 
     @property
     def store_url(self) -> str:
@@ -37,13 +47,6 @@ class ClientConfig:
         return self.home / "state.sqlite"
 
 
-def config_path(environ: Mapping[str, str]) -> Path:
-    if environ.get("ENVD_CONFIG"):
-        return Path(environ["ENVD_CONFIG"])
-    base = environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "envd" / "config.toml"
-
-
 def default_home(environ: Mapping[str, str]) -> tuple[Path, str]:
     """Per user, as uv and pixi keep theirs: `$XDG_DATA_HOME/envd`, else
     `~/.local/share/envd`; with where the answer came from."""
@@ -53,24 +56,7 @@ def default_home(environ: Mapping[str, str]) -> tuple[Path, str]:
 
 
 def read_config_file(path: Path, explicit: bool) -> dict[str, str]:
-    if not path.exists():
-        if explicit:
-            raise ConfigError(f"config file `{path}` does not exist", hint="unset ENVD_CONFIG")
-        return {}
-    try:
-        data = tomllib.loads(path.read_text("utf-8"))
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"failed to read config `{path}`: {err}") from err
-    unknown = sorted(set(data) - _KEYS)
-    if unknown:
-        raise ConfigError(
-            f"unknown key `{unknown[0]}` in config `{path}`",
-            hint="known keys: " + ", ".join(sorted(_KEYS)),
-        )
-    bad = [k for k, v in data.items() if not isinstance(v, str)]
-    if bad:
-        raise ConfigError(f"key `{bad[0]}` in config `{path}` must be a string")
-    return {k: str(v) for k, v in data.items()}
+    return read_file(path, explicit, _KEYS)
 
 
 def load_config(
@@ -78,6 +64,7 @@ def load_config(
     coordinator_flag: str | None,
     environ: Mapping[str, str] | None = None,
     home_flag: str | None = None,
+    tls_ca_flag: str | None = None,
 ) -> ClientConfig:
     env = os.environ if environ is None else environ
     path = config_path(env)
@@ -99,6 +86,8 @@ def load_config(
     home_text, home_source = pick(home_flag, "ENVD_HOME", "home")
     home, home_source = (Path(home_text), home_source) if home_text else default_home(env)
     timeout_text, timeout_source = pick(None, "ENVD_REATTACH_TIMEOUT", "reattach_timeout")
+    tls_ca, tls_ca_source = pick(tls_ca_flag, "ENVD_TLS_CA", "tls_ca")
+    use_latest, use_latest_source = pick(None, "ENVD_USE_LATEST", "use_latest")
     return ClientConfig(
         coordinator=coordinator,
         store=pick(None, "ENVD_STORE", "store")[0],
@@ -107,6 +96,11 @@ def load_config(
         source=str(path) if file_values else "",
         home_source=home_source,
         reattach_timeout=_seconds(timeout_text, timeout_source),
+        token=pick(None, "ENVD_TOKEN", "token")[0],
+        tls_ca=tls_ca,
+        tls_ca_source=tls_ca_source,
+        use_latest=use_latest or "",
+        use_latest_source=use_latest_source,
     )
 
 

@@ -37,6 +37,7 @@ def gather_info(config: ClientConfig) -> dict[str, Any]:
                 "store_url": info.store_url,
                 "state_path": None,  # the coordinator's own; GetInfo does not report it
                 "platforms": sorted(info.platforms),
+                "agents_per_platform": info.agents_per_platform,
             }
         return document
     from envd.platforms import known_platforms
@@ -70,7 +71,7 @@ def info_text(document: dict[str, Any]) -> str:
             ["coordinator", f"{document['coordinator']} (envd {document['coordinator_version']})"],
             ["store", document["store_url"]],
             ["state", "kept by the coordinator"],
-            ["agents", _platforms(document["platforms"])],
+            ["agents", _agents(document["agents_per_platform"], document["platforms"])],
         ]
     else:
         made = "" if document["home_exists"] else " (not created yet)"
@@ -88,10 +89,12 @@ def info_text(document: dict[str, Any]) -> str:
     return aligned([[f"{k}:", v] for k, v in rows])
 
 
-def _platforms(platforms: list[str]) -> str:
+def _agents(per_platform: dict[str, int], platforms: list[str]) -> str:
     if not platforms:
         return "none connected"
-    return "connected, serving " + ", ".join(platforms)
+    if not per_platform:  # an older coordinator: only which platforms are served
+        return "connected, serving " + ", ".join(platforms)
+    return ", ".join(f"{p}: {n} agent{'s' if n != 1 else ''}" for p, n in per_platform.items())
 
 
 __all__ = ["gather_info", "info_text"]

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from envd.redaction import mask_text
+
 if TYPE_CHECKING:
     from envd.catalog import EnvironmentSummary
 
@@ -28,7 +30,7 @@ def requested_items(spec: dict[str, Any]) -> list[str]:
     items += [
         "pypi:" + _with_selector(d["requirement"], d.get("selector")) for d in spec.get("pypi", [])
     ]
-    return items
+    return [mask_text(item) for item in items]  # a URL requirement's password is not shown
 
 
 def requested(spec: dict[str, Any], limit: int = MAX_REQUESTED) -> str:

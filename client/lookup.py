@@ -1,5 +1,5 @@
 """Finding environments by id as git finds commits: a req_id, a full_id, `req_id:full_id`,
-or any unique prefix of at least 8 characters of each."""
+or any unique prefix of at least 8 characters of each; or by alias (`namespace/name[:tag]`)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from envd.aliases import looks_like_alias
 from envd.errors import AmbiguousIdError, EnvironmentNotFoundError, InvalidSpecError, UnknownIdError
 
 from .listing import SHORT_ID, Listed
@@ -36,7 +37,10 @@ def check_id(text: str, whole: str) -> str:
 
 def find(reader: EnvironmentReader, text: str, platforms: Sequence[str] = ()) -> list[Listed]:
     """The environments `text` names: a req_id's default per platform (of `platforms`, or
-    every one resolved), a full_id's descriptions, or the one `req_id:full_id` names."""
+    every one resolved), a full_id's descriptions, the one `req_id:full_id` names, or what an
+    alias names (on `platforms`, or every platform it names)."""
+    if looks_like_alias(text):
+        return _by_alias(reader, text, platforms)
     req_part, colon, full_part = text.partition(":")
     req = check_id(req_part, text)
     full = check_id(full_part, text) if colon else ""
@@ -62,6 +66,43 @@ def find(reader: EnvironmentReader, text: str, platforms: Sequence[str] = ()) ->
             hint="resolve it for that platform first with `envd-client resolve`",
         )
     return [Listed(s, reader.describe(s)) for s in rows]
+
+
+def _by_alias(reader: EnvironmentReader, text: str, platforms: Sequence[str]) -> list[Listed]:
+    from envd.catalog import EnvironmentSummary
+
+    alias = reader.get_alias(text)
+    missing = [p for p in platforms if p not in alias.environments]
+    if missing:
+        raise EnvironmentNotFoundError(
+            f"alias `{alias.name}` names no environment on " + ", ".join(f"`{p}`" for p in missing),
+            hint="it names: " + (", ".join(f"`{p}`" for p in sorted(alias.environments))),
+        )
+    rows = []
+    for platform in platforms or sorted(alias.environments):
+        description, is_default = reader.describe_alias(alias, platform)
+        summary = EnvironmentSummary(
+            description["req_id"], platform, description["full_id"],
+            description["resolved_at"], is_default,
+        )  # fmt: skip
+        rows.append(Listed(summary, description))
+    return rows
+
+
+def target_of(
+    reader: EnvironmentReader, text: str, platforms: Sequence[str]
+) -> tuple[str, dict[str, str]]:
+    """The req_id and full_id per platform that an id or alias names (what `alias set` points
+    an alias at); refused when they belong to several req_ids."""
+    rows = find(reader, text, platforms)
+    req_ids = sorted({row.summary.req_id for row in rows})
+    if len(req_ids) > 1:
+        raise AmbiguousIdError(
+            f"`{text}` names environments of {len(req_ids)} req_ids: "
+            + ", ".join(f"`{r}`" for r in req_ids),
+            hint="an alias points at one req_id: give `req_id:full_id`",
+        )
+    return req_ids[0], {row.summary.platform: row.summary.full_id for row in rows}
 
 
 def _defaults(

@@ -8,16 +8,22 @@ leaves the one before it. Building the parser imports nothing heavy (`--version`
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 from typing import Any
 
 import envd
 
+DEFAULT_GRACE = 24 * 3600.0  # what `gc` keeps: anything younger than a day
+_DURATION = re.compile(r"^([0-9]+(?:\.[0-9]+)?)([smhd]?)$")
+_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
 EPILOG = """\
 Without --coordinator (or ENVD_COORDINATOR, or `coordinator` in ~/.config/envd/config.toml),
 envd-client runs the coordinator and an agent in-process, with state and store in its home:
 --home, else ENVD_HOME, else $XDG_DATA_HOME/envd, else ~/.local/share/envd (`envd-client info`).
-Exit codes: 0 ok, 1 internal, 2 bad input, 3 resolution failed, 4 job/agent, 5 coordinator, 6 store.
+Exit codes: 0 ok, 1 internal, 2 bad input, 3 resolution failed, 4 job/agent, 5 coordinator, 6 store,
+7 not allowed (a missing or unknown token, a role or namespace the token lacks).
 
 example:
   envd-client resolve -f environment.yml --arch linux-64 --arch osx-arm64
@@ -36,9 +42,10 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "envd-client spec -c conda-forge -p 'numpy>=1.20' --python 3.11 --json",
     ),
     "show": (
-        "show an environment by req_id, full_id or both",
+        "show an environment by req_id, full_id, both, or alias",
         "Show stored environments: a req_id's default per platform, a full_id's description, "
-        "or `req_id:full_id`. Ids may be any unique prefix of at least 8 characters.",
+        "`req_id:full_id`, or what an alias names. Ids may be any unique prefix of at least 8 "
+        "characters.",
         "envd-client show 1f0e3dad9908",
     ),
     "list": (
@@ -51,6 +58,27 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Create a conda environment in a new prefix from the archives cached in the store; "
         "the channel is not needed.",
         "envd-client create 1f0e3dad9908 --prefix ./env",
+    ),
+    "alias": (
+        "set, get, list or delete aliases (`namespace/name[:tag]`)",
+        "Name environments for a team: an alias points at a req_id and its full_id per "
+        "platform. Tags that look like versions (`v1`, `1.2`, `2024-06-01`) are write-once; "
+        "`latest` and other words move. Every move is kept in the alias's history.",
+        "envd-client alias set ml_team/train_env:v1 1f0e3dad9908",
+    ),
+    "delete": (
+        "delete an environment (by id or alias) from the store",
+        "Delete environments' descriptions and default pointers (archives stay for `gc`). "
+        "Refused while an alias points at one, unless --force (which takes it out of the "
+        "alias, recorded in its history). A coordinator asks for an admin token.",
+        "envd-client delete 1f0e3dad9908 --arch linux-64",
+    ),
+    "gc": (
+        "remove archives no environment needs",
+        "Remove archives no description references, transmute links whose `.conda` is gone and "
+        "temp files interrupted writes left; nothing younger than --grace, so resolves in "
+        "flight are safe. A coordinator asks for an admin token.",
+        "envd-client gc --dry-run",
     ),
     "wait": (
         "re-attach to jobs printed by `resolve --no-wait`",
@@ -83,6 +111,8 @@ def _global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
     group.add_argument("-v", "--verbose", action="store_true", default=off, help="log to stderr")
     group.add_argument("--json", action="store_true", default=off,
                        help="print exactly one JSON document")  # fmt: skip
+    group.add_argument("--tls-ca", metavar="PEM", default=unset,
+                       help="talk TLS to the coordinator, trusting this CA (ENVD_TLS_CA)")  # fmt: skip
 
 
 def _spec_options(parser: argparse.ArgumentParser) -> None:
@@ -102,6 +132,9 @@ def _spec_options(parser: argparse.ArgumentParser) -> None:
     add("--virtual-package", action="append", default=[], metavar="NAME=VERSION",
         help="override a virtual package, e.g. __glibc=2.28 (repeatable; "
         "CONDA_OVERRIDE_GLIBC/OSX/CUDA are read too)")  # fmt: skip
+    add("--exclude-newer", metavar="TIMESTAMP", default=None,
+        help="only packages uploaded before this moment: RFC 3339 or a date, e.g. 2024-06-01 "
+        "(PyPI)")  # fmt: skip
     add("--arch", action="append", default=[], metavar="PLATFORM",
         help="target platform (repeatable; default: the files' `platforms:`, else this "
         "machine's, as `envd-client info` shows)")  # fmt: skip
@@ -129,11 +162,12 @@ def build_parser() -> argparse.ArgumentParser:
         _global_options(sub[name], suppress=True)
     _resolve_options(sub["resolve"])
     _spec_options(sub["spec"])
-    sub["show"].add_argument("id", metavar="ID", help="req_id, full_id, or req_id:full_id")
+    sub["show"].add_argument("id", metavar="ID", help="req_id, full_id, req_id:full_id, or alias")
     sub["show"].add_argument("--arch", action="append", default=[], metavar="PLATFORM",
                              help="platform(s) of a req_id (default: every platform resolved)")  # fmt: skip
     create = sub["create"]
-    create.add_argument("id", metavar="ID", help="req_id (with --arch), full_id, or req_id:full_id")
+    create.add_argument("id", metavar="ID",
+                        help="req_id (with --arch), full_id, req_id:full_id, or alias")  # fmt: skip
     create.add_argument("--arch", default=None, metavar="PLATFORM",
                         help="platform of a req_id; must be this machine's (the default)")  # fmt: skip
     create.add_argument("--prefix", required=True, type=Path, help="directory to create it in")
@@ -141,8 +175,49 @@ def build_parser() -> argparse.ArgumentParser:
     sub["list"].add_argument("req_id", nargs="?", default="",
                              help="only this req_id (or a prefix of 8 or more characters)")  # fmt: skip
     sub["wait"].add_argument("job_ids", nargs="+", metavar="JOB")
+    _alias_commands(sub["alias"])
+    delete = sub["delete"]
+    delete.add_argument("id", metavar="ID", help="req_id, full_id, req_id:full_id, or alias")
+    delete.add_argument("--arch", action="append", default=[], metavar="PLATFORM",
+                        help="only these platforms (default: every one the id names)")  # fmt: skip
+    delete.add_argument("--force", action="store_true",
+                        help="delete even if aliases point at it (they stop naming it)")  # fmt: skip
+    gc = sub["gc"]
+    gc.add_argument("--dry-run", action="store_true", help="list what would go; remove nothing")
+    gc.add_argument("--grace", type=duration, default=DEFAULT_GRACE, metavar="DURATION",
+                    help="keep anything younger (`90s`, `30m`, `6h`, `2d`; default 1d)")  # fmt: skip
     sub["completion"].add_argument("shell", choices=SHELLS, help="the shell to complete in")
     return parser
+
+
+def duration(text: str) -> float:
+    """`90`, `90s`, `30m`, `6h`, `2d` → seconds (an argparse type)."""
+    found = _DURATION.match(text.strip())
+    if found is None:
+        raise argparse.ArgumentTypeError(f"`{text}` is not a duration such as `90s`, `6h`, `2d`")
+    return float(found.group(1)) * _UNIT[found.group(2)]
+
+
+def _alias_commands(alias: argparse.ArgumentParser) -> None:
+    actions = alias.add_subparsers(dest="alias_command", required=True, metavar="ACTION")
+    name_help = "`namespace/name[:tag]` (the tag defaults to `latest`)"
+    setting = actions.add_parser("set", help="point an alias at an environment (id or alias)")
+    setting.add_argument("name", metavar="NAME", help=name_help)
+    setting.add_argument("target", metavar="ID|ALIAS",
+                         help="req_id, full_id, req_id:full_id, or another alias")  # fmt: skip
+    setting.add_argument("--arch", action="append", default=[], metavar="PLATFORM",
+                         help="only these platforms (default: every one it names)")  # fmt: skip
+    actions.add_parser("get", help="what an alias points at, and its history").add_argument(
+        "name", metavar="NAME", help=name_help
+    )
+    actions.add_parser("list", help="aliases, optionally by prefix").add_argument(
+        "prefix", nargs="?", default="", metavar="PREFIX", help="e.g. `ml_team/`"
+    )
+    actions.add_parser("delete", help="delete an alias (its history is kept)").add_argument(
+        "name", metavar="NAME", help=name_help
+    )
+    for action in actions.choices.values():
+        _global_options(action, suppress=True)
 
 
 def _resolve_options(resolve: argparse.ArgumentParser) -> None:
@@ -152,5 +227,11 @@ def _resolve_options(resolve: argparse.ArgumentParser) -> None:
                          help="return once accepted; prints job ids for `envd-client wait`")  # fmt: skip
     resolve.add_argument("--no-archives", action="store_true",
                          help="resolve and describe only; do not cache package archives")  # fmt: skip
+    resolve.add_argument("--alias", metavar="NAME",
+                         help="then point this alias (`namespace/name[:tag]`) at the result")  # fmt: skip
+    resolve.add_argument("--use-latest", metavar="any|mine|none|USER[,USER…]",
+                         help="which resolved environments may answer: the shared default "
+                         "(any), the newest you (mine) or these users resolved, or none "
+                         "(default: ENVD_USE_LATEST, else any)")  # fmt: skip
     resolve.add_argument("-q", "--quiet", action="store_true",
                          help="no progress and no package tables: the summary line per platform")  # fmt: skip

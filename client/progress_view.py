@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import TextIO
 
 from envd.progress import Outcome, ResolveEvent, Stage
+from envd.redaction import mask_text
 
 from .colour import Palette
 
@@ -117,7 +118,7 @@ class ProgressPrinter:
         if outcome is not Outcome.FAILED and event.agent:
             line += f" on agent `{event.agent}`"
         if self.show_errors and event.error is not None:
-            line += f": {event.error.message}"
+            line += f": {mask_text(event.error.message)}"
         return line
 
     def _tick(self) -> None:

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from .result import ResolveResult
 
 if TYPE_CHECKING:
+    from envd.alias_book import AliasBook
+    from envd.aliases import Alias
     from envd.catalog import Catalog, EnvironmentSummary
     from envd.spec import Spec
 
@@ -25,8 +27,21 @@ class EnvironmentReader(Protocol):
     def list_environments(self, req_id: str = "") -> list[EnvironmentSummary]:
         """Every stored environment (of one req_id), by req_id, platform, then oldest first."""
 
+    def scan_environments(self, req_id: str = "") -> tuple[list[EnvironmentSummary], list[str]]:
+        """`list_environments`, and a warning for each stored object skipped as unreadable."""
+
     def describe(self, summary: EnvironmentSummary) -> dict[str, Any]:
         """The description a listed environment names."""
+
+    def get_alias(self, name: str) -> Alias:
+        """The alias `name` (`namespace/name[:tag]`) as it stands."""
+
+    def list_aliases(self, prefix: str = "") -> list[Alias]:
+        """Aliases whose `namespace/name:tag` starts with `prefix` (without history)."""
+
+    def describe_alias(self, alias: Alias, platform: str) -> tuple[dict[str, Any], bool]:
+        """The exact description the alias names on `platform`, and whether it is the
+        default of its req_id."""
 
 
 class StoreReader:
@@ -47,8 +62,38 @@ class StoreReader:
     def list_environments(self, req_id: str = "") -> list[EnvironmentSummary]:
         return self.catalog.list_environments(req_id or None)
 
+    def scan_environments(self, req_id: str = "") -> tuple[list[EnvironmentSummary], list[str]]:
+        listing = self.catalog.scan_environments(req_id or None)
+        return list(listing.environments), [item.warning() for item in listing.unreadable]
+
     def describe(self, summary: EnvironmentSummary) -> dict[str, Any]:
         return self.catalog.read_description(summary.req_id, summary.platform, summary.full_id)
+
+    @property
+    def aliases(self) -> AliasBook:
+        from envd.alias_book import AliasBook
+
+        return AliasBook(self._store, self.catalog)
+
+    def get_alias(self, name: str) -> Alias:
+        from envd.aliases import parse_alias
+
+        return self.aliases.get(parse_alias(name))
+
+    def list_aliases(self, prefix: str = "") -> list[Alias]:
+        import logging
+
+        listing = self.aliases.list_aliases(prefix)
+        for item in listing.unreadable:
+            logging.getLogger("envd.aliases").warning(
+                "skipped unreadable alias `%s`: %s", item.key, item.reason
+            )
+        return list(listing.aliases)
+
+    def describe_alias(self, alias: Alias, platform: str) -> tuple[dict[str, Any], bool]:
+        description = self.aliases.describe(alias, platform)
+        default = self.catalog.get_default(description["req_id"], platform)
+        return description, default is not None and default.full_id == description["full_id"]
 
     def cache_hits(
         self, spec: Spec, platforms: Sequence[str], *, no_archives: bool
@@ -86,6 +131,18 @@ class CoordinatorReader:
 
     def list_environments(self, req_id: str = "") -> list[EnvironmentSummary]:
         return self.client.list_environments(req_id=req_id)
+
+    def get_alias(self, name: str) -> Alias:
+        return self.client.get_alias(name)
+
+    def list_aliases(self, prefix: str = "") -> list[Alias]:
+        return self.client.list_aliases(prefix)
+
+    def describe_alias(self, alias: Alias, platform: str) -> tuple[dict[str, Any], bool]:
+        return self.client.get_environment(alias=str(alias.name), platform=platform)
+
+    def scan_environments(self, req_id: str = "") -> tuple[list[EnvironmentSummary], list[str]]:
+        return self.client.scan_environments(req_id=req_id)
 
     def describe(self, summary: EnvironmentSummary) -> dict[str, Any]:
         if summary.is_default:  # a direct read; by full_id the coordinator scans the store

@@ -9,6 +9,7 @@ from typing import Any, TextIO
 
 from envd.errors import error_to_dict
 from envd.progress import Outcome, ResolveEvent, Stage
+from envd.redaction import mask_text, masked
 
 from .colour import Palette
 from .listing import aligned, requested_items
@@ -54,7 +55,8 @@ def result_json(result: ResolveResult) -> dict[str, Any]:
 
 
 def print_json(document: Any, out: TextIO = sys.stdout) -> None:
-    out.write(json.dumps(document, indent=2, sort_keys=False) + "\n")
+    """The one JSON printer: credentials in URLs (PyPI index passwords) are masked."""
+    out.write(json.dumps(masked(document), indent=2, sort_keys=False) + "\n")
 
 
 def environment_text(
@@ -87,7 +89,7 @@ def environment_text(
         table.append(row)
     if table:
         lines.append(aligned(table).rstrip("\n"))
-    return "\n".join(line for line in lines if line) + "\n"
+    return mask_text("\n".join(line for line in lines if line) + "\n")
 
 
 def _formats_cell(formats: list[dict[str, Any]]) -> str:
@@ -117,7 +119,7 @@ def result_text(
             for platform, e in result.events.items()
             if e.error is not None
         ]
-        return "".join(errors) + summary_text(result, elapsed, palette, header=False)
+        return mask_text("".join(errors) + summary_text(result, elapsed, palette, header=False))
     blocks = []
     for platform, event in result.events.items():
         if event.stage is Stage.DONE and event.description is not None:
@@ -134,7 +136,7 @@ def result_text(
                 f"### Environment for {platform} ###\nStatus: {job_word(event)}, {event.stage}\n"
                 f"Job: {event.job_id}  (follow it with `envd-client wait {event.job_id}`)\n"
             )
-    return "\n".join(blocks) + summary_text(result, elapsed, palette)
+    return mask_text("\n".join(blocks) + summary_text(result, elapsed, palette))
 
 
 def summary_text(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from envd.errors import CoordinatorUnavailableError
 
@@ -12,6 +13,7 @@ from .address import parse_address, unreachable_cause
 from .api import EnvdClient, ServerInfo
 from .config import ClientConfig
 from .readers import CoordinatorReader, EnvironmentReader, StoreReader
+from .writers import CoordinatorWriter, EnvironmentWriter, StoreWriter
 
 CONNECT_TIMEOUT = 2.0  # a coordinator that does not answer GetInfo by then is unreachable
 Notice = Callable[[str], None]
@@ -47,6 +49,20 @@ def open_reader(config: ClientConfig) -> Iterator[EnvironmentReader]:
 
 
 @contextmanager
+def open_writer(config: ClientConfig) -> Iterator[tuple[EnvironmentReader, EnvironmentWriter]]:
+    """Commands that change the store: through the coordinator (which checks the token), or
+    the embedded home's store directly, as the local user."""
+    if not config.coordinator:
+        from .api import local_user
+
+        reader = StoreReader(config.store_url)
+        yield reader, StoreWriter(reader, local_user(), config.home / "cache" / "archives-tmp")
+        return
+    with connect(config) as (client, info):
+        yield CoordinatorReader(client, info.store_url), CoordinatorWriter(client)
+
+
+@contextmanager
 def connect(
     config: ClientConfig, on_notice: Notice | None = None
 ) -> Iterator[tuple[EnvdClient, ServerInfo]]:
@@ -55,13 +71,24 @@ def connect(
     assert config.coordinator is not None
     address = parse_address(config.coordinator)
     with EnvdClient(
-        address.target, reattach_timeout=config.reattach_timeout, on_notice=on_notice
-    ) as client:
+        address.target, reattach_timeout=config.reattach_timeout, on_notice=on_notice,
+        **access(config),
+    ) as client:  # fmt: skip
         try:
             info = client.info(timeout=CONNECT_TIMEOUT, wait_for_ready=False)
         except CoordinatorUnavailableError as err:
             raise unreachable(config.coordinator, err) from err
         yield client, info
+
+
+def access(config: ClientConfig) -> dict[str, Any]:
+    """TLS and the token for a configured coordinator (the embedded one needs neither)."""
+    from envd.tokens import TokenInterceptor, channel_credentials
+
+    return {
+        "credentials": channel_credentials(config.tls_ca, config.tls_ca_source),
+        "interceptors": (TokenInterceptor(config.token),) if config.token else (),
+    }
 
 
 def unreachable(shown: str, err: CoordinatorUnavailableError) -> CoordinatorUnavailableError:

@@ -7,7 +7,7 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 
-from envd.cache_hits import cache_hit
+from envd.cache_hits import cache_hit, latest_hit
 from envd.catalog import Catalog
 from envd.channel_policy import spec_channels
 from envd.clock import Clock
@@ -21,7 +21,8 @@ from envd.errors import (
 from envd.ids import req_id as compute_req_id
 from envd.platforms import check_platform
 from envd.progress import Outcome, ResolveEvent, Stage
-from envd.spec import Spec, canonical_json
+from envd.spec import EnvType, Spec, canonical_json
+from envd.use_latest import ANY, UseLatest, UseLatestMode
 
 from .agent_registry import AgentRegistry
 from .dispatcher import Dispatcher
@@ -70,13 +71,14 @@ class Coordinator:
         no_wait: bool,
         no_archives: bool,
         requester: dict[str, str],
+        use_latest: UseLatest = ANY,
     ) -> AsyncIterator[ResolveEvent]:
-        if spec.pypi:
+        if spec.env_type is EnvType.MIXED:
             raise PypiNotAvailableError(
-                "PyPI resolution not available yet: the request has PyPI dependencies "
-                + ", ".join(f"`{d.name}`" for d in spec.pypi),
-                hint="remove the `pip:` / `--pypi` / `-r` entries; PyPI support lands in a "
-                "later release",
+                "mixed conda + PyPI resolution not available yet: the request has conda "
+                "dependencies and PyPI dependencies " + ", ".join(f"`{d.name}`" for d in spec.pypi),
+                hint="resolve the PyPI part alone (no conda packages: a plain virtualenv) or "
+                "the conda part alone; mixed environments land in a later release",
             )
         if self.stopping.is_set():
             raise CoordinatorShuttingDownError("the coordinator is shutting down")
@@ -88,7 +90,9 @@ class Coordinator:
         attached: dict[str, _Attached] = {}
         hits: list[ResolveEvent] = []
         for platform in targets:
-            hit = None if force else await self._cache_hit(rid, platform, no_archives)
+            hit = None
+            if not force:
+                hit = await self._cache_hit(rid, platform, no_archives, use_latest, requester)
             if hit is not None:
                 hits.append(hit)
                 continue
@@ -115,12 +119,25 @@ class Coordinator:
         async for event in self._follow(attached):
             yield event
 
-    async def _cache_hit(self, rid: str, platform: str, no_archives: bool) -> ResolveEvent | None:
-        hit = await asyncio.to_thread(
-            cache_hit, self.catalog, rid, platform, no_archives=no_archives
-        )
+    async def _cache_hit(
+        self, rid: str, platform: str, no_archives: bool, use_latest: UseLatest,
+        requester: dict[str, str],
+    ) -> ResolveEvent | None:  # fmt: skip
+        """The environment `use_latest` lets answer: the shared default, the newest one the
+        caller (or listed users) resolved, or none (`none`: always resolve anew)."""
+        if use_latest.shared:
+            hit = await asyncio.to_thread(
+                cache_hit, self.catalog, rid, platform, no_archives=no_archives
+            )
+        elif use_latest.mode is UseLatestMode.NONE:
+            return None
+        else:
+            users = use_latest.resolvers(requester.get("user", ""))
+            hit = await asyncio.to_thread(
+                latest_hit, self.catalog, rid, platform, no_archives=no_archives, users=users
+            )
         if hit is not None:
-            log.debug("cache_hit req_id=%s platform=%s", rid, platform)
+            log.debug("cache_hit req_id=%s platform=%s use_latest=%s", rid, platform, use_latest)
         return hit
 
     async def _follow(self, attached: dict[str, _Attached]) -> AsyncIterator[ResolveEvent]:

@@ -11,6 +11,8 @@ from typing import Any
 import grpc
 
 import envd
+from envd.alias_book import AliasBook
+from envd.aliases import Alias, parse_alias
 from envd.catalog import Catalog
 from envd.errors import (
     EnvdError,
@@ -21,26 +23,31 @@ from envd.ids import is_id
 from envd.ids import req_id as compute_req_id
 from envd.progress import Outcome
 from envd.spec import canonical_json, normalize_spec
+from envd.use_latest import parse_use_latest
 from envd.v1 import environments_pb2, environments_pb2_grpc
 from envd.wire import error_metadata, event_to_pb, raw_spec_from_pb, status_code
 
 from .agent_registry import AgentRegistry
+from .aliases_servicer import caller
 from .coordinator import Coordinator
 from .decoding import decoder, guard_stream, guard_unary
 from .hit_cache import HitCache
 from .limits import check_resolve_request, check_spec
 
 log = logging.getLogger("envd.daemon")
+MAX_LIST_WARNINGS = 100  # lines of `ListEnvironmentsResponse.warnings`; the log has them all
 
 
 class EnvironmentsServicer(environments_pb2_grpc.EnvironmentsServicer):  # type: ignore[misc]
     def __init__(
-        self, coordinator: Coordinator, catalog: Catalog, registry: AgentRegistry, hits: HitCache
-    ) -> None:
+        self, coordinator: Coordinator, catalog: Catalog, registry: AgentRegistry, hits: HitCache,
+        aliases: AliasBook | None = None,
+    ) -> None:  # fmt: skip
         self.coordinator = coordinator
         self.catalog = catalog
         self.registry = registry
         self.hits = hits
+        self.aliases = aliases
 
     async def GetInfo(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         return environments_pb2.ServerInfo(
@@ -48,6 +55,7 @@ class EnvironmentsServicer(environments_pb2_grpc.EnvironmentsServicer):  # type:
             protocol_version=envd.PROTOCOL_VERSION,
             store_url=self.coordinator.settings.store_url,
             platforms=self.registry.platforms(),
+            agents_per_platform=self.registry.agents_by_platform(),
         )
 
     async def Resolve(
@@ -57,7 +65,9 @@ class EnvironmentsServicer(environments_pb2_grpc.EnvironmentsServicer):  # type:
             check_resolve_request(request)
             platforms = list(dict.fromkeys(request.platforms))
             spec_bytes = request.spec.SerializeToString(deterministic=True)
-            if not request.force:
+            # only the shared default answers on the fast path; other policies list and read
+            shared = request.use_latest in ("", "any")
+            if not request.force and shared:
                 known = self.hits.known_req_id(spec_bytes)
                 if known is not None:
                     answers = await self.hits.answers(known, platforms, request.no_archives)
@@ -70,7 +80,7 @@ class EnvironmentsServicer(environments_pb2_grpc.EnvironmentsServicer):  # type:
             rid = self.hits.req_id_of(spec_bytes, lambda: compute_req_id(spec))
             # pointers read before the answer is built: if one moves in between, the cached
             # answer carries the older pointer and is re-read on its next check
-            pointers = {} if request.force else await asyncio.to_thread(
+            pointers = {} if request.force or not shared else await asyncio.to_thread(
                 lambda: {p: self.catalog.get_default(rid, p) for p in platforms}
             )  # fmt: skip
             events = self.coordinator.resolve(
@@ -79,7 +89,9 @@ class EnvironmentsServicer(environments_pb2_grpc.EnvironmentsServicer):  # type:
                 force=request.force,
                 no_wait=request.no_wait,
                 no_archives=request.no_archives,
-                requester={"user": request.requester.user, "host": request.requester.host},
+                use_latest=parse_use_latest(request.use_latest),
+                # resolved_by: the authenticated identity, never a name the client chose
+                requester={"user": caller(request.requester), "host": request.requester.host},
             )
             async for event in events:
                 if event.outcome is not Outcome.CACHE_HIT:
@@ -113,6 +125,12 @@ class EnvironmentsServicer(environments_pb2_grpc.EnvironmentsServicer):  # type:
         )
 
     def _find(self, request: Any) -> tuple[dict[str, Any], bool]:
+        if request.alias and self.aliases is not None:
+            alias = self.aliases.get(parse_alias(request.alias))
+            platform = request.platform or _only_platform(alias)
+            named = self.aliases.describe(alias, platform)
+            default = self.catalog.get_default(named["req_id"], platform)
+            return named, default is not None and default.full_id == named["full_id"]
         if request.full_id:
             found = self.catalog.find_by_full_id(request.full_id)
             if request.platform:
@@ -136,9 +154,19 @@ class EnvironmentsServicer(environments_pb2_grpc.EnvironmentsServicer):  # type:
 
     async def ListEnvironments(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         try:
-            found = await asyncio.to_thread(self.catalog.list_environments, request.req_id or None)
+            listing = await asyncio.to_thread(
+                self.catalog.scan_environments, request.req_id or None
+            )
         except EnvdError as err:
             await _abort(context, err)
+        warnings = [item.warning() for item in listing.unreadable]
+        for warning in warnings:
+            log.warning("%s", warning)
+        if len(warnings) > MAX_LIST_WARNINGS:
+            more = len(warnings) - MAX_LIST_WARNINGS + 1
+            warnings[MAX_LIST_WARNINGS - 1 :] = [
+                f"and {more} more unreadable objects: see the coordinator's log"
+            ]
         return environments_pb2.ListEnvironmentsResponse(
             environments=[
                 environments_pb2.EnvironmentSummary(
@@ -148,9 +176,19 @@ class EnvironmentsServicer(environments_pb2_grpc.EnvironmentsServicer):  # type:
                     resolved_at=e.resolved_at,
                     is_default=e.is_default,
                 )
-                for e in found
-            ]
+                for e in listing.environments
+            ],
+            warnings=warnings,
         )
+
+
+def _only_platform(alias: Alias) -> str:
+    if len(alias.environments) == 1:
+        return next(iter(alias.environments))
+    raise InvalidSpecError(
+        f"alias `{alias.name}` names environments on several platforms; give one",
+        hint="it names: " + ", ".join(f"`{p}`" for p in sorted(alias.environments)),
+    )
 
 
 def _encode(message: Any) -> bytes:

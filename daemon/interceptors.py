@@ -103,7 +103,7 @@ def refusing_handler(handler: Any, err: EnvdError) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class _Method:
-    """One method's metric children, looked up once."""
+    """What a method's calls are counted under, worked out once per method."""
 
     key: tuple[str, str]  # (service, method)
     on_message: OnMessage | None
@@ -117,6 +117,9 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
     def __init__(self, metrics: DaemonMetrics) -> None:
         self.metrics = metrics
+        self._methods: dict[str, _Method] = {}
+        # the wrapper of the handler last seen per method: the same each call, unless an
+        # interceptor after this one makes a handler per call (auth does: its principal)
         self._wrapped: dict[str, tuple[Any, Any]] = {}
 
     async def intercept_service(
@@ -128,16 +131,21 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         found = self._wrapped.get(details.method)
         if found is not None and found[0] is handler:
             return found[1]
-        wrapped = self._wrap(details.method, handler)
+        method = self._methods.get(details.method)
+        if method is None:
+            method = self._methods[details.method] = self._method(details.method)
+        wrapped = self._wrap(method, handler)
         self._wrapped[details.method] = (handler, wrapped)
         return wrapped
 
-    def _wrap(self, name: str, handler: Any) -> Any:
+    def _method(self, name: str) -> _Method:
         service, _, method_name = name.lstrip("/").rpartition("/")
         on_message = (
             self._event if name in _EVENT_METHODS else self._revoked if name == _CONNECT else None
         )
-        method = _Method((service, method_name), on_message)
+        return _Method((service, method_name), on_message)
+
+    def _wrap(self, method: _Method, handler: Any) -> Any:
         codecs = {
             "request_deserializer": handler.request_deserializer,
             "response_serializer": handler.response_serializer,

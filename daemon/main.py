@@ -18,12 +18,13 @@ from envd.errors import EnvdError, StateError
 from envd.logs import JobDirectory, add_log_format_argument, configure_logging, report_error
 from envd.metrics import add_metrics_argument, serve_metrics
 
+from .access import add_access_options, hash_token_command, open_access
 from .interceptors import MetricsInterceptor
 from .job_log import chain, directory_hook
 from .jobs import JobHook, no_hook
 from .metrics import DaemonMetrics
 from .server import start_daemon
-from .settings import CoordinatorSettings
+from .settings import DEFAULT_MAX_CONCURRENT_CALLS, CoordinatorSettings
 from .state_sqlite import SqliteJobState, move_aside
 
 
@@ -92,15 +93,37 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "fails (default %(default)s)",
     )
     parser.add_argument(
+        "--max-concurrent-calls",
+        type=_positive,
+        default=DEFAULT_MAX_CONCURRENT_CALLS,
+        metavar="N",
+        help="open gRPC calls (Resolve and Wait streams, agent streams) past which new ones are "
+        "refused with RESOURCE_EXHAUSTED; clients retry with backoff (default %(default)s)",
+    )
+    parser.add_argument(
         "--ready-file",
         type=Path,
         help="write the bound address here once serving (for scripts and tests)",
     )
+    add_access_options(parser)
     add_metrics_argument(parser)
     parser.add_argument("--log-level", default="INFO")
     add_log_format_argument(parser)
     parser.add_argument("--version", action="version", version=f"envd-daemon {envd.__version__}")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if bool(args.tls_cert) != bool(args.tls_key):
+        parser.error("TLS needs both --tls-cert and --tls-key")
+    return args
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"`{text}` is not a positive integer")
+    return value
 
 
 async def serve(args: argparse.Namespace, directory: JobDirectory | None = None) -> None:
@@ -111,11 +134,15 @@ async def serve(args: argparse.Namespace, directory: JobDirectory | None = None)
         no_agent_timeout=args.no_agent_timeout,
         sweep_interval=min(1.0, args.lease_ttl / 4),
         channel_policy=ChannelPolicy.of(args.allow_channel, args.allow_local_channels),
+        max_concurrent_calls=args.max_concurrent_calls,
     )
+    access = open_access(args)
     metrics = DaemonMetrics(clock=SystemClock()) if args.metrics_listen else None
     hooks: list[JobHook] = [metrics.hook] if metrics else []
     if directory is not None:
         hooks.append(directory_hook(directory))
+    # metrics first: it also counts the calls auth refuses
+    interceptors = [MetricsInterceptor(metrics)] if metrics else []
     state = open_state(args.state, recover=args.recover)
     endpoint = None
     try:
@@ -123,7 +150,7 @@ async def serve(args: argparse.Namespace, directory: JobDirectory | None = None)
         endpoint = serve_metrics(metrics.registry, args.metrics_listen) if metrics else None
         daemon = await start_daemon(
             listen=args.listen, store_url=args.store, state=state, settings=settings,
-            interceptors=[MetricsInterceptor(metrics)] if metrics else [],
+            interceptors=[*interceptors, *access.interceptors], credentials=access.credentials,
             hook=chain(*hooks) if hooks else no_hook,
         )  # fmt: skip
     except BaseException:
@@ -142,6 +169,8 @@ async def serve(args: argparse.Namespace, directory: JobDirectory | None = None)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if access.tokens is not None:
+        loop.add_signal_handler(signal.SIGHUP, access.tokens.reload)
     await stop.wait()
     logging.getLogger("envd.daemon").info("shutting down: open requests re-attach by job id")
     await daemon.stop(grace=2.0)
@@ -164,6 +193,9 @@ def open_state(path: Path, *, recover: bool) -> SqliteJobState:
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["hash-token"]:
+        raise SystemExit(hash_token_command(argv[1:]))
     args = parse_args(argv)
     directory = JobDirectory() if args.log_format == "json" else None
     configure_logging(args.log_level.upper(), args.log_format, directory)

@@ -18,7 +18,14 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from envd.clock import Clock
-from envd.errors import ChannelError, ChannelNotAllowedError, StoreError, all_error_classes
+from envd.errors import (
+    ChannelError,
+    ChannelNotAllowedError,
+    PermissionDeniedError,
+    StoreError,
+    UnauthenticatedError,
+    all_error_classes,
+)
 from envd.metrics import (
     SECONDS_BUCKETS,
     Children,
@@ -56,6 +63,8 @@ def _error_families() -> dict[str, tuple[str, str]]:
             found[reference] = ("store", _kind(cls))
         elif issubclass(cls, ChannelError | ChannelNotAllowedError):
             found[reference] = ("channel", _kind(cls))
+        elif issubclass(cls, UnauthenticatedError | PermissionDeniedError):
+            found[reference] = ("auth", _kind(cls))
     return found
 
 
@@ -155,7 +164,8 @@ class DaemonMetrics:
                 self.count_error(job.error.get("reference", ""), "")
 
     def count_error(self, reference: str, code: str) -> None:
-        """A job or call that failed with envd error `reference` (or gRPC status `code`)."""
+        """A job or call that failed with envd error `reference`, or without one with gRPC
+        status `code` (an auth interceptor that is not envd's own)."""
         found = ERROR_FAMILIES.get(reference)
         if found is not None:
             self.errors[found[0]](found[1]).inc()

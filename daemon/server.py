@@ -12,6 +12,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from envd.alias_book import AliasBook
 from envd.catalog import Catalog
 from envd.clock import Clock, SystemClock
 from envd.store.url import open_store
@@ -20,6 +21,7 @@ from envd.v1 import agents_pb2, environments_pb2
 from .agent_registry import AgentRegistry, CloseSession
 from .agent_sessions import AgentSessions
 from .agents_servicer import AgentsServicer, add_agents_servicer
+from .aliases_servicer import AliasesServicer, add_aliases_servicer
 from .coordinator import Coordinator
 from .dispatcher import Dispatcher
 from .environments_servicer import EnvironmentsServicer, add_environments_servicer
@@ -32,6 +34,7 @@ from .state import Job, JobState
 
 log = logging.getLogger("envd.daemon")
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+MIN_PENDING_CALLS = 16384  # calls arrived but not yet taken by the server's loop
 SERVICE_NAMES = (
     environments_pb2.DESCRIPTOR.services_by_name["Environments"].full_name,
     agents_pb2.DESCRIPTOR.services_by_name["Agents"].full_name,
@@ -108,9 +111,16 @@ async def start_daemon(
     sessions = AgentSessions(
         jobs=jobs, registry=registry, dispatcher=dispatcher, clock=clock, settings=settings
     )
+    # grpc core cancels calls still waiting for the server's loop past
+    # `grpc.server.max_pending_requests` (1000 by default): clients saw CANCELLED for a fifth of
+    # a burst of 3,000 streams. With room for such a burst, every call reaches the concurrency
+    # limit below, which answers or refuses it with RESOURCE_EXHAUSTED.
+    pending = max(MIN_PENDING_CALLS, 4 * settings.max_concurrent_calls)
     options: list[tuple[str, Any]] = [
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_send_message_length", 64 * 1024 * 1024),
+        ("grpc.server.max_pending_requests", pending),
+        ("grpc.server.max_pending_requests_hard_limit", pending),
     ]
     server = grpc.aio.server(
         interceptors=[*interceptors, ProtocolVersionInterceptor()], options=options,
@@ -118,7 +128,14 @@ async def start_daemon(
         # back off and retry) instead of every call slowing down
         maximum_concurrent_rpcs=settings.max_concurrent_calls,
     )  # fmt: skip
-    add_environments_servicer(EnvironmentsServicer(coordinator, catalog, registry, hits), server)
+    aliases = AliasBook(store, catalog)
+    add_environments_servicer(
+        EnvironmentsServicer(coordinator, catalog, registry, hits, aliases), server
+    )
+    add_aliases_servicer(
+        AliasesServicer(store=store, catalog=catalog, aliases=aliases, clock=clock, hits=hits),
+        server,
+    )
     add_agents_servicer(AgentsServicer(sessions, store.url, settings), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

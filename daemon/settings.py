@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 from envd.channel_policy import ChannelPolicy
 
+DEFAULT_MAX_CONCURRENT_CALLS = 4096
+
 
 @dataclass(frozen=True, slots=True)
 class CoordinatorSettings:
@@ -20,7 +22,7 @@ class CoordinatorSettings:
     # leases of one job that may end without a result (expired) before it fails
     max_attempts: int = 5
     # open gRPC calls (Resolve streams, agent streams) before new ones are refused
-    max_concurrent_calls: int = 4096
+    max_concurrent_calls: int = DEFAULT_MAX_CONCURRENT_CALLS
     # most lease ids one heartbeat may carry (more are refused, not looked up)
     max_heartbeat_leases: int = 1024
     # which channels requests may name (default: http(s) and names, no local folders)

@@ -114,11 +114,13 @@ class JobState(Protocol):
     async def fail(
         self, job_id: str, error: dict[str, str], lease_id: str | None = None
     ) -> Job | None:
-        """in flight → failed; with `lease_id`, only while that lease is current."""
+        """in flight → failed; with `lease_id` (an agent's report), only while the job is
+        leased under it (not once its result was accepted)."""
         ...
 
     async def requeue(self, job_id: str, now: float, lease_id: str | None = None) -> Job | None:
-        """leased or completing → queued (lease dropped); with `lease_id`, only under it."""
+        """leased or completing → queued (lease dropped); with `lease_id`, only while the job
+        is leased under it."""
         ...
 
     async def cancel(self, job_id: str, error: dict[str, str]) -> Job | None:

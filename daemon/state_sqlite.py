@@ -212,25 +212,25 @@ class SqliteJobState:
     async def fail(
         self, job_id: str, error: dict[str, str], lease_id: str | None = None
     ) -> Job | None:
+        # an agent's report (with its lease) counts only while it holds the job: not once its
+        # result was accepted (completing)
+        where = f"status IN {_IN_FLIGHT_SQL}" if lease_id is None else "status='leased'"
         fence = "" if lease_id is None else " AND lease_id=?"
         return await self._update(
             job_id,
-            f"UPDATE jobs SET status=?, error=?, lease_id=NULL WHERE job_id=?"
-            f" AND status IN {_IN_FLIGHT_SQL}{fence}",
+            f"UPDATE jobs SET status=?, error=?, lease_id=NULL WHERE job_id=? AND {where}{fence}",
             (JobStatus.FAILED, json.dumps(error), job_id, *_opt(lease_id)),
         )
 
     async def requeue(self, job_id: str, now: float, lease_id: str | None = None) -> Job | None:
+        where = "status IN ('leased', 'completing')" if lease_id is None else "status='leased'"
         fence = "" if lease_id is None else " AND lease_id=?"
         return await self._update(
             job_id,
             "UPDATE jobs SET status=?, lease_id=NULL, agent_id=NULL, lease_expires_at=NULL,"
-            f" full_id=NULL, queued_at=? WHERE job_id=? AND status IN (?, ?){fence}",
-            (
-                JobStatus.QUEUED, now, job_id, JobStatus.LEASED, JobStatus.COMPLETING,
-                *_opt(lease_id),
-            ),
-        )  # fmt: skip
+            f" full_id=NULL, queued_at=? WHERE job_id=? AND {where}{fence}",
+            (JobStatus.QUEUED, now, job_id, *_opt(lease_id)),
+        )
 
     async def cancel(self, job_id: str, error: dict[str, str]) -> Job | None:
         return await self._update(

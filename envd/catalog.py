@@ -10,15 +10,14 @@ served only while the pointer's copy of that digest still matches (docs/architec
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from envd.default_pointer import DefaultPointer, decode_pointer, encode_pointer
 from envd.description import DIGEST_FIELD, decode_description, encode_description, parse_timestamp
 from envd.errors import (
     CorruptDescriptionError,
@@ -42,21 +41,9 @@ log = logging.getLogger("envd.catalog")
 
 # Each retry means another writer moved the pointer in between; a handful always settles.
 MAX_SWAP_ATTEMPTS = 16
-_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 # What a read of one environment can find wrong with it; anything else (a store that is down)
 # is not the environment's fault and is raised.
 _UNREADABLE = (CorruptDescriptionError, EnvironmentNotFoundError)
-
-
-@dataclass(frozen=True, slots=True)
-class DefaultPointer:
-    req_id: str
-    platform: str
-    full_id: str
-    resolved_at: str
-    # The digest of the description it was set to; None in pointers written before digests,
-    # which are never trusted (their default is resolved anew).
-    digest: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +61,10 @@ class UnreadableObject:
 
     key: str
     reason: str
+
+    def warning(self) -> str:
+        """How a listing reports it (the coordinator's log, `envd-client list` on stderr)."""
+        return f"skipped unreadable `{self.key}`: {self.reason}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +151,11 @@ class Catalog:
             )
         return doc
 
+    def stored_description(self, req_id: str, platform: str, full_id: str) -> dict[str, Any]:
+        """The description as the store holds it now (read and verified, never from memory):
+        what a pointer set now must carry the digest of."""
+        return self._load(description_key(req_id, platform, full_id), req_id, platform, full_id)
+
     def find_by_full_id(self, full_id: str) -> list[dict[str, Any]]:
         """Every readable description with this full_id (one per req_id and platform that
         resolved to it); unreadable ones are skipped with a warning, or raised if none is left."""
@@ -218,11 +214,11 @@ class Catalog:
             version = None
             if current is not None:
                 data, version = current
-                held = _decode_pointer(data, req_id, platform)
+                held = decode_pointer(data, req_id, platform)
                 if held is not None and self._keeps(held, wanted, when):
                     return held
             try:
-                self._store.compare_and_swap(key, version, _encode_pointer(wanted))
+                self._store.compare_and_swap(key, version, encode_pointer(wanted))
             except PreconditionFailed:
                 continue
             return wanted
@@ -231,6 +227,26 @@ class Catalog:
             f"of {MAX_SWAP_ATTEMPTS} attempts",
             hint="many writers are racing on this environment; retry",
         )
+
+    def delete_environment(self, req_id: str, platform: str, full_id: str) -> bool:
+        """Remove the description, after the default pointer if that names it (write order
+        reversed: a reader that finds a pointer still finds its description); True if the
+        default was removed. Archives stay: garbage collection finds those no one needs."""
+        key = description_key(req_id, platform, full_id)
+        if self._store.stat(key) is None:
+            raise EnvironmentNotFoundError(
+                f"failed to delete environment `{full_id}` of `{req_id}` on `{platform}`: it "
+                f"is not in store `{self._store.url}`",
+                hint="`envd-client list` shows what the store holds",
+            )
+        pointer = self.get_default(req_id, platform)
+        removed = pointer is not None and pointer.full_id == full_id
+        if removed:
+            self._store.delete(default_key(req_id, platform))
+        self._store.delete(key)
+        with self._cache_lock:
+            self._cache.pop(key, None)
+        return removed
 
     def default_description(self, req_id: str, platform: str) -> dict[str, Any] | None:
         """The verified description the default points at, or None: without a default, and
@@ -261,7 +277,7 @@ class Catalog:
         what cannot be read is skipped with a warning (`scan_environments` returns it)."""
         listing = self.scan_environments(req_id)
         for item in listing.unreadable:
-            log.warning("skipped unreadable `%s`: %s", item.key, item.reason)
+            log.warning("%s", item.warning())
         return list(listing.environments)
 
     def scan_environments(self, req_id: str | None = None) -> EnvironmentListing:
@@ -332,7 +348,7 @@ class Catalog:
         data = self._store.get(key)
         if data is None:
             return None
-        pointer = _decode_pointer(data, req_id, platform)
+        pointer = decode_pointer(data, req_id, platform)
         if pointer is None:
             raise CorruptObjectError(
                 f"failed to read default pointer `{key}` in store `{self._store.url}`: "
@@ -357,47 +373,11 @@ class Catalog:
         return True
 
 
-def _decode_pointer(data: bytes, req_id: str, platform: str) -> DefaultPointer | None:
-    """The pointer in `data`, or None if it is not a valid one for (req_id, platform)."""
-    try:
-        doc = json.loads(data)
-        digest = doc.get("digest")
-        pointer = DefaultPointer(
-            req_id=doc["req_id"],
-            platform=doc["platform"],
-            full_id=doc["full_id"],
-            resolved_at=doc["resolved_at"],
-            digest=digest,
-        )
-        valid = (
-            doc["schema"] == DEFAULT_FORMAT
-            and (pointer.req_id, pointer.platform) == (req_id, platform)
-            and is_id(pointer.full_id)
-            and parse_timestamp(pointer.resolved_at) is not None
-            and (digest is None or (isinstance(digest, str) and bool(_DIGEST.match(digest))))
-        )
-    except (ValueError, TypeError, KeyError, AttributeError):
-        valid = False
-    return pointer if valid else None
-
-
 def _when(resolved_at: str) -> datetime:
     moment = parse_timestamp(resolved_at)
     if moment is None:  # validated on read; kept total for the type checker
         raise CorruptObjectError(f"failed to parse time `{resolved_at}`")
     return moment
-
-
-def _encode_pointer(pointer: DefaultPointer) -> bytes:
-    doc = {
-        "schema": DEFAULT_FORMAT,
-        "req_id": pointer.req_id,
-        "platform": pointer.platform,
-        "full_id": pointer.full_id,
-        "resolved_at": pointer.resolved_at,
-        "digest": pointer.digest,
-    }
-    return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
 
 
 def has_archives(doc: dict[str, Any]) -> bool:

@@ -56,8 +56,8 @@ class ChannelPolicy:
     def _local_allowed(self, url: str) -> bool:
         if self.any_local:
             return True
-        path = Path(unquote(urlsplit(url).path)).resolve()
-        return any(path == d or path.is_relative_to(d) for d in self.local_dirs)
+        path = _resolved(urlsplit(url).path)
+        return path is not None and any(path.is_relative_to(d) for d in self.local_dirs)
 
 
 def spec_channels(spec: Spec) -> list[str]:
@@ -73,6 +73,15 @@ def spec_channels(spec: Spec) -> list[str]:
             named if "::" in dep.spec and "://" not in named else str(channel.base_url).rstrip("/")
         )
     return list(dict.fromkeys(found))
+
+
+def _resolved(url_path: str) -> Path | None:
+    """The file a URL's path names, symlinks followed; None when the system refuses it (a
+    symlink loop, a name too long): refused then, never an exception."""
+    try:
+        return Path(unquote(url_path)).resolve()
+    except (OSError, RuntimeError):  # RuntimeError: Python 3.11's symlink loop
+        return None
 
 
 def _refused(channel: str, why: str) -> ChannelNotAllowedError:
@@ -92,8 +101,8 @@ def check_archive_url(channel: str, url: str) -> None:
     if same_origin and base.scheme in WEB_SCHEMES:
         return
     if same_origin and base.scheme == "file":
-        folder = Path(unquote(base.path)).resolve()
-        if Path(unquote(target.path)).resolve().is_relative_to(folder):
+        folder, path = _resolved(base.path), _resolved(target.path)
+        if folder is not None and path is not None and path.is_relative_to(folder):
             return
     raise ChannelNotAllowedError(
         f"an archive URL in the repodata of channel `{channel}` points outside the channel",

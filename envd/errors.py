@@ -181,6 +181,25 @@ class StateError(EnvdError):
     exit_code = 6
 
 
+class IncompleteAnswerError(EnvdError):
+    """The coordinator's answer lacks what it must carry (a `done` event without a full_id or
+    a valid description, a `failed` one without its error, a stream that ended early): the
+    client believes only complete answers."""
+
+    reference = "E310"
+    status = "DATA_LOSS"
+    exit_code = 5
+
+
+class CoordinatorBusyError(EnvdError):
+    """The coordinator refused a call because too many are open (RESOURCE_EXHAUSTED without
+    an envd error): the client retries with backoff before reporting it."""
+
+    reference = "E311"
+    status = "RESOURCE_EXHAUSTED"
+    exit_code = 5
+
+
 class StoreError(EnvdError):
     reference = "E400"
     status = "UNAVAILABLE"
@@ -199,6 +218,53 @@ class PreconditionFailed(StoreError):
 
     reference = "E402"
     status = "ABORTED"
+
+
+class AliasConflictError(EnvdError):
+    """An alias can't be pointed: its write-once (version-like) tag is already set elsewhere,
+    or another writer moved it first; the message names what it points at now."""
+
+    reference = "E112"
+    status = "ABORTED"
+    exit_code = 2
+
+
+class AliasNotFoundError(EnvdError):
+    reference = "E113"
+    status = "NOT_FOUND"
+    exit_code = 2
+
+
+class InvalidAliasError(EnvdError):
+    """Not an alias name (`namespace/name[:tag]`, lowercase letters, digits, `-_./`)."""
+
+    reference = "E114"
+    status = "INVALID_ARGUMENT"
+    exit_code = 2
+
+
+class EnvironmentInUseError(EnvdError):
+    """An environment aliases point at is not deleted without `--force`."""
+
+    reference = "E115"
+    status = "FAILED_PRECONDITION"
+    exit_code = 2
+
+
+class UnauthenticatedError(EnvdError):
+    """No token, or one the coordinator does not know."""
+
+    reference = "E120"
+    status = "UNAUTHENTICATED"
+    exit_code = 7
+
+
+class PermissionDeniedError(EnvdError):
+    """A known token whose role or namespaces do not allow the call."""
+
+    reference = "E121"
+    status = "PERMISSION_DENIED"
+    exit_code = 7
 
 
 class InternalError(EnvdError):

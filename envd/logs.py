@@ -14,6 +14,8 @@ from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from envd.redaction import mask_text
+
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 LogFormat = Literal["text", "json"]
 LOG_FORMATS: tuple[LogFormat, ...] = ("text", "json")
@@ -147,7 +149,8 @@ def configure_logging(
 
 def report_error(message: str, hint: str | None, style: Callable[[str], str] = str) -> None:
     """The one way a command line prints a user error: `error: …` then `hint: …`; `style`
-    draws those two words (a terminal's colours)."""
-    print(f"{style('error:')} {message}", file=sys.stderr)
+    draws those two words (a terminal's colours). A URL's password in them (a PyPI index
+    quoted from a requirements file) is masked."""
+    print(f"{style('error:')} {mask_text(message)}", file=sys.stderr)
     if hint:
-        print(f"{style('hint:')} {hint}", file=sys.stderr)
+        print(f"{style('hint:')} {mask_text(hint)}", file=sys.stderr)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -41,24 +43,34 @@ class PipRequirements:
 
 
 def read_spec_file(path: Path) -> str:
-    """Read a spec file as UTF-8 text, refusing missing, unreadable and oversized files."""
+    """Read a spec file as UTF-8 text (a pipe such as `<(cmd)` too), refusing missing,
+    unreadable and oversized files, folders and names the system refuses (too long, a symlink
+    loop) with `InvalidSpecError` naming the file: never an OSError."""
     try:
-        size = path.stat().st_size
-        if size > MAX_SPEC_FILE_BYTES:
-            raise RequestTooLargeError(
-                f"failed to read `{path}`: {size} bytes is over the limit of "
-                f"{MAX_SPEC_FILE_BYTES} bytes",
-                hint="split the spec into smaller files",
-            )
-        return path.read_text(encoding="utf-8-sig")
+        with path.open("rb") as source:
+            info = os.fstat(source.fileno())
+            if stat.S_ISREG(info.st_mode) and info.st_size > MAX_SPEC_FILE_BYTES:
+                raise _too_large(path, f"{info.st_size} bytes")
+            data = source.read(MAX_SPEC_FILE_BYTES + 1)  # a pipe has no size to check first
     except FileNotFoundError as err:
         raise InvalidSpecError(
             f"failed to read `{path}`: no such file", hint="check the path given"
         ) from err
-    except UnicodeDecodeError as err:
-        raise InvalidSpecError(f"failed to read `{path}`: not UTF-8 text: {err}") from err
     except OSError as err:
         raise InvalidSpecError(f"failed to read `{path}`: {err.strerror or err}") from err
+    if len(data) > MAX_SPEC_FILE_BYTES:
+        raise _too_large(path, f"more than {MAX_SPEC_FILE_BYTES} bytes")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise InvalidSpecError(f"failed to read `{path}`: not UTF-8 text: {err}") from err
+
+
+def _too_large(path: Path, size: str) -> RequestTooLargeError:
+    return RequestTooLargeError(
+        f"failed to read `{path}`: {size} is over the limit of {MAX_SPEC_FILE_BYTES} bytes",
+        hint="split the spec into smaller files",
+    )
 
 
 def read_requirements_file(path: Path, *, category: str = DEFAULT_CATEGORY) -> PipRequirements:
@@ -123,7 +135,7 @@ class PipLineReader:
         self._extra_index_urls.append(url.strip())
 
     def read_file(self, path: Path, *, selector: str | None) -> None:
-        key = path.resolve()
+        key = file_key(path)
         if key in self._visited:
             return  # included twice (or in a cycle): its lines are already in
         self._visited.add(key)
@@ -173,7 +185,14 @@ class PipLineReader:
                 hint="download the file and pass it with `-r`",
             )
         included = at.base_dir / value
-        if not included.is_file():
+        try:
+            found = included.is_file()
+        except OSError as err:  # a name too long, a symlink loop: said in words, not a traceback
+            raise InvalidSpecError(
+                f"failed to include `{value}` at {at.where}: {err.strerror or err}",
+                hint="`-r` paths are relative to the file that names them",
+            ) from err
+        if not found:
             raise InvalidSpecError(
                 f"failed to include `{value}` at {at.where}: no such file `{included}`",
                 hint="`-r` paths are relative to the file that names them",
@@ -188,6 +207,15 @@ class PipLineReader:
                 hint="give `--index-url` once; add others with `--extra-index-url`",
             )
         self._index_url = (url, where)
+
+
+def file_key(path: Path) -> Path:
+    """The file `path` names, for spotting a file included twice; a path that cannot be
+    resolved (a symlink loop) is its own key, and reading it says what is wrong."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # RuntimeError: Python 3.11's symlink loop
+        return Path(os.path.abspath(path))
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,7 +348,10 @@ def _logical_lines(text: str) -> list[tuple[int, str]]:
 
 
 def _name_from_url(url: str) -> str | None:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unbalanced `[` in the host ("Invalid IPv6 URL")
+        return None
     egg = _EGG_FRAGMENT.search(parts.fragment)
     if egg:
         return egg.group(1).split("[", 1)[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -151,6 +152,30 @@ class RawSpec:
     pypi_indexes: list[str] = field(default_factory=list)
     virtual_packages: dict[str, str] = field(default_factory=dict)
     platforms: list[str] = field(default_factory=list)
+    exclude_newer: str | None = None
+
+
+def normalize_exclude_newer(text: str, where: str = "--exclude-newer") -> str:
+    """An RFC 3339 time (any offset) or a date (midnight UTC), as `YYYY-MM-DDTHH:MM:SSZ` in
+    UTC: one spelling per moment, so the req_id does not depend on how it was written."""
+    value = text.strip()
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as err:
+        raise InvalidSpecError(
+            f"failed to parse `{text}` at {where}: not an RFC 3339 time or a date",
+            hint="write e.g. `2024-06-01` or `2024-06-01T12:00:00Z`",
+        ) from err
+    if len(value) == len("2024-06-01"):
+        moment = moment.replace(tzinfo=UTC)
+    if moment.tzinfo is None:
+        raise InvalidSpecError(
+            f"failed to parse `{text}` at {where}: the time has no timezone",
+            hint="end it with `Z` (UTC) or an offset such as `+02:00`",
+        )
+    utc = moment.astimezone(UTC)
+    micro = f".{utc.microsecond:06d}" if utc.microsecond else ""
+    return utc.strftime("%Y-%m-%dT%H:%M:%S") + micro + "Z"
 
 
 def normalize_python(text: str, where: str = "--python") -> str:
@@ -214,8 +239,21 @@ def normalize_channel(channel: str) -> str:
         _refuse_credentials(value)
         return value.rstrip("/")
     if value.startswith(("/", "./", "../", "~")) or value in {".", ".."}:
-        return Path(value).expanduser().resolve().as_uri()
+        return local_folder(Path(value), value).as_uri()
     return value.rstrip("/") or value
+
+
+def local_folder(path: Path, shown: str) -> Path:
+    """`path` (`~` expanded) made absolute with symlinks resolved; what the system refuses (an
+    unknown user's `~`, a symlink loop, a name too long) is `InvalidSpecError`."""
+    try:
+        return path.expanduser().resolve()
+    except (OSError, RuntimeError) as err:  # RuntimeError: unknown `~user`, 3.11's symlink loop
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        raise InvalidSpecError(
+            f"failed to read channel folder `{shown}`: {reason.rstrip('.')}",
+            hint="give an existing folder, or a channel name or URL",
+        ) from err
 
 
 _TOKEN_SEGMENT = re.compile(r"/t/[^/]+/")
@@ -223,13 +261,19 @@ _TOKEN_SEGMENT = re.compile(r"/t/[^/]+/")
 
 def _refuse_credentials(url: str) -> None:
     """Specs are hashed, stored and shown: a secret in a channel URL would end up everywhere."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as err:  # e.g. an unbalanced `[` in the host
+        raise InvalidSpecError(
+            f"channel URL `{url.partition('://')[0]}://…` is not a valid URL: {err}",
+            hint="check the host part of the URL",
+        ) from err
     if parts.username or parts.password or _TOKEN_SEGMENT.search(parts.path):
         shown = f"{parts.scheme}://{parts.hostname or ''}{'/…' if parts.path else ''}"
         raise InvalidSpecError(
             f"channel URL `{shown}` carries credentials; they would be written into ids, "
             "descriptions and logs",
-            hint="give agents credentials in `~/.netrc` or `ENVD_CHANNEL_TOKEN=HOST=TOKEN`",
+            hint="give agents credentials in `~/.netrc` or `ENVD_CHANNEL_TOKEN=HOST[:PORT]=TOKEN`",
         )
 
 
@@ -255,6 +299,9 @@ def normalize_spec(raw: RawSpec) -> Spec:
         channels=tuple(channels),
         pypi_indexes=tuple(indexes),
         virtual_packages=vpkgs,
+        exclude_newer=(
+            normalize_exclude_newer(raw.exclude_newer) if raw.exclude_newer is not None else None
+        ),
     )
 
 

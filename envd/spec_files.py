@@ -13,7 +13,7 @@ import yaml
 from envd.errors import InvalidSpecError, UnknownPlatformError
 from envd.platforms import SELECTOR_WORDS, known_platforms
 from envd.requirements_txt import PipLineReader, read_spec_file
-from envd.spec import DEFAULT_CATEGORY, RawDependency, RawSpec
+from envd.spec import DEFAULT_CATEGORY, RawDependency, RawSpec, local_folder
 
 _STR_TAG = "tag:yaml.org,2002:str"
 _NULL_TAG = "tag:yaml.org,2002:null"
@@ -63,7 +63,7 @@ class _Parser:
     def _channel(self, channel: str) -> str:
         """A relative folder channel is relative to the file, not to where envd runs."""
         if channel.startswith(("./", "../")) or channel in {".", ".."}:
-            return str((self._base_dir / channel).resolve())
+            return str(local_folder(self._base_dir / channel, channel))
         return channel
 
     def parse(self) -> EnvironmentFile:

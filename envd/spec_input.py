@@ -43,13 +43,14 @@ def load_spec(
     python: str | None = None,
     channels: Sequence[str] = (),
     virtual_packages: Sequence[str] = (),
+    exclude_newer: str | None = None,
 ) -> LoadedSpec:
     """Read every file, add the inline options after them, check limits, normalize.
 
     Order matters only where it means priority: channels (files first, then `-c`) and PyPI
     indexes. `platforms` is the union of the files' `platforms:` lists, in order.
     """
-    raw = RawSpec(python=python)
+    raw = RawSpec(python=python, exclude_newer=exclude_newer)
     warnings: list[str] = []
     for path in env_files:
         parsed = read_environment_file(path)

@@ -7,7 +7,9 @@ from typing import Any
 
 import grpc
 
+from envd.aliases import Alias, AliasMove, AliasTarget, parse_alias
 from envd.errors import (
+    CoordinatorBusyError,
     CoordinatorUnavailableError,
     EnvdError,
     InternalError,
@@ -22,6 +24,9 @@ from envd.v1 import common_pb2, environments_pb2
 ERROR_METADATA_KEY = "envd-error-bin"
 PROTOCOL_METADATA_KEY = "envd-protocol"
 VERSION_METADATA_KEY = "envd-version"
+# what grpc's server says when `maximum_concurrent_rpcs` are open (the coordinator is busy;
+# any other RESOURCE_EXHAUSTED without an envd error is a message over a size limit)
+BUSY_DETAILS = "concurrent rpc limit exceeded"
 
 
 def spec_to_pb(spec: Spec) -> common_pb2.Spec:
@@ -64,6 +69,7 @@ def raw_spec_from_pb(message: common_pb2.Spec) -> RawSpec:
         channels=list(message.channels),
         pypi_indexes=list(message.pypi_indexes),
         virtual_packages=dict(message.virtual_packages),
+        exclude_newer=message.exclude_newer or None,
     )
 
 
@@ -94,12 +100,20 @@ def error_from_rpc(rpc_error: grpc.RpcError) -> EnvdError:
             return error_from_dict(json.loads(value))
     code = rpc_error.code() if hasattr(rpc_error, "code") else None
     details = rpc_error.details() if hasattr(rpc_error, "details") else str(rpc_error)
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED and BUSY_DETAILS in (details or "").lower():
+        return CoordinatorBusyError(
+            f"the coordinator refused the call: {details}",
+            hint="it has too many open calls; retry in a moment",
+        )
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
         return RequestTooLargeError(
             f"the coordinator refused the request: {details}",
             hint="split the request into smaller environments",
         )
-    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+    # CANCELLED without an envd error: a stopping server ends the calls it had not started
+    # yet that way (envd's own cancellations carry their error): gone for now, like UNAVAILABLE
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
+                grpc.StatusCode.CANCELLED):  # fmt: skip
         return CoordinatorUnavailableError(
             f"failed to reach the coordinator: {details}",
             hint="check `--coordinator` / ENVD_COORDINATOR and that envd-daemon is running",
@@ -156,3 +170,48 @@ def stage_to_pb(stage: Stage) -> int:
 
 def stage_from_pb(value: int) -> Stage:
     return Stage[environments_pb2.Stage.Name(value).removeprefix("STAGE_")]
+
+
+def alias_to_pb(alias: Alias, *, history: bool = True) -> environments_pb2.Alias:
+    return environments_pb2.Alias(
+        alias=str(alias.name),
+        req_id=alias.req_id or "",
+        full_ids={p: e[0] for p, e in alias.environments.items()},
+        digests={p: e[1] for p, e in alias.environments.items()},
+        history=[_move_to_pb(m) for m in alias.history] if history else [],
+    )
+
+
+def alias_from_pb(message: environments_pb2.Alias) -> Alias:
+    return Alias(
+        name=parse_alias(message.alias),
+        req_id=message.req_id or None,
+        environments={p: (f, message.digests.get(p, "")) for p, f in message.full_ids.items()},
+        history=tuple(
+            AliasMove(
+                m.when,
+                m.who,
+                m.action,
+                _target_from_pb(m.before) if m.HasField("before") else None,
+                _target_from_pb(m.after) if m.HasField("after") else None,
+            )
+            for m in message.history
+        ),
+    )
+
+
+def _move_to_pb(move: AliasMove) -> environments_pb2.AliasMove:
+    message = environments_pb2.AliasMove(when=move.when, who=move.who, action=move.action)
+    if move.before is not None:
+        message.before.CopyFrom(_target_to_pb(move.before))
+    if move.after is not None:
+        message.after.CopyFrom(_target_to_pb(move.after))
+    return message
+
+
+def _target_to_pb(target: AliasTarget) -> environments_pb2.AliasTarget:
+    return environments_pb2.AliasTarget(req_id=target.req_id, full_ids=target.full_ids)
+
+
+def _target_from_pb(message: environments_pb2.AliasTarget) -> AliasTarget:
+    return AliasTarget(message.req_id, dict(message.full_ids))

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,10 +80,12 @@ class Cluster:
     processes: list[Process] = field(default_factory=list)
     address: str = ""
 
-    def _spawn(self, name: str, argv: list[str]) -> Process:
+    def _spawn(
+        self, name: str, argv: list[str], extra_env: Mapping[str, str] | None = None
+    ) -> Process:
         log_path = self.root / f"{name}.log"
         log_file = log_path.open("ab")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **(extra_env or {})}
         env.pop("ENVD_COORDINATOR", None)
         popen = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT, env=env)
         log_file.close()
@@ -118,8 +120,9 @@ class Cluster:
         return process
 
     def start_agent(
-        self, name: str, platforms: list[str], slots: int = 1, args: Sequence[str] = ()
-    ) -> Process:
+        self, name: str, platforms: list[str], slots: int = 1, args: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+    ) -> Process:  # fmt: skip
         argv = [
             str(BIN / "envd-agent"),
             "--coordinator", self.address,
@@ -130,7 +133,7 @@ class Cluster:
         ]  # fmt: skip
         for platform in platforms:
             argv += ["--platform", platform]
-        process = self._spawn(name, argv)
+        process = self._spawn(name, argv, env)
         wait_for(lambda: "connected to" in process.log(), 30, f"agent {name} connected")
         return process
 
@@ -143,9 +146,12 @@ class _ChannelHandler(http.server.SimpleHTTPRequestHandler):
     delay = 0.0
     token = ""  # when set, every request must carry `Authorization: Bearer <token>`
     requests: list[str]
+    authorizations: list[str]  # every Authorization header a request carried
 
     def do_GET(self) -> None:
         self.requests.append(self.path)
+        if self.headers.get("Authorization") is not None:
+            self.authorizations.append(self.headers["Authorization"])
         if self.token and self.headers.get("Authorization") != f"Bearer {self.token}":
             self.send_error(401, "a bearer token is required")
             return
@@ -175,10 +181,17 @@ class ChannelServer:
     def requests(self) -> list[str]:
         return self.handler.requests
 
+    @property
+    def authorizations(self) -> list[str]:
+        return self.handler.authorizations
+
 
 @contextmanager
 def serve_channel(folder: Path) -> Iterator[ChannelServer]:
-    handler = type("Handler", (_ChannelHandler,), {"delay": 0.0, "token": "", "requests": []})
+    handler = type(
+        "Handler", (_ChannelHandler,),
+        {"delay": 0.0, "token": "", "requests": [], "authorizations": []},
+    )  # fmt: skip
     server = http.server.ThreadingHTTPServer(
         ("127.0.0.1", 0), functools.partial(handler, directory=str(folder))
     )

@@ -14,14 +14,21 @@ from __future__ import annotations
 
 import multiprocessing
 import queue as queue_module
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import pytest
 
-from envd.errors import InvalidKeyError, PreconditionFailed, StoreError
+from envd.alias_book import AliasBook
+from envd.aliases import AliasTarget, parse_alias
+from envd.catalog import Catalog
+from envd.description import ResolvedBy, ResolvedPackage, SolverInfo, build_description
+from envd.errors import AliasConflictError, InvalidKeyError, PreconditionFailed, StoreError
+from envd.spec import CondaDependency, Spec
 from envd.store.base import Store
 from envd.store.url import open_store
 
@@ -280,6 +287,33 @@ class StoreConformance:
         expected.discard("envs/r/linux-64/0.json")
         assert store.list("") == sorted(expected)
 
+    def test_stat_says_when_an_object_was_written(self, store: Store) -> None:
+        store.put_if_absent("pkgs/when/x.conda", b"x")
+        info = store.stat("pkgs/when/x.conda")
+        assert info is not None and info.modified is not None
+        assert abs(info.modified - time.time()) < 600  # the store's clock, close to ours
+
+    # aliases: every move one compare-and-swap
+
+    def test_an_alias_move_that_loses_the_swap_is_a_conflict_and_nothing_is_lost(
+        self, store: Store
+    ) -> None:
+        catalog = Catalog(store)
+        first, second, third = (_description(store, catalog, v) for v in ("1.1", "1.2", "1.3"))
+        name = parse_alias("team/env")
+        AliasBook(store, catalog).set(name, first, who="ada", when="t1")
+        rival = AliasBook(store, Catalog(store))
+        racing = _Interleaved(store, lambda: rival.set(name, second, who="bob", when="t2"))
+        with pytest.raises(AliasConflictError, match="another writer moved it first; it now"):
+            AliasBook(cast(Store, racing), catalog).set(name, third, who="cy", when="t3")
+        record = AliasBook(store, catalog).get(name)
+        assert [(m.who, m.after) for m in record.history] == [("ada", first), ("bob", second)]
+        version = parse_alias("team/env:v1")
+        AliasBook(store, catalog).set(version, first, who="ada", when="t4")
+        with pytest.raises(AliasConflictError, match="write-once"):
+            AliasBook(store, catalog).set(version, second, who="bob", when="t5")
+        assert AliasBook(store, catalog).get(version).target == first
+
     # many processes
 
     def test_racing_put_if_absent_has_exactly_one_winner(self, store: Store) -> None:
@@ -300,3 +334,38 @@ class StoreConformance:
         assert len(winners) == 1, outcomes
         assert store.get(key) == payload(winners[0])
         assert store.list("defaults/") == [key]
+
+
+class _Interleaved:
+    """The store, except that its next compare-and-swap first lets a rival writer run."""
+
+    def __init__(self, store: Store, rival: Callable[[], object]) -> None:
+        self._store = store
+        self._rival: Callable[[], object] | None = rival
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def compare_and_swap(self, key: str, expected_version: str | None, data: bytes) -> str:
+        rival, self._rival = self._rival, None
+        if rival is not None:
+            rival()
+        return self._store.compare_and_swap(key, expected_version, data)
+
+
+def _description(store: Store, catalog: Catalog, version: str) -> AliasTarget:
+    """A description of zlib `version` on linux-64, written; what an alias would name."""
+    spec = Spec(conda=(CondaDependency(name="zlib", spec="zlib"),), channels=("conda-forge",))
+    package = ResolvedPackage(
+        kind="conda", name="zlib", version=version, build="h0_0", channel="conda-forge",
+        url=f"https://conda.anaconda.org/conda-forge/linux-64/zlib-{version}-h0_0.conda",
+        filename=f"zlib-{version}-h0_0.conda", sha256=version[-1] * 64, md5=None, size=10,
+        subdir="linux-64",
+    )  # fmt: skip
+    doc = build_description(
+        req_id="a" * 40, platform="linux-64", spec=spec, packages=[package],
+        resolved_at=datetime(2024, 5, 1, tzinfo=UTC), resolved_by=ResolvedBy("ada", "a", "h"),
+        solver=SolverInfo("rattler", "0.28.0"),
+    )  # fmt: skip
+    catalog.write_description(doc)
+    return AliasTarget(doc["req_id"], {"linux-64": doc["full_id"]})

@@ -35,6 +35,7 @@ from azure.core.exceptions import (
 from azure.storage.blob import BlobClient, BlobProperties, ContainerClient, ExponentialRetry
 
 from envd.errors import InvalidKeyError, PreconditionFailed, StoreError
+from envd.redaction import refuse_store_credentials
 from envd.store.base import ObjectInfo, check_key, check_prefix
 from envd.store.retry import with_retries
 
@@ -96,6 +97,7 @@ def container_client(
 
 def parse_url(url: str) -> tuple[str, str]:
     """`az://container/some/prefix` → (`container`, `some/prefix`); the prefix may be empty."""
+    refuse_store_credentials(url, _URL_HINT)
     parts = urlsplit(url)
     if parts.scheme.lower() != SCHEME:
         raise StoreError(f"failed to open store `{url}`: not an `az://` URL", _URL_HINT)
@@ -212,7 +214,13 @@ class AzureStore:
         props = self._call("stat", key, lambda: _properties(blob))
         if props is None:
             return None
-        return ObjectInfo(key=key, size=props.size, version=str(props.etag))
+        when = props.last_modified
+        return ObjectInfo(
+            key=key,
+            size=props.size,
+            version=str(props.etag),
+            modified=None if when is None else when.timestamp(),
+        )
 
     def list(self, prefix: str) -> list[str]:
         check_prefix(prefix)

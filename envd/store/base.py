@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from envd.errors import InvalidKeyError
 
@@ -27,6 +27,9 @@ class ObjectInfo:
     # Opaque to callers: an etag, a generation or a content hash. Only ever compared for
     # equality and handed back to `compare_and_swap`.
     version: str
+    # When the object was written (POSIX seconds, the store's clock), if the backend says:
+    # garbage collection keeps whatever is younger than its grace period.
+    modified: float | None = None
 
 
 class Store(Protocol):
@@ -81,6 +84,21 @@ class Store(Protocol):
     def download(self, key: str, dest: Path) -> bool:
         """Stream the object into `dest` (written beside it, then renamed: a failed download
         leaves no file); False if the object is absent."""
+        ...
+
+
+@runtime_checkable
+class Leftovers(Protocol):
+    """A backend whose interrupted writes can leave something behind that is not a key (the
+    local store's temp files when a writer is killed); garbage collection removes it."""
+
+    def leftovers(self, older_than: float) -> list[ObjectInfo]:
+        """What interrupted writes left, last written before `older_than` (POSIX seconds);
+        each `key` is a path under the store root, never a key."""
+        ...
+
+    def remove_leftover(self, name: str) -> None:
+        """Remove one thing `leftovers` named (refusing anything else)."""
         ...
 
 

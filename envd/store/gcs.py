@@ -32,6 +32,7 @@ from google.cloud.storage import Blob, Client
 from google.cloud.storage.exceptions import DataCorruption, InvalidResponse
 
 from envd.errors import InvalidKeyError, PreconditionFailed, StoreError
+from envd.redaction import refuse_store_credentials
 from envd.store.base import ObjectInfo, check_key, check_prefix
 from envd.store.retry import DEFAULT_ATTEMPTS, DEFAULT_BASE_DELAY, with_retries
 
@@ -90,6 +91,7 @@ class GcsStore:
     @classmethod
     def from_url(cls, url: str) -> GcsStore:
         """`gs://bucket` or `gs://bucket/prefix`, with a client from `default_client`."""
+        refuse_store_credentials(url, _URL_HINT)
         scheme, sep, rest = url.partition("://")
         if not sep or scheme.lower() != SCHEME:
             raise StoreError(f"failed to open store `{url}`: not a `gs://` URL", _URL_HINT)
@@ -145,7 +147,13 @@ class GcsStore:
             blob = self._bucket.get_blob(name, retry=None)
             if blob is None:
                 return None
-            return ObjectInfo(key=key, size=int(blob.size), version=self._version_of(blob, key))
+            when = blob.updated or blob.time_created
+            return ObjectInfo(
+                key=key,
+                size=int(blob.size),
+                version=self._version_of(blob, key),
+                modified=None if when is None else when.timestamp(),
+            )
 
         return self._run("stat", key, read)
 

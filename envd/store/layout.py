@@ -37,7 +37,7 @@ DEFAULT_FORMAT = "envd-default-v1"
 ALIAS_FORMAT = "envd-alias-v1"
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_ALIAS_PART = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
 _PYTHON_TAG = re.compile(r"^[a-z]+[0-9]*$")
 _JSON = ".json"
 
@@ -79,14 +79,39 @@ def default_key(req_id: str, platform: str) -> str:
 
 
 def alias_key(namespace: str, name: str, tag: str) -> str:
-    for field, value in (("namespace", namespace), ("name", name), ("tag", tag)):
-        if not _NAME.match(value):
+    """`aliases/<namespace>/<name>/<tag>.json`; a name may hold `/` (one folder per segment)."""
+    for field, value in (
+        ("namespace", namespace),
+        ("tag", tag),
+        *(("name", n) for n in name.split("/")),
+    ):
+        if not _ALIAS_PART.match(value) or value.endswith(_JSON):
             raise InvalidKeyError(
                 f"failed to build an alias key: {field} `{value}` is invalid",
-                hint="alias parts are 1-128 letters, digits, `.`, `_` or `-`, "
-                "starting with a letter or digit",
+                hint="alias parts are 1-128 lowercase letters, digits, `.`, `_` or `-`, "
+                "starting with a letter or digit (names may hold `/`)",
             )
-    return f"{ALIASES}/{namespace}/{name}/{tag}{_JSON}"
+    return check_key(f"{ALIASES}/{namespace}/{name}/{tag}{_JSON}")
+
+
+def aliases_prefix(namespace: str | None = None) -> str:
+    """`aliases/`, or `aliases/<namespace>/`: the prefix to `list` alias records by."""
+    if namespace is None:
+        return f"{ALIASES}/"
+    return f"{ALIASES}/{namespace}/"
+
+
+def parse_alias_key(key: str) -> tuple[str, str, str] | None:
+    """(namespace, name, tag) of an alias key, or None if `key` is not one."""
+    parts = key.split("/")
+    if len(parts) < 4 or parts[0] != ALIASES or not parts[-1].endswith(_JSON):
+        return None
+    namespace, name, tag = parts[1], "/".join(parts[2:-1]), parts[-1].removesuffix(_JSON)
+    try:
+        alias_key(namespace, name, tag)
+    except InvalidKeyError:
+        return None
+    return namespace, name, tag
 
 
 def environments_prefix(req_id: str | None = None) -> str:

@@ -78,13 +78,36 @@ class LocalStore:
         path = self._path(key)
         try:
             with path.open("rb") as f:
-                size = os.fstat(f.fileno()).st_size
+                facts = os.fstat(f.fileno())
                 version = hashlib.file_digest(f, "sha256").hexdigest()
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return None
         except OSError as err:
             raise self._error("stat", key, err) from err
-        return ObjectInfo(key=key, size=size, version=version)
+        return ObjectInfo(key=key, size=facts.st_size, version=version, modified=facts.st_mtime)
+
+    def leftovers(self, older_than: float) -> list[ObjectInfo]:
+        """Temp files (`.<name>.<random>.tmp`) of writers killed before their rename."""
+        found = []
+        for dirpath, _, filenames in os.walk(self._root):
+            for name in filenames:
+                if not _is_temp(name):
+                    continue
+                path = Path(dirpath) / name
+                try:
+                    facts = path.stat()
+                except FileNotFoundError:
+                    continue  # renamed into place or removed meanwhile
+                if facts.st_mtime < older_than:
+                    rel = path.relative_to(self._root).as_posix()
+                    found.append(ObjectInfo(rel, facts.st_size, "", facts.st_mtime))
+        return sorted(found, key=lambda info: info.key)
+
+    def remove_leftover(self, name: str) -> None:
+        path = self._root.joinpath(*name.split("/"))
+        if ".." in name.split("/") or not _is_temp(path.name):
+            raise StoreError(f"failed to remove `{name}`: not a temp file of store `{self.url}`")
+        path.unlink(missing_ok=True)
 
     def list(self, prefix: str) -> list[str]:
         check_prefix(prefix)
@@ -215,6 +238,10 @@ class LocalStore:
             f"`{expected or 'absent'}`, found `{found or 'absent'}`",
             hint="another writer changed the object; read it again and retry",
         )
+
+
+def _is_temp(name: str) -> bool:
+    return name.startswith(".") and name.endswith(_TEMP_SUFFIX)
 
 
 def _version(data: bytes) -> str:

@@ -17,6 +17,7 @@ import botocore.exceptions as sdk  # type: ignore[import-untyped, unused-ignore]
 from botocore.config import Config  # type: ignore[import-untyped, unused-ignore]
 
 from envd.errors import InvalidKeyError, PreconditionFailed, StoreError
+from envd.redaction import refuse_store_credentials
 from envd.store.base import ObjectInfo, check_key, check_prefix
 from envd.store.retry import DEFAULT_ATTEMPTS, DEFAULT_BASE_DELAY, with_retries
 
@@ -100,6 +101,7 @@ class S3Store:
     @classmethod
     def from_url(cls, url: str) -> S3Store:
         """`s3://bucket` or `s3://bucket/some/prefix` (a trailing `/` is dropped)."""
+        refuse_store_credentials(url, _URL_HINT)
         parts = urlsplit(url)
         if parts.scheme.lower() != "s3":
             raise StoreError(f"failed to open store `{url}`: not an `s3://` URL", _URL_HINT)
@@ -162,7 +164,13 @@ class S3Store:
             # A HEAD 404 has no body, so it cannot say whether the key or the bucket is missing.
             self._check_bucket("stat", key)
             return None
-        return ObjectInfo(key=key, size=int(response["ContentLength"]), version=_version(response))
+        modified = response.get("LastModified")
+        return ObjectInfo(
+            key=key,
+            size=int(response["ContentLength"]),
+            version=_version(response),
+            modified=None if modified is None else modified.timestamp(),
+        )
 
     def list(self, prefix: str) -> list[str]:
         check_prefix(prefix)

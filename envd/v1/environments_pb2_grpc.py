@@ -59,6 +59,36 @@ class EnvironmentsStub:
                 request_serializer=envd_dot_v1_dot_environments__pb2.ListEnvironmentsRequest.SerializeToString,
                 response_deserializer=envd_dot_v1_dot_environments__pb2.ListEnvironmentsResponse.FromString,
                 _registered_method=True)
+        self.SetAlias = channel.unary_unary(
+                '/envd.v1.Environments/SetAlias',
+                request_serializer=envd_dot_v1_dot_environments__pb2.SetAliasRequest.SerializeToString,
+                response_deserializer=envd_dot_v1_dot_environments__pb2.Alias.FromString,
+                _registered_method=True)
+        self.GetAlias = channel.unary_unary(
+                '/envd.v1.Environments/GetAlias',
+                request_serializer=envd_dot_v1_dot_environments__pb2.GetAliasRequest.SerializeToString,
+                response_deserializer=envd_dot_v1_dot_environments__pb2.Alias.FromString,
+                _registered_method=True)
+        self.ListAliases = channel.unary_unary(
+                '/envd.v1.Environments/ListAliases',
+                request_serializer=envd_dot_v1_dot_environments__pb2.ListAliasesRequest.SerializeToString,
+                response_deserializer=envd_dot_v1_dot_environments__pb2.ListAliasesResponse.FromString,
+                _registered_method=True)
+        self.DeleteAlias = channel.unary_unary(
+                '/envd.v1.Environments/DeleteAlias',
+                request_serializer=envd_dot_v1_dot_environments__pb2.DeleteAliasRequest.SerializeToString,
+                response_deserializer=envd_dot_v1_dot_environments__pb2.Alias.FromString,
+                _registered_method=True)
+        self.DeleteEnvironment = channel.unary_unary(
+                '/envd.v1.Environments/DeleteEnvironment',
+                request_serializer=envd_dot_v1_dot_environments__pb2.DeleteEnvironmentRequest.SerializeToString,
+                response_deserializer=envd_dot_v1_dot_environments__pb2.DeleteEnvironmentResponse.FromString,
+                _registered_method=True)
+        self.CollectGarbage = channel.unary_unary(
+                '/envd.v1.Environments/CollectGarbage',
+                request_serializer=envd_dot_v1_dot_environments__pb2.CollectGarbageRequest.SerializeToString,
+                response_deserializer=envd_dot_v1_dot_environments__pb2.CollectGarbageResponse.FromString,
+                _registered_method=True)
 
 
 class EnvironmentsServicer:
@@ -98,7 +128,60 @@ class EnvironmentsServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListEnvironments(self, request, context):
-        """Environments in the store, optionally for one req_id.
+        """Environments in the store, optionally for one req_id; what could not be read is skipped
+        and reported in `warnings`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetAlias(self, request, context):
+        """Point an alias (`namespace/name[:tag]`) at a req_id's environments, one compare-and-swap in
+        the store: if another writer moved it first, or its tag looks like a version (write-once)
+        and already points elsewhere, the call fails with ABORTED naming what it points at now.
+        With the alias's req_id unchanged, the platforms given move and the others stay. Needs a
+        token that may write the namespace (PERMISSION_DENIED otherwise). Blocks on store I/O only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAlias(self, request, context):
+        """One alias with its history (NOT_FOUND if never set or deleted).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAliases(self, request, context):
+        """Aliases whose `namespace/name:tag` starts with a prefix, sorted, without their history.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteAlias(self, request, context):
+        """Delete an alias (its namespace or an admin token); its record keeps the history, and a
+        version tag is never reused.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteEnvironment(self, request, context):
+        """Delete one environment's description and, if it is the default, the default pointer
+        (archives stay for `CollectGarbage`). Refused (FAILED_PRECONDITION) while an alias points
+        at it unless `force`, which removes it from those aliases (recorded in their history).
+        Needs an admin token.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CollectGarbage(self, request, context):
+        """Remove archives no description references, transmute links whose `.conda` is gone, and
+        temp files interrupted writes left in the store, all older than the grace period. Needs
+        an admin token; with `dry_run` only reports. Blocks for a scan of the whole store.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -131,6 +214,36 @@ def add_EnvironmentsServicer_to_server(servicer, server):
                     servicer.ListEnvironments,
                     request_deserializer=envd_dot_v1_dot_environments__pb2.ListEnvironmentsRequest.FromString,
                     response_serializer=envd_dot_v1_dot_environments__pb2.ListEnvironmentsResponse.SerializeToString,
+            ),
+            'SetAlias': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetAlias,
+                    request_deserializer=envd_dot_v1_dot_environments__pb2.SetAliasRequest.FromString,
+                    response_serializer=envd_dot_v1_dot_environments__pb2.Alias.SerializeToString,
+            ),
+            'GetAlias': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAlias,
+                    request_deserializer=envd_dot_v1_dot_environments__pb2.GetAliasRequest.FromString,
+                    response_serializer=envd_dot_v1_dot_environments__pb2.Alias.SerializeToString,
+            ),
+            'ListAliases': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAliases,
+                    request_deserializer=envd_dot_v1_dot_environments__pb2.ListAliasesRequest.FromString,
+                    response_serializer=envd_dot_v1_dot_environments__pb2.ListAliasesResponse.SerializeToString,
+            ),
+            'DeleteAlias': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteAlias,
+                    request_deserializer=envd_dot_v1_dot_environments__pb2.DeleteAliasRequest.FromString,
+                    response_serializer=envd_dot_v1_dot_environments__pb2.Alias.SerializeToString,
+            ),
+            'DeleteEnvironment': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteEnvironment,
+                    request_deserializer=envd_dot_v1_dot_environments__pb2.DeleteEnvironmentRequest.FromString,
+                    response_serializer=envd_dot_v1_dot_environments__pb2.DeleteEnvironmentResponse.SerializeToString,
+            ),
+            'CollectGarbage': grpc.unary_unary_rpc_method_handler(
+                    servicer.CollectGarbage,
+                    request_deserializer=envd_dot_v1_dot_environments__pb2.CollectGarbageRequest.FromString,
+                    response_serializer=envd_dot_v1_dot_environments__pb2.CollectGarbageResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -268,6 +381,168 @@ class Environments:
             '/envd.v1.Environments/ListEnvironments',
             envd_dot_v1_dot_environments__pb2.ListEnvironmentsRequest.SerializeToString,
             envd_dot_v1_dot_environments__pb2.ListEnvironmentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetAlias(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/envd.v1.Environments/SetAlias',
+            envd_dot_v1_dot_environments__pb2.SetAliasRequest.SerializeToString,
+            envd_dot_v1_dot_environments__pb2.Alias.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAlias(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/envd.v1.Environments/GetAlias',
+            envd_dot_v1_dot_environments__pb2.GetAliasRequest.SerializeToString,
+            envd_dot_v1_dot_environments__pb2.Alias.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAliases(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/envd.v1.Environments/ListAliases',
+            envd_dot_v1_dot_environments__pb2.ListAliasesRequest.SerializeToString,
+            envd_dot_v1_dot_environments__pb2.ListAliasesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteAlias(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/envd.v1.Environments/DeleteAlias',
+            envd_dot_v1_dot_environments__pb2.DeleteAliasRequest.SerializeToString,
+            envd_dot_v1_dot_environments__pb2.Alias.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteEnvironment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/envd.v1.Environments/DeleteEnvironment',
+            envd_dot_v1_dot_environments__pb2.DeleteEnvironmentRequest.SerializeToString,
+            envd_dot_v1_dot_environments__pb2.DeleteEnvironmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CollectGarbage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/envd.v1.Environments/CollectGarbage',
+            envd_dot_v1_dot_environments__pb2.CollectGarbageRequest.SerializeToString,
+            envd_dot_v1_dot_environments__pb2.CollectGarbageResponse.FromString,
             options,
             channel_credentials,
             insecure,

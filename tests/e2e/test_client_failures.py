@@ -217,6 +217,10 @@ def test_bad_input_is_refused_before_any_job(tmp_path: Path) -> None:
         "error: conflicting python versions: `--python 3.11` and `python=3.9` at --package\n"
         "hint: give the python version once: `--python` or a `python` dependency\n"
     )
+    long_name = "r" * 300  # `File name too long`: E100 in words, not an OSError traceback
+    too_long = run_client("resolve", "-r", long_name, "--arch", "linux-64", cwd=tmp_path)
+    assert too_long.returncode == 2
+    assert too_long.stderr == f"error: failed to read `{long_name}`: File name too long\n"
     assert not (tmp_path / "home").exists()  # refused by the client: nothing started
 
 

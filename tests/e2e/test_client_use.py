@@ -12,11 +12,12 @@ from typing import Any
 import pytest
 from test_cli import normalized, one_json, python_env, run_client
 
-from harness import EXAMPLE_CHANNEL, ROOT
+from harness import EXAMPLE_CHANNEL, ROOT, Cluster
 
 pytestmark = pytest.mark.e2e
 SPECS = ROOT / "tests" / "fixtures" / "specs"
-COMMANDS = ["resolve", "spec", "show", "list", "create", "wait", "info", "completion"]
+COMMANDS = ["resolve", "spec", "show", "list", "create", "wait", "info", "completion", "alias",
+            "delete", "gc"]  # fmt: skip
 
 
 def files_under(folder: Path) -> list[Path]:
@@ -177,3 +178,19 @@ def test_show_names_channels_and_requested_specs(tmp_path: Path) -> None:
     assert f"Channels: {EXAMPLE_CHANNEL.as_uri()}\nRequested: python 3.9.*, zlib\n" in shown
     listed = run_client("list", cwd=tmp_path).stdout
     assert normalized(listed).splitlines()[1].endswith("  yes      python 3.9.*, zlib")
+
+
+def test_info_of_a_coordinator_counts_agents_per_platform(tmp_path: Path) -> None:
+    cluster = Cluster(tmp_path / "cluster")
+    (tmp_path / "cluster").mkdir()
+    try:
+        cluster.start_daemon()
+        cluster.start_agent("a1", ["linux-64", "osx-arm64"])
+        cluster.start_agent("a2", ["linux-64"])
+        doc = one_json(run_client("--coordinator", cluster.address, "info", "--json",
+                                  cwd=tmp_path))  # fmt: skip
+        assert doc["agents_per_platform"] == {"linux-64": 2, "osx-arm64": 1}
+        text = run_client("--coordinator", cluster.address, "info", cwd=tmp_path).stdout
+        assert "\nagents:        linux-64: 2 agents, osx-arm64: 1 agent\n" in text
+    finally:
+        cluster.stop()

@@ -17,7 +17,7 @@ from test_create import demo_env
 from envd.platforms import host_platform_name
 from envd.store.layout import default_key, description_key
 from envd.store.local import LocalStore
-from harness import ROOT
+from harness import ROOT, Cluster
 
 pytestmark = pytest.mark.e2e
 PACKAGES = ROOT / "tests" / "fixtures" / "packages"
@@ -159,3 +159,46 @@ def test_create_of_a_package_whose_files_are_not_its_paths_json_fails_clearly(
         "pin another build of it\n"
     )
     assert not (tmp_path / "env").exists()
+
+
+def test_a_remote_list_reports_what_it_skipped(tmp_path: Path, cluster: Cluster) -> None:
+    recipes = PACKAGES / "conda-test-recipes"
+    dependency, dependent = recipes / "dependency-2.0-0.conda", recipes / "dependent-2.0-0.conda"
+    remote = LocalStore(tmp_path / "store")  # the store the cluster's daemon serves
+    broken = store_environment(remote, [archived_package(dependency)], [dependency], "linux-64")
+    kept = store_environment(remote, [archived_package(dependent)], [dependent], "linux-64")
+    truncated = description_key(broken["req_id"], "linux-64", broken["full_id"])
+    (remote.root / truncated).write_bytes((remote.root / truncated).read_bytes()[:200])
+    garbage = default_key(kept["req_id"], "linux-64")
+    (remote.root / garbage).write_bytes(b"\x00not a pointer")
+    cluster.start_daemon()
+
+    listed = run_client("--coordinator", cluster.address, "list", "--json", cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert [(e["req_id"], e["is_default"]) for e in one_json(listed)["environments"]] == [
+        (kept["req_id"], False)
+    ]
+    description_line, pointer_line = sorted(  # in the store's order: by req_id
+        listed.stderr.splitlines(), key=lambda line: truncated not in line
+    )
+    assert description_line.startswith(
+        f"warning: skipped unreadable `{truncated}`: failed to read description `{truncated}`: "
+    )
+    assert pointer_line.startswith(
+        f"warning: skipped unreadable `{garbage}`: failed to read default pointer `{garbage}`"
+    )
+
+
+def test_a_remote_list_reports_at_most_a_hundred_skipped_objects(
+    tmp_path: Path, cluster: Cluster
+) -> None:
+    remote = LocalStore(tmp_path / "store")
+    for n in range(120):
+        remote.put_if_absent(description_key(f"{n:040x}", "linux-64", "f" * 40), b"garbage")
+    cluster.start_daemon()
+    listed = run_client("--coordinator", cluster.address, "list", cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stderr.splitlines()
+    assert len(lines) == 100
+    assert all(line.startswith("warning: skipped unreadable `envs/") for line in lines[:99])
+    assert lines[99] == "warning: and 21 more unreadable objects: see the coordinator's log"

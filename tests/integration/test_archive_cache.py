@@ -402,7 +402,11 @@ def test_an_unreachable_archive_host_fails_naming_the_url(
     tmp_path: Path, served: ChannelServer, transmuter: Transmuter
 ) -> None:
     packages = solve(served.url, ["dependent"], tmp_path / "repodata")
-    moved = tuple(replace(p, url=p.url.replace(served.url, "http://127.0.0.1:9")) for p in packages)
+    gone = "http://127.0.0.1:9"  # the channel moved to a host where nothing listens
+    moved = tuple(
+        replace(p, url=p.url.replace(served.url, gone), channel=p.channel.replace(served.url, gone))
+        for p in packages
+    )
     store = LocalStore(tmp_path / "store")
     fetcher = Fetcher(attempts=2, base_delay=0.0)
     with archive_cache(store, transmuter, tmp_path / "scratch", fetcher) as cache:

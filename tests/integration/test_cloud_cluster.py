@@ -67,24 +67,26 @@ def test_archives_land_in_the_cloud_store_and_create_uses_it(
         store = stack.enter_context(cloud(kind, tmp_path))
         for name, value in store.env.items():  # daemon, agent and client inherit them
             monkeypatch.setenv(name, value)
-        channel = stack.enter_context(serve_channel(DEMO_CHANNEL))
         cluster = Cluster(tmp_path)
         stack.callback(cluster.stop)
         cluster.start_daemon(store_url=store.url)
         agent = cluster.start_agent("agent", ["linux-64"])
         assert f"store={store.url}" in agent.log()  # learnt from the coordinator
 
-        args = ["-c", channel.url, "-p", "envd-demo-hello", "--arch", "linux-64", "--json"]
-        first = _client(cluster, tmp_path, "resolve", *args)
-        (env,) = first["environments"]
-        assert env["outcome"] == "resolved", env
-        keys = open_store(store.url).list("")
-        assert sum(k.startswith("pkgs/") for k in keys) == 3  # 2 originals + 1 transmuted
-        assert sum(k.startswith("links/") for k in keys) == 1
-        assert f"defaults/{first['req_id']}/linux-64.json" in keys
-
-        again = _client(cluster, tmp_path, "resolve", *args)
-        assert again["environments"][0]["outcome"] == "cache_hit"
+        with serve_channel(DEMO_CHANNEL) as channel:
+            args = ["-c", channel.url, "-p", "envd-demo-hello", "--arch", "linux-64", "--json"]
+            first = _client(cluster, tmp_path, "resolve", *args)
+            (env,) = first["environments"]
+            assert env["outcome"] == "resolved", env
+            keys = open_store(store.url).list("")
+            assert sum(k.startswith("pkgs/") for k in keys) == 3  # 2 originals + 1 transmuted
+            assert sum(k.startswith("links/") for k in keys) == 1
+            assert f"defaults/{first['req_id']}/linux-64.json" in keys
+            again = _client(cluster, tmp_path, "resolve", *args)
+            assert again["environments"][0]["outcome"] == "cache_hit"
+            served = len(channel.requests)
+        # the channel is gone: `create` can only have used the store
+        assert served > 0
         prefix = tmp_path / "env"
         created = _client(cluster, tmp_path, "create", first["req_id"], "--prefix", str(prefix),
                           "--json")  # fmt: skip

@@ -171,12 +171,19 @@ def test_daemon_kill9_with_queued_jobs_then_restart_completes_them(
     daemon.kill9()
     cluster.start_daemon(listen=listen)
     cluster.start_agent("agent", PLATFORMS, slots=2)
+    answers = []
     with EnvdClient(listen) as client:
-        reattached = client.wait(job_ids)
-    assert {e.outcome for e in reattached.events.values()} == {Outcome.RESOLVED}
-    assert len(reattached.events) == 2 and all(e.full_id for e in reattached.events.values())
+        for job_id in job_ids:  # every job, one by one: each must have ended resolved
+            (event,) = client.wait([job_id]).events.values()
+            answers.append(event)
+    assert [e.job_id for e in answers] == job_ids
+    assert all(e.outcome is Outcome.RESOLVED and len(e.full_id) == 40 for e in answers)
+    assert len({(e.req_id, e.platform) for e in answers}) == 4
     waiter.join(timeout=60)
-    assert waiting and not waiting[0].failed and len(waiting[0].events) == 2
+    assert not waiter.is_alive() and len(waiting) == 1  # the client waiting across the kill
+    assert {e.job_id: e.full_id for e in waiting[0].events.values()} == {
+        e.job_id: e.full_id for e in answers[:2]
+    }
 
 
 def test_second_resolve_is_cache_hit_without_any_agent(
@@ -254,9 +261,17 @@ def test_request_errors_are_refused_before_any_job(
         with pytest.raises(UnknownPlatformError, match="unknown platform `linux-65`") as info:
             client.resolve(python_spec(channel.url), ["linux-65"])
         assert info.value.hint is not None and "osx-arm64" in info.value.hint
-        pypi = normalize_spec(RawSpec(pypi=[RawDependency("requests")], python="3.11"))
-        with pytest.raises(PypiNotAvailableError, match="PyPI resolution not available yet"):
-            client.resolve(pypi, ["linux-64"])
+        mixed = normalize_spec(
+            RawSpec(
+                conda=[RawDependency("numpy")],
+                pypi=[RawDependency("requests")],
+                channels=[channel.url],
+            )
+        )
+        with pytest.raises(
+            PypiNotAvailableError, match=r"^mixed conda \+ PyPI resolution not available yet"
+        ):
+            client.resolve(mixed, ["linux-64"])
         with pytest.raises(InvalidSpecError, match="no target platform"):
             client.resolve(python_spec(channel.url), [])
         # the channel policy: folders only under --allow-local-channels (the harness lists

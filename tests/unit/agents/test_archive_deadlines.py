@@ -49,7 +49,7 @@ def store(tmp_path: Path) -> Iterator[HangingStore]:
 
 def package() -> ResolvedPackage:
     return ResolvedPackage(
-        kind="conda", name="dependency", version="2.0", build="0", channel="local",
+        kind="conda", name="dependency", version="2.0", build="0", channel=ARCHIVE.parent.as_uri(),
         url=ARCHIVE.as_uri(), filename=ARCHIVE.name, sha256=SHA256, md5=None,
         size=ARCHIVE.stat().st_size, subdir="noarch",
     )  # fmt: skip

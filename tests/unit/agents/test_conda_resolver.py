@@ -10,13 +10,14 @@ from pathlib import Path
 import pytest
 
 from envd.agents.conda_resolver import CondaResolver
+from envd.agents.credentials import ChannelCredentials
 from envd.agents.resolver import Resolution, Resolver, ResolveRequest
 from envd.channels import DEFAULT_CHANNEL_ALIAS
 from envd.errors import PackageNotFoundError, StageTimeoutError, UnsatisfiableError
 from envd.spec import RawDependency, RawSpec, Spec, normalize_spec
 from envd.spec_files import read_environment_file
 from faulty_channel import stalled_server
-from harness import ROOT, ChannelServer, wait_for
+from harness import ROOT, ChannelServer, serve_channel, wait_for
 
 NUMPY_ENV = ROOT / "tests" / "fixtures" / "specs" / "numpy" / "environment.yml"
 
@@ -142,3 +143,20 @@ def test_a_known_name_without_a_matching_version_is_unsatisfiable(
 ) -> None:
     with pytest.raises(UnsatisfiableError, match=r"failed to solve the spec for `linux-64`: "):
         resolve(resolver(tmp_path), spec_of([channel.url], ["python>=3.12"]))
+
+
+def test_a_token_reaches_only_repodata_requests_of_its_own_origin(tmp_path: Path) -> None:
+    """rattler's header hook sees hosts only: a spec naming a second port of the private
+    channel's host gets no token sent to either (and the private channel, alone, gets it)."""
+    demo = ROOT / "examples" / "channels" / "archives-demo"
+    with serve_channel(demo) as private, serve_channel(demo) as other:
+        origin = private.url.removeprefix("http://")
+        credentials = ChannelCredentials({origin: "s3cret"}, None, frozenset({origin}))
+        conda = CondaResolver(tmp_path / "repodata", DEFAULT_CHANNEL_ALIAS, 30.0,
+                              credentials.authorization, repodata_timeout=30.0)  # fmt: skip
+        resolve(conda, spec_of([private.url, other.url], ["envd-demo-hello"]))
+        assert private.authorizations == [] and other.authorizations == []
+        assert other.requests  # the other port was asked, without the token
+        resolve(conda, spec_of([private.url], ["envd-demo-hello"]))
+    assert private.authorizations and set(private.authorizations) == {"Bearer s3cret"}
+    assert other.authorizations == []

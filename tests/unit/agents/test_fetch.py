@@ -1,4 +1,4 @@
-"""Fetching archives: streamed and hashed, local and HTTP, credentials by host, retries."""
+"""Fetching archives: streamed and hashed, local and HTTP, credentials by origin, retries."""
 
 from __future__ import annotations
 
@@ -14,15 +14,15 @@ from pathlib import Path
 
 import pytest
 
+from envd.agents.credentials import ChannelCredentials
 from envd.agents.fetch import (
-    ChannelCredentials,
     FetchCancelled,
     Fetcher,
     local_path,
     redact_text,
     redact_url,
 )
-from envd.errors import ChannelError, ConfigError, StageTimeoutError
+from envd.errors import ChannelError, StageTimeoutError
 from faulty_channel import ARCHIVE as SLOW_ARCHIVE
 from faulty_channel import serve_slow_archive, stalled_server, write_one_package_channel
 
@@ -215,19 +215,44 @@ def test_unsupported_scheme_is_refused(tmp_path: Path) -> None:
         Fetcher().fetch("ftp://example.com/a.conda", tmp_path / "a.conda")
 
 
-def test_token_goes_only_to_its_host_and_never_across_a_redirect(tmp_path: Path) -> None:
+def origin(url: str) -> str:
+    return url.removeprefix("http://")
+
+
+def loopback(tokens: dict[str, str], *urls: str, netrc: Path | None = None) -> ChannelCredentials:
+    """Credentials for loopback servers: plain http, so their origins are marked plain-http."""
+    return ChannelCredentials(tokens, netrc, frozenset(origin(url) for url in urls))
+
+
+def test_token_goes_only_to_its_origin_and_never_across_a_redirect(tmp_path: Path) -> None:
     first, second = Script({"/a": [(200, DATA)]}), Script({"/b": [(200, DATA)]})
     with server(first) as url_a, server(second) as url_b:
         second.redirect_to = f"{url_a}/a"
-        credentials = ChannelCredentials({"127.0.0.1": "s3cret"})
-        fetcher = Fetcher(credentials)
+        tokens = {origin(url_a): "s3cret", origin(url_b): "s3cret"}
+        fetcher = Fetcher(loopback(tokens, url_a, url_b))
         fetcher.fetch(f"{url_a}/a", tmp_path / "a")
         fetcher.fetch(f"{url_b}/redirect", tmp_path / "b")
         assert first.seen[0] == ("/a", "Bearer s3cret")
         assert second.seen == [("/redirect", "Bearer s3cret")]
         assert first.seen[1] == ("/a", None)  # the redirect target got no credentials
-        Fetcher(ChannelCredentials({"example.com": "other"})).fetch(f"{url_a}/a", tmp_path / "c")
+        Fetcher(loopback({"example.com": "other"}, url_a)).fetch(f"{url_a}/a", tmp_path / "c")
         assert first.seen[2] == ("/a", None)
+
+
+def test_a_token_goes_neither_to_another_port_nor_over_unmarked_http(tmp_path: Path) -> None:
+    first, second = Script({"/a": [(200, DATA)]}), Script({"/a": [(200, DATA)]})
+    with server(first) as url_a, server(second) as url_b:
+        # a bare host once reached every port of it: now only the scheme's default one
+        Fetcher(loopback({"127.0.0.1": "s3cret"}, url_a)).fetch(f"{url_a}/a", tmp_path / "a")
+        # the token of one port is not sent to another port of the same host
+        Fetcher(loopback({origin(url_a): "s3cret"}, url_a, url_b)).fetch(
+            f"{url_b}/a", tmp_path / "b"
+        )
+        # the right origin, but plain http that the operator did not mark: nothing is sent
+        Fetcher(loopback({origin(url_a): "s3cret"})).fetch(f"{url_a}/a", tmp_path / "c")
+        Fetcher(loopback({origin(url_a): "s3cret"}, url_a)).fetch(f"{url_a}/a", tmp_path / "d")
+    assert first.seen == [("/a", None), ("/a", None), ("/a", "Bearer s3cret")]
+    assert second.seen == [("/a", None)]
 
 
 def test_netrc_gives_basic_auth_for_its_host(tmp_path: Path) -> None:
@@ -236,32 +261,22 @@ def test_netrc_gives_basic_auth_for_its_host(tmp_path: Path) -> None:
     netrc.chmod(0o600)
     script = Script({"/a": [(200, DATA)]})
     with server(script) as url:
-        Fetcher(ChannelCredentials({}, netrc)).fetch(f"{url}/a", tmp_path / "a")
-    assert script.seen == [("/a", "Basic " + b64encode(b"alice:pa55").decode())]
+        Fetcher(ChannelCredentials({}, netrc)).fetch(f"{url}/a", tmp_path / "a")  # plain http
+        Fetcher(loopback({}, url, netrc=netrc)).fetch(f"{url}/a", tmp_path / "b")
+    assert script.seen == [("/a", None), ("/a", "Basic " + b64encode(b"alice:pa55").decode())]
 
 
 def test_refused_credentials_hint_at_netrc_and_the_token_variable(tmp_path: Path) -> None:
     script = Script({"/a": [(401, b"")]})
     with server(script) as url, pytest.raises(ChannelError) as info:
-        Fetcher(ChannelCredentials({"127.0.0.1": "s3cret"})).fetch(f"{url}/a", tmp_path / "a")
+        Fetcher(loopback({origin(url): "s3cret"})).fetch(f"{url}/a", tmp_path / "a")
     assert info.value.message == f"failed to fetch archive `{url}/a`: HTTP 401 Unauthorized"
     assert info.value.hint == (
         "the channel wants credentials: add its host to the agent's netrc file or to "
-        "`ENVD_CHANNEL_TOKEN` (`HOST=TOKEN`)"
+        "`ENVD_CHANNEL_TOKEN` (`HOST[:PORT]=TOKEN`); over plain http they go only to hosts the "
+        "agent marks with `--plain-http-host HOST[:PORT]`"
     )
     assert "s3cret" not in f"{info.value.message} {info.value.hint}"
-
-
-def test_credentials_come_from_the_environment_and_never_show() -> None:
-    env = {"ENVD_CHANNEL_TOKEN": "conda.example.com=abc, Repo.Corp:8443=def", "NETRC": "/n"}
-    credentials = ChannelCredentials.from_environment(env)
-    assert credentials.tokens == {"conda.example.com": "abc", "repo.corp:8443": "def"}
-    assert credentials.netrc_path == Path("/n")
-    assert "abc" not in repr(credentials) and "def" not in repr(credentials)
-    assert credentials.authorization("https://conda.example.com/c/noarch/x.conda") == "Bearer abc"
-    assert credentials.authorization("https://conda.anaconda.org/c/noarch/x.conda") is None
-    with pytest.raises(ConfigError, match="an entry is not `HOST=TOKEN`"):
-        ChannelCredentials.from_environment({"ENVD_CHANNEL_TOKEN": "abc"})
 
 
 def test_redact_text_redacts_every_url_in_a_message() -> None:

@@ -41,3 +41,10 @@ def test_a_deadline_must_be_a_positive_number_of_seconds(
     assert f"argument --fetch-timeout: `{value}` is not a positive number of seconds" in (
         capsys.readouterr().err
     )
+
+
+def test_plain_http_hosts_are_repeatable_and_none_by_default() -> None:
+    assert parse_args(["--coordinator", "x:1"]).plain_http_host == []
+    args = parse_args(["--coordinator", "x:1", "--plain-http-host", "mirror.lan:8080",
+                       "--plain-http-host", "10.0.0.5"])  # fmt: skip
+    assert args.plain_http_host == ["mirror.lan:8080", "10.0.0.5"]

@@ -6,9 +6,11 @@ from typing import Any
 
 import pytest
 
+from envd.aliases import Alias, parse_alias
 from envd.catalog import EnvironmentSummary
-from envd.client.lookup import closest_ids, find
+from envd.client.lookup import closest_ids, find, target_of
 from envd.errors import (
+    AliasNotFoundError,
     AmbiguousIdError,
     EnvironmentNotFoundError,
     InvalidSpecError,
@@ -37,8 +39,30 @@ class MemoryReader:
     def list_environments(self, req_id: str = "") -> list[EnvironmentSummary]:
         return [r for r in self.rows if not req_id or r.req_id == req_id]
 
+    def scan_environments(self, req_id: str = "") -> tuple[list[EnvironmentSummary], list[str]]:
+        return self.list_environments(req_id), []
+
     def describe(self, summary: EnvironmentSummary) -> dict[str, Any]:
-        return {"req_id": summary.req_id, "platform": summary.platform, "full_id": summary.full_id}
+        return {"req_id": summary.req_id, "platform": summary.platform, "full_id": summary.full_id,
+                "resolved_at": summary.resolved_at}  # fmt: skip
+
+    def get_alias(self, name: str) -> Alias:
+        aliases = {
+            "ml/train:v1": Alias(
+                parse_alias("ml/train:v1"), R1, {"linux-64": (F1, "d1"), "osx-arm64": (F3, "d3")}
+            )
+        }
+        if name not in aliases:
+            raise AliasNotFoundError(f"no alias `{name}`")
+        return aliases[name]
+
+    def list_aliases(self, prefix: str = "") -> list[Alias]:
+        return [self.get_alias("ml/train:v1")]
+
+    def describe_alias(self, alias: Alias, platform: str) -> tuple[dict[str, Any], bool]:
+        full_id = alias.environments[platform][0]
+        row = next(r for r in self.rows if (r.platform, r.full_id) == (platform, full_id))
+        return self.describe(row), row.is_default
 
 
 def found(text: str, platforms: tuple[str, ...] = ()) -> list[tuple[str, str, str]]:
@@ -98,3 +122,23 @@ def test_closest_ids() -> None:
     ids = {R1, R2, F1}
     assert closest_ids("1111aaab", ids) == [R2, R1]
     assert closest_ids("zzzzzzzz", ids) == []
+
+
+def test_an_alias_names_what_it_points_at_wherever_an_id_is_taken() -> None:
+    assert found("ml/train:v1") == [(R1, "linux-64", F1), (R1, "osx-arm64", F3)]
+    rows = find(MemoryReader(), "ml/train:v1", ("osx-arm64",))
+    assert [(r.summary.full_id, r.summary.is_default) for r in rows] == [(F3, False)]
+    with pytest.raises(EnvironmentNotFoundError) as info:
+        found("ml/train:v1", ("win-64",))
+    assert info.value.message == "alias `ml/train:v1` names no environment on `win-64`"
+    assert info.value.hint == "it names: `linux-64`, `osx-arm64`"
+    with pytest.raises(AliasNotFoundError, match="no alias `ml/train`"):
+        found("ml/train")
+
+
+def test_what_an_alias_is_set_to_belongs_to_one_req_id() -> None:
+    reader = MemoryReader()
+    assert target_of(reader, R1[:8], ()) == (R1, {"linux-64": F1, "osx-arm64": F2})
+    assert target_of(reader, "ml/train:v1", ("linux-64",)) == (R1, {"linux-64": F1})
+    with pytest.raises(AmbiguousIdError, match="names environments of 2 req_ids"):
+        target_of(reader, F3[:8], ())

@@ -83,3 +83,28 @@ def test_entries_are_bounded(tmp_path: Path) -> None:
         assert await hits.answers("2" * 40, ["linux-64"], False) == [b"x"]
 
     asyncio.run(main())
+
+
+def test_edges_of_freshness_size_and_forgetting(tmp_path: Path) -> None:
+    async def main() -> None:
+        clock = FakeClock()
+        catalog = Catalog(LocalStore(tmp_path))
+        hits = HitCache(catalog, clock)
+        assert (hits.fresh_for, hits.entries) == (1.0, 4096)  # as docs/architecture.md says
+        resolve(catalog, "1.0", clock.t)
+        hits.remember(REQ, "linux-64", False, b"old", catalog.get_default(REQ, "linux-64"))
+        resolve(catalog, "2.0", clock.t + 1)
+        clock.t += hits.fresh_for  # exactly fresh_for later: still served as is
+        assert await hits.answers(REQ, ["linux-64"], False) == [b"old"]
+        two = HitCache(catalog, clock, entries=2)
+        two.remember("1" * 40, "linux-64", False, b"a", object())
+        two.remember("2" * 40, "linux-64", False, b"b", object())
+        assert await two.answers("1" * 40, ["linux-64"], False) == [b"a"]  # two fit in two
+        pointer = catalog.get_default(REQ, "linux-64")
+        hits.remember(REQ, "linux-64", True, b"bare", pointer)
+        hits.remember(REQ, "linux-64", False, b"full", pointer)
+        hits.forget(REQ, "linux-64")  # both kinds go
+        assert await hits.answers(REQ, ["linux-64"], True) is None
+        assert await hits.answers(REQ, ["linux-64"], False) is None
+
+    asyncio.run(main())

@@ -1,5 +1,5 @@
 """`MetricsInterceptor` in a real in-process coordinator (gRPC on a unix socket, SQLite state,
-local store), first in the chain before an auth interceptor: every call is counted by code,
+local store), first in the chain before envd's auth interceptor: every call is counted by code,
 refusals by error family, revocations on agent streams, and a cancelled stream cleans up."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 import envd
 from envd.clock import SystemClock, random_id
+from envd.daemon.auth import AuthInterceptor, Tokens
 from envd.daemon.interceptors import MetricsInterceptor, _event_head
 from envd.daemon.job_events import LocalJobEvents
 from envd.daemon.metrics import DaemonMetrics
@@ -22,34 +23,28 @@ from envd.daemon.server import RunningDaemon, start_daemon
 from envd.daemon.settings import CoordinatorSettings
 from envd.daemon.state_sqlite import SqliteJobState
 from envd.spec import RawDependency, RawSpec, normalize_spec
+from envd.tokens import hash_token
 from envd.v1 import agents_pb2, agents_pb2_grpc, environments_pb2, environments_pb2_grpc
 from envd.wire import PROTOCOL_METADATA_KEY, VERSION_METADATA_KEY, spec_to_pb
 
-TOKEN = ("authorization", "Bearer t")
-METADATA = (
+CLIENT = ("authorization", "Bearer client-secret")
+AGENT = ("authorization", "Bearer agent-secret")
+PROTOCOL = (
     (PROTOCOL_METADATA_KEY, str(envd.PROTOCOL_VERSION)),
     (VERSION_METADATA_KEY, envd.__version__),
-    TOKEN,
 )
+METADATA = (*PROTOCOL, CLIENT)
+TOKENS = f"""
+[[tokens]]
+identity = "ada"
+role = "client"
+sha256 = "{hash_token("client-secret")}"
 
-
-class TokenAuth(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    """Unary calls without the token are refused UNAUTHENTICATED (as an auth plug-in would)."""
-
-    async def intercept_service(
-        self, continuation: Callable[[Any], Awaitable[Any]], details: grpc.HandlerCallDetails
-    ) -> Any:
-        handler = await continuation(details)
-        metadata = [tuple(m) for m in details.invocation_metadata or ()]
-        if handler is None or handler.response_streaming or TOKEN in metadata:
-            return handler
-
-        async def refuse(request: Any, context: grpc.aio.ServicerContext) -> None:
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "a token is required")
-
-        return grpc.unary_unary_rpc_method_handler(
-            refuse, handler.request_deserializer, handler.response_serializer
-        )
+[[tokens]]
+identity = "builder-1"
+role = "agent"
+sha256 = "{hash_token("agent-secret")}"
+"""
 
 
 def with_daemon(
@@ -61,11 +56,13 @@ def with_daemon(
         async def main() -> None:
             metrics = DaemonMetrics(clock=SystemClock())
             events = LocalJobEvents()
+            (tmp_path / "tokens.toml").write_text(TOKENS)
+            auth = AuthInterceptor(Tokens(tmp_path / "tokens.toml"))
             daemon = await start_daemon(
                 listen=f"unix:{tmp_path}/d.sock", store_url=str(tmp_path / "store"),
                 state=SqliteJobState(tmp_path / "state.sqlite", random_id),
                 settings=CoordinatorSettings(store_url=str(tmp_path / "store")), events=events,
-                interceptors=[MetricsInterceptor(metrics), TokenAuth()], hook=metrics.hook,
+                interceptors=[MetricsInterceptor(metrics), auth], hook=metrics.hook,
             )  # fmt: skip
             await metrics.watch(daemon.registry, daemon.state)
             try:
@@ -106,8 +103,13 @@ async def test_calls_are_counted_by_code_and_refusals_by_family(
     stub = environments_pb2_grpc.EnvironmentsStub(channel)
     info = environments_pb2.GetInfoRequest()
     with pytest.raises(grpc.aio.AioRpcError) as refused_info:
-        await stub.GetInfo(info, metadata=METADATA[:2])
+        await stub.GetInfo(info, metadata=PROTOCOL)  # no token
     assert refused_info.value.code() is grpc.StatusCode.UNAUTHENTICATED
+    agents = agents_pb2_grpc.AgentsStub(channel)
+    assert (
+        await code_of(agents.Connect(iter(()), metadata=METADATA))
+        is grpc.StatusCode.PERMISSION_DENIED
+    )
     await stub.GetInfo(info, metadata=METADATA)
     health = health_pb2_grpc.HealthStub(channel)
     await health.Check(health_pb2.HealthCheckRequest(), metadata=METADATA)
@@ -128,6 +130,8 @@ async def test_calls_are_counted_by_code_and_refusals_by_family(
     value = metrics.registry.get_sample_value
     assert value("envd_grpc_server_started_total", {"service": env, "method": "Resolve"}) == 2
     assert value("envd_auth_errors_total", {"kind": "unauthenticated"}) == 1
+    assert value("envd_auth_errors_total", {"kind": "permission_denied"}) == 1  # a client token
+    assert handled(metrics, "envd.v1.Agents", "Connect", "PERMISSION_DENIED") == 1
     assert value("envd_channel_errors_total", {"kind": "channel_not_allowed"}) == 1
     assert (
         value("envd_grpc_server_handling_seconds_count", {"service": env, "method": "GetInfo"}) == 2
@@ -169,7 +173,7 @@ async def test_revocations_sent_on_agent_streams_are_counted(
         while True:
             yield await outgoing.get()
 
-    call = agents_pb2_grpc.AgentsStub(channel).Connect(messages(), metadata=METADATA)
+    call = agents_pb2_grpc.AgentsStub(channel).Connect(messages(), metadata=(*PROTOCOL, AGENT))
     assert (await call.read()).HasField("welcome")
     assert metrics.registry.get_sample_value("envd_agents_connected", {"platform": "linux-64"}) == 1
     beat = agents_pb2.Heartbeat(lease_ids=["lease-unknown"])  # no such lease: revoked

@@ -1,189 +1,28 @@
 """The job lifecycle, dispatcher and agent sessions, in-process with an injected clock over a
-real SQLite state and a real local store: every transition, and every illegal one refused."""
+real SQLite state and a real local store: every transition, and every illegal one refused
+(the world they run in: `tests/lifecycle_world.py`)."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
+from dataclasses import replace
 
 import pytest
 
-from envd.catalog import Catalog
-from envd.clock import random_id
-from envd.daemon.agent_registry import AgentRegistry, AssignJob, ConnectedAgent, RevokeLease
-from envd.daemon.agent_sessions import AgentSessions, Registration
-from envd.daemon.dispatcher import Dispatcher
-from envd.daemon.job_events import MAX_PENDING_PROGRESS, LocalJobEvents, Subscription, job_event
-from envd.daemon.jobs import JobLifecycle, JobTransitionError, Transition
-from envd.daemon.settings import CoordinatorSettings
+from envd.daemon.agent_registry import AssignJob, RevokeLease
+from envd.daemon.agent_sessions import Registration
+from envd.daemon.job_events import MAX_PENDING_PROGRESS, LocalJobEvents, job_event
+from envd.daemon.jobs import JobTransitionError, Transition
 from envd.daemon.state import Job, JobStatus, NewJob
-from envd.daemon.state_sqlite import SqliteJobState
-from envd.description import ResolvedBy, ResolvedPackage, SolverInfo, build_description
 from envd.errors import (
     EnvironmentNotFoundError,
     RequestTooLargeError,
     StaleLeaseError,
-    StoreError,
     UnsatisfiableError,
 )
-from envd.progress import Outcome, ResolveEvent, Stage
-from envd.spec import CondaDependency, Spec
-from envd.store.local import LocalStore
-
-REQ = "a" * 40
-TTL = 10.0
-SPEC = Spec(conda=(CondaDependency(name="zlib", spec="zlib"),), channels=("conda-forge",))
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 1_700_000_000.0
-
-    def now(self) -> float:
-        return self.t
-
-
-class GatedStore(LocalStore):
-    """A real local store whose writes of default pointers can be held or made to fail: the
-    store delays and outages these tests need and cannot cause on a local disk on demand."""
-
-    def __init__(self, root: Path) -> None:
-        super().__init__(root)
-        self.gate: threading.Event | None = None
-        self.entered = threading.Event()
-        self.failures = 0
-
-    def _hold(self, key: str) -> None:
-        if not key.startswith("defaults/"):
-            return
-        self.entered.set()
-        if self.gate is not None:
-            assert self.gate.wait(10)
-        if self.failures:
-            self.failures -= 1
-            raise StoreError(f"failed to write `{key}`: service unavailable (injected)")
-
-    def put_if_absent(self, key: str, data: bytes) -> bool:
-        self._hold(key)
-        return super().put_if_absent(key, data)
-
-    def compare_and_swap(self, key: str, expected_version: str | None, data: bytes) -> str:
-        self._hold(key)
-        return super().compare_and_swap(key, expected_version, data)
-
-
-@dataclass
-class World:
-    clock: FakeClock
-    store: GatedStore
-    catalog: Catalog
-    state: SqliteJobState
-    events: LocalJobEvents
-    jobs: JobLifecycle
-    registry: AgentRegistry
-    dispatcher: Dispatcher
-    sessions: AgentSessions
-    hooked: list[tuple[Transition, str]] = field(default_factory=list)
-
-    async def job(self, platform: str = "linux-64") -> Job:
-        job, _ = await self.jobs.create_or_attach(
-            NewJob(REQ, platform, b"{}", False, {"user": "u", "host": "h"})
-        )
-        return job
-
-    async def agent(self, agent_id: str = "a1", held: tuple[str, ...] = ()) -> ConnectedAgent:
-        return await self.sessions.register(Registration(agent_id, "host", ("linux-64",), 1, held))
-
-    async def leased(self) -> tuple[Job, ConnectedAgent]:
-        await self.job()
-        agent = await self.agent()
-        await self.dispatcher.dispatch()
-        message = agent.outbox.get_nowait()
-        assert isinstance(message, AssignJob)
-        return message.job, agent
-
-    def describe(self, version: str = "1.2") -> str:
-        doc = build_description(
-            req_id=REQ, platform="linux-64", spec=SPEC, packages=[_package(version)],
-            resolved_at=datetime.fromtimestamp(self.clock.t, UTC),
-            resolved_by=ResolvedBy(user="u", agent="a1", host="h"),
-            solver=SolverInfo(name="rattler", version="0.28.0"),
-        )  # fmt: skip
-        self.catalog.write_description(doc)
-        full_id: str = doc["full_id"]
-        return full_id
-
-
-def _package(version: str) -> ResolvedPackage:
-    return ResolvedPackage(
-        kind="conda", name="zlib", version=version, build="h0_0", channel="conda-forge",
-        url=f"https://example.invalid/zlib-{version}-h0_0.conda",
-        filename=f"zlib-{version}-h0_0.conda", sha256="1" * 64, md5=None, size=10,
-        subdir="linux-64",
-    )  # fmt: skip
-
-
-def scenario(test: Callable[[World], Awaitable[None]]) -> Callable[[Path], None]:
-    """Run `test` in a fresh world on an event loop; the pytest test takes tmp_path."""
-
-    def run(tmp_path: Path) -> None:
-        async def main() -> None:
-            clock = FakeClock()
-            store = GatedStore(tmp_path / "store")
-            catalog = Catalog(store)
-            state = SqliteJobState(tmp_path / "state.sqlite", random_id)
-            events = LocalJobEvents()
-            settings = CoordinatorSettings(
-                store_url=str(tmp_path), lease_ttl=TTL, no_agent_timeout=60.0,
-                completion_timeout=5.0,
-            )  # fmt: skip
-            hooked: list[tuple[Transition, str]] = []
-
-            async def sleep(seconds: float) -> None:
-                clock.t += seconds
-
-            jobs = JobLifecycle(
-                state=state, events=events, catalog=catalog, clock=clock, settings=settings,
-                hook=lambda t, j: hooked.append((t, j.job_id)), sleep=sleep,
-            )  # fmt: skip
-            registry = AgentRegistry()
-            dispatcher = Dispatcher(jobs=jobs, registry=registry, clock=clock, settings=settings)
-            sessions = AgentSessions(
-                jobs=jobs, registry=registry, dispatcher=dispatcher, clock=clock,
-                settings=settings,
-            )  # fmt: skip
-            world = World(clock, store, catalog, state, events, jobs, registry, dispatcher,
-                          sessions, hooked)  # fmt: skip
-            try:
-                await test(world)
-            finally:
-                await state.close()
-
-        asyncio.run(main())
-
-    run.__name__ = test.__name__
-    return run
-
-
-async def pending(subscription: Subscription) -> list[ResolveEvent]:
-    found = []
-    while True:
-        try:
-            found.append(await asyncio.wait_for(subscription.get(), 0.01))
-        except TimeoutError:
-            return found
-
-
-def outbox(agent: ConnectedAgent) -> list[Any]:
-    found = []
-    while not agent.outbox.empty():
-        found.append(agent.outbox.get_nowait())
-    return found
+from envd.progress import Outcome, Stage
+from lifecycle_world import REQ, TTL, World, outbox, pending, scenario
 
 
 @scenario
@@ -526,3 +365,82 @@ async def test_an_agent_gone_while_the_queue_was_read_gets_nothing(w: World) -> 
     w.sessions.disconnected(agent)
     await w.dispatcher._lease_next(agent)
     assert outbox(agent) == [] and (await w.state.get(job.job_id)).status is JobStatus.QUEUED
+
+
+@scenario
+async def test_sessions_at_their_edges(w: World) -> None:
+    lazy = await w.sessions.register(Registration("zero", "h", ("linux-64",), 0, ()))
+    assert lazy.slots == 1  # an agent always has a slot
+    limit = w.jobs.settings.max_heartbeat_leases
+    await w.sessions.heartbeat(lazy, [f"lease-{i}" for i in range(limit)])  # exactly the limit
+    w.dispatcher._wakeup.clear()
+    w.clock.t += TTL + 1  # silent for longer than a TTL: no longer live
+    await w.sessions.heartbeat(lazy, [])
+    assert w.dispatcher._wakeup.is_set()  # back: dispatch soon
+    w.dispatcher._wakeup.clear()
+    await w.sessions.heartbeat(lazy, [])
+    assert not w.dispatcher._wakeup.is_set()  # already live: nothing to do
+
+
+@scenario
+async def test_an_agent_that_left_costs_its_job_no_attempt(w: World) -> None:
+    job = await w.job()
+    agent = await w.agent()
+    w.sessions.disconnected(agent)
+    await w.dispatcher._lease_next(agent)
+    after = await w.state.get(job.job_id)
+    assert after.status is JobStatus.QUEUED and after.attempts == 0
+
+
+@scenario
+async def test_the_dispatcher_loop_leases_and_survives_a_bad_round(w: World) -> None:
+    """The background loop: a kick leases at once, the sweep runs on its interval without
+    one, and a round that raises (a fault injected into the state: none can be caused on
+    demand) is logged and the next round goes on."""
+    w.dispatcher.settings = replace(w.dispatcher.settings, sweep_interval=0.01)
+    calls = {"n": 0}
+    real = w.state.expired
+
+    async def flaky(now: float) -> list[Job]:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("injected")
+        return await real(now)
+
+    w.state.expired = flaky  # type: ignore[method-assign]
+    w.dispatcher.start()
+    try:
+        job = await w.job()
+        agent = await w.agent()
+        w.dispatcher.kick()
+        for _ in range(200):
+            if not agent.outbox.empty():
+                break
+            await asyncio.sleep(0.01)
+        (assignment,) = outbox(agent)
+        assert isinstance(assignment, AssignJob) and assignment.job.job_id == job.job_id
+        assert calls["n"] >= 2
+    finally:
+        await w.dispatcher.stop()
+    assert w.dispatcher._task is not None and w.dispatcher._task.done()
+
+
+@scenario
+async def test_completion_backs_off_then_gives_the_job_back(w: World) -> None:
+    """Transient store errors while completing: retried with doubling waits capped at 2 s,
+    until the next wait would pass `completion_timeout` (5 s here); then the job is queued
+    again, and what `complete` returns says so."""
+    job, agent = await w.leased()
+    full_id = w.describe()
+    w.store.failures = 1000
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        w.clock.t += seconds
+
+    w.jobs._sleep = sleep
+    assert job.lease_id is not None
+    returned = await w.jobs.complete(job.lease_id, full_id, agent.agent_id)
+    assert waits == [0.1, 0.2, 0.4, 0.8, 1.6]  # 3.1 s; the next 2.0 s wait would end past 5 s
+    assert returned.status is JobStatus.QUEUED and returned.job_id == job.job_id

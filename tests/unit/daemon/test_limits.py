@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from envd.daemon.limits import (
+    AGENT_MESSAGE_LIMIT,
     MAX_CANONICAL_SPEC_BYTES,
     MAX_PLATFORMS,
     MAX_STRING_CHARS,
@@ -15,6 +17,7 @@ from envd.daemon.limits import (
 )
 from envd.errors import EnvdError, InvalidSpecError, RequestTooLargeError
 from envd.spec import RawDependency, RawSpec, canonical_json, normalize_spec
+from envd.spec_input import MAX_DEPENDENCIES
 from envd.v1 import common_pb2, environments_pb2
 
 
@@ -94,3 +97,46 @@ def test_error_messages_are_bounded() -> None:
     assert err.message.startswith("bad input: yyy")
     assert err.hint is not None and len(err.hint) <= 500
     assert EnvdError("short").message == "short"
+
+
+def test_every_limit_at_its_edge() -> None:
+    """Exactly at a limit is allowed, one past it refused (both sides of each comparison)."""
+    at_limit = request()
+    at_limit.platforms.extend(["linux-64"] * (MAX_PLATFORMS - 1))
+    check_resolve_request(at_limit)
+    check_resolve_request(request(channels=["c" * MAX_STRING_CHARS]))
+    half = MAX_DEPENDENCIES // 2
+    conda = [common_pb2.CondaDependency(spec=f"p{i}") for i in range(half)]
+    pypi = [common_pb2.PypiDependency(requirement=f"q{i}") for i in range(MAX_DEPENDENCIES - half)]
+    check_resolve_request(request(conda=conda, pypi=pypi))  # conda + pypi, exactly the limit
+    with pytest.raises(RequestTooLargeError, match=f"{MAX_DEPENDENCIES + 1} dependencies"):
+        check_resolve_request(request(conda=[*conda, common_pb2.CondaDependency(spec="x")],
+                                      pypi=pypi))  # fmt: skip
+    spec = normalize_spec(RawSpec(conda=[RawDependency("python")], channels=["conda-forge"]))
+    check_spec(spec, b"x" * MAX_CANONICAL_SPEC_BYTES, ["linux-64"])
+
+
+def test_a_nul_after_a_map_field_is_still_found() -> None:
+    """Fields after a map (here `exclude_newer`, after `virtual_packages`) are checked too,
+    and a long map key is named by its first 40 characters."""
+    with pytest.raises(InvalidSpecError, match=r"`spec\.exclude_newer` contains a NUL byte"):
+        check_resolve_request(request(virtual_packages={"__glibc": "2.28"},
+                                      exclude_newer="2024\x00"))  # fmt: skip
+    key = "__" + "k" * 100
+    with pytest.raises(InvalidSpecError) as info:
+        check_resolve_request(request(virtual_packages={key: "1\x00"}))
+    assert info.value.message == f"`spec.virtual_packages[{key[:40]}]` contains a NUL byte"
+
+
+def test_the_limits_are_the_documented_ones() -> None:
+    """docs/architecture.md states them to operators; the code keeps to its word."""
+    text = (Path(__file__).resolve().parents[3] / "docs" / "architecture.md").read_text()
+    doc = " ".join(text.split())
+    stated = (
+        f"{MAX_PLATFORMS} platforms, {MAX_DEPENDENCIES:,} dependencies, "
+        f"{MAX_STRING_CHARS:,} characters per string"
+    )
+    assert stated in doc
+    assert f"at most {MAX_CANONICAL_SPEC_BYTES // 1024} KiB" in doc
+    assert f"{AGENT_MESSAGE_LIMIT // (1024 * 1024)} MiB stream" in doc
+    assert MAX_CANONICAL_SPEC_BYTES * 2 < AGENT_MESSAGE_LIMIT  # the margin the doc promises

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -12,6 +13,7 @@ from envd.clock import random_id
 from envd.daemon.state import JobState, JobStatus, NewJob
 from envd.daemon.state_sqlite import SqliteJobState, move_aside
 from envd.errors import StateError
+from memory_state import MemoryJobState
 from state_conformance import JobStateConformance, new_job, run
 
 
@@ -90,3 +92,29 @@ def test_a_file_that_is_not_a_database_is_refused_at_start(tmp_path: Path) -> No
     assert info.value.hint is not None and "`--recover`" in info.value.hint
     aside = move_aside(path, 1700000000.0)
     assert aside.name == "s.sqlite.damaged-1700000000" and aside.exists() and not path.exists()
+
+
+class TestMemoryJobState(JobStateConformance):
+    """The in-memory state the lifecycle table uses keeps the same contract (a reopen of the
+    same path finds the same jobs, as a file would)."""
+
+    opened: ClassVar[dict[Path, MemoryJobState]] = {}
+
+    def open_state(self, path: Path) -> JobState:
+        return self.opened.setdefault(path, MemoryJobState())
+
+
+def test_the_state_makes_its_folder_and_names_a_path_it_cannot_use(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        state = SqliteJobState(tmp_path / "new" / "nested" / "s.sqlite", random_id)
+        await state.close()
+
+    run(scenario())
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(StateError) as info:
+        SqliteJobState(blocker / "s.sqlite", random_id)
+    assert info.value.message.startswith(
+        f"failed to open the coordinator state `{blocker}/s.sqlite`"
+    )
+    assert info.value.hint is not None and "`--state`" in info.value.hint

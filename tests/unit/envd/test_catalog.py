@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 import envd.description as description_module
-from envd.catalog import Catalog, DefaultPointer, EnvironmentSummary
+from envd.catalog import Catalog, EnvironmentSummary
+from envd.default_pointer import DefaultPointer
 from envd.description import (
     PackageFormat,
     ResolvedBy,
@@ -333,6 +334,9 @@ def test_layout_keys_follow_the_design() -> None:
     assert description_key(REQ_A, "linux-64", REQ_B) == f"envs/{REQ_A}/linux-64/{REQ_B}.json"
     assert default_key(REQ_A, "osx-arm64") == f"defaults/{REQ_A}/osx-arm64.json"
     assert alias_key("ml_team", "train_env", "v1") == "aliases/ml_team/train_env/v1.json"
+    assert (
+        alias_key("ml_team", "vision/train", "latest") == "aliases/ml_team/vision/train/latest.json"
+    )
     assert package_key(sha, "zlib-1.3-h0_0.conda") == f"pkgs/{sha}/zlib-1.3-h0_0.conda"
     assert link_key(sha) == f"links/{sha}.json"
     assert built_key(sha, "cp311", "linux-64") == f"built/{sha}/cp311/linux-64.json"
@@ -360,7 +364,9 @@ def test_layout_refuses_bad_parts() -> None:
         package_key("0" * 64, "../x.conda")
     with pytest.raises(InvalidKeyError, match="failed to use store key"):
         package_key("0" * 64, "..")
-    for parts in [("..", "n", "t"), ("ns", "a/b", "t"), ("ns", "n", ""), ("ns", ".n", "t")]:
+    bad = [("..", "n", "t"), ("ns", "a//b", "t"), ("ns", "n", ""), ("ns", ".n", "t"),
+           ("ns", "n.json/x", "t"), ("NS", "n", "t")]  # fmt: skip
+    for parts in bad:
         with pytest.raises(InvalidKeyError, match="failed to build an alias key"):
             alias_key(*parts)
 

@@ -52,7 +52,8 @@ def test_allow_patterns_match_names_or_urls() -> None:
 
 def test_spec_channels_include_package_channels() -> None:
     spec = normalize_spec(RawSpec(
-        conda=[RawDependency("conda-forge::numpy>=1"), RawDependency("file:///etc/x::zlib"),
+        conda=[RawDependency("aaa"), RawDependency("conda-forge::numpy>=1"),
+               RawDependency("file:///etc/x::zlib"),
                RawDependency("http://h:81/c::xz"), RawDependency("python")],
         channels=["bioconda"],
     ))  # fmt: skip
@@ -82,6 +83,7 @@ def test_credentials_in_a_package_channel_are_refused_without_echoing_them() -> 
         ("file:///srv/chan", "file:///srv/chan/linux-64/a.conda", True),
         ("file:///srv/chan", "file:///srv/chan/../secret/a.conda", False),
         ("file:///srv/chan", "file:///etc/passwd", False),
+        ("file:///srv/chan", "https://evil.example.com/srv/chan/a.conda", False),
     ],
 )
 def test_archive_urls_stay_in_their_channel(channel: str, url: str, ok: bool) -> None:

@@ -320,3 +320,68 @@ def test_channel_urls_with_credentials_are_refused_without_echoing_them(url: str
         load_spec(packages=["numpy"], channels=[url])
     assert "secret" not in info.value.message and "tk-123abc" not in info.value.message
     assert info.value.hint is not None and "netrc" in info.value.hint
+
+
+def test_exclude_newer_is_one_utc_spelling() -> None:
+    from envd.spec import normalize_exclude_newer
+
+    assert normalize_exclude_newer("2024-06-01") == "2024-06-01T00:00:00Z"
+    assert normalize_exclude_newer("2024-06-01T14:00:00+02:00") == "2024-06-01T12:00:00Z"
+    assert normalize_exclude_newer(" 2024-06-01T12:00:00.5Z ") == "2024-06-01T12:00:00.500000Z"
+    with pytest.raises(InvalidSpecError, match="the time has no timezone"):
+        normalize_exclude_newer("2024-06-01T12:00:00")
+    with pytest.raises(InvalidSpecError, match="not an RFC 3339 time or a date"):
+        normalize_exclude_newer("last tuesday")
+
+
+# -- names the system refuses: E100 naming the file, never an OSError --------------------------
+LONG_NAME = "a" * 300  # past every common file system's 255-byte limit for one name
+
+
+def test_file_names_the_system_refuses_are_invalid_spec(tmp_path: Path) -> None:
+    long_path = tmp_path / LONG_NAME
+    for as_env_file in (False, True):
+        with pytest.raises(InvalidSpecError) as caught:
+            if as_env_file:
+                load_spec(env_files=[long_path])
+            else:
+                load_spec(requirement_files=[long_path])
+        assert caught.value.message == f"failed to read `{long_path}`: File name too long"
+    loop = tmp_path / "loop.txt"
+    loop.symlink_to(loop)
+    with pytest.raises(InvalidSpecError) as looped:
+        load_spec(requirement_files=[loop])
+    assert looped.value.message == f"failed to read `{loop}`: Too many levels of symbolic links"
+    with pytest.raises(InvalidSpecError) as folder:
+        load_spec(requirement_files=[tmp_path])
+    assert folder.value.message == f"failed to read `{tmp_path}`: Is a directory"
+
+
+def test_includes_the_system_refuses_are_invalid_spec(tmp_path: Path) -> None:
+    requirements = _write(tmp_path / "requirements.txt", f"-r {LONG_NAME}\n")
+    with pytest.raises(InvalidSpecError) as caught:
+        load_spec(requirement_files=[requirements])
+    assert caught.value.message == (
+        f"failed to include `{LONG_NAME}` at {requirements}:1: File name too long"
+    )
+    env = _write(tmp_path / "e.yml", f"dependencies:\n  - pip:\n    - -r {LONG_NAME}\n")
+    with pytest.raises(InvalidSpecError, match=r"^failed to include `a{300}` at .*e\.yml:3: File"):
+        load_spec(env_files=[env])
+
+
+def test_a_stream_without_a_size_is_read_up_to_the_limit() -> None:
+    with pytest.raises(RequestTooLargeError) as caught:
+        load_spec(requirement_files=[Path("/dev/zero")])
+    assert caught.value.message == (
+        "failed to read `/dev/zero`: more than 1048576 bytes is over the limit of 1048576 bytes"
+    )
+
+
+def test_channel_folders_the_system_refuses_are_invalid_spec(tmp_path: Path) -> None:
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    with pytest.raises(InvalidSpecError, match=r"^failed to read channel folder `~no-such-user-"):
+        load_spec(packages=["python"], channels=["~no-such-user-of-envd/channel"])
+    env = _write(tmp_path / "e.yml", "channels:\n  - ./loop/channel\ndependencies: [python]\n")
+    with pytest.raises(InvalidSpecError, match=r"^failed to read channel folder `./loop/channel`"):
+        load_spec(env_files=[env])

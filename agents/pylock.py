@@ -1,0 +1,149 @@
+"""Reads a `pylock.toml` (PEP 751) as uv writes it into the packages of one target."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from packaging.markers import InvalidMarker, Marker
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+
+from envd.description import ResolvedPackage
+from envd.errors import InternalError, PypiNotAvailableError
+from envd.markers import marker_environment
+
+from .pypi_target import PypiTarget
+
+NOARCH = "noarch"
+_SHA256_HEX = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Unbuilt:
+    """A package the lock chose that has no wheel for the target (slice 2 builds it)."""
+
+    name: str
+    version: str
+    why: str  # "sdist only", "no wheel for the target"
+
+
+def read_pylock(
+    text: str, target: PypiTarget, indexes: Sequence[str]
+) -> tuple[ResolvedPackage, ...]:
+    """The lock's packages that apply on the target, each with its best wheel for it, sorted by
+    name; packages without one are refused at once, all of them named."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise InternalError(f"failed to read uv's pylock.toml: {err}") from err
+    packages: list[ResolvedPackage] = []
+    unbuilt: list[Unbuilt] = []
+    for entry in doc.get("packages", []):
+        if not _applies(entry, target):
+            continue
+        chosen = _package(entry, target, indexes)
+        if isinstance(chosen, Unbuilt):
+            unbuilt.append(chosen)
+        else:
+            packages.append(chosen)
+    if unbuilt:
+        raise needs_build_error(unbuilt, target.platform)
+    return tuple(sorted(packages, key=lambda p: p.name))
+
+
+def needs_build_error(unbuilt: Sequence[Unbuilt], platform: str) -> PypiNotAvailableError:
+    names = ", ".join(f"`{u.name} {u.version}` ({u.why})" for u in unbuilt)
+    noun = "package" if len(unbuilt) == 1 else "packages"
+    verb = "needs" if len(unbuilt) == 1 else "need"
+    return PypiNotAvailableError(
+        f"failed to resolve PyPI requirements for `{platform}`: {noun} {names} {verb} a native "
+        f"build on an agent of `{platform}`: not available yet",
+        hint="pin a version that publishes a wheel for this target (for Linux, a newer "
+        "`--virtual-package __glibc=2.28` admits newer manylinux wheels), or leave it out",
+    )
+
+
+def _applies(entry: dict[str, Any], target: PypiTarget) -> bool:
+    """uv resolves for one target, so its entries carry no markers; one that does is
+    evaluated for the target (never for the agent's machine)."""
+    text = entry.get("marker")
+    if not text:
+        return True
+    env = marker_environment(target.platform, f"=={target.python_version}")
+    env.setdefault("python_full_version", f"{target.python_version}.0")
+    env.update(implementation_name="cpython", platform_python_implementation="CPython")
+    try:
+        return Marker(text).evaluate(env)
+    except InvalidMarker as err:
+        raise InternalError(f"failed to read uv's pylock.toml: marker `{text}`: {err}") from err
+
+
+def _package(
+    entry: dict[str, Any], target: PypiTarget, indexes: Sequence[str]
+) -> ResolvedPackage | Unbuilt:
+    name = canonicalize_name(str(entry.get("name", "")))
+    version = str(entry.get("version", ""))
+    if not name or not version:
+        raise InternalError(f"failed to read uv's pylock.toml: an entry has no name or version: "
+                            f"{sorted(entry)}")  # fmt: skip
+    wheels = entry.get("wheels") or []
+    ranked = [(rank, wheel) for wheel in wheels if (rank := _rank(wheel, target)) is not None]
+    if not ranked:
+        why = f"no wheel for `{target.python_platform}`, python {target.python_version}"
+        return Unbuilt(name, version, why)
+    _, wheel = min(ranked, key=lambda pair: pair[0])
+    filename = _filename(wheel)
+    _, _, _, tags = parse_wheel_filename(filename)
+    return ResolvedPackage(
+        kind="pypi",
+        name=name,
+        version=version,
+        build="",
+        channel=_index(entry, wheel, indexes),
+        url=str(wheel.get("url") or wheel.get("path")),
+        filename=filename,
+        sha256=_sha256(wheel, filename),
+        md5=None,
+        size=wheel.get("size"),
+        subdir=NOARCH if all(t.platform == "any" for t in tags) else target.platform,
+    )
+
+
+def _rank(wheel: dict[str, Any], target: PypiTarget) -> int | None:
+    try:
+        _, _, _, tags = parse_wheel_filename(_filename(wheel))
+    except InvalidWheelFilename:
+        return None
+    return target.rank(tags)
+
+
+def _filename(wheel: dict[str, Any]) -> str:
+    if wheel.get("name"):
+        return str(wheel["name"])
+    location = str(wheel.get("url") or wheel.get("path") or "")
+    return unquote(urlsplit(location).path.rpartition("/")[2])
+
+
+def _sha256(wheel: dict[str, Any], filename: str) -> str:
+    value = str((wheel.get("hashes") or {}).get("sha256", "")).lower()
+    if len(value) != _SHA256_HEX or any(c not in "0123456789abcdef" for c in value):
+        raise InternalError(
+            f"failed to read uv's pylock.toml: wheel `{filename}` has no sha256",
+            hint="envd verifies every wheel: use an index that publishes sha256 hashes",
+        )
+    return value
+
+
+def _index(entry: dict[str, Any], wheel: dict[str, Any], indexes: Sequence[str]) -> str:
+    """The index the package came from: the lock's `index` when it says, else the spec's index
+    on the wheel's host, else the primary one."""
+    if entry.get("index"):
+        return str(entry["index"]).rstrip("/")
+    host = urlsplit(str(wheel.get("url", ""))).netloc
+    for index in indexes:
+        if urlsplit(index).netloc == host:
+            return index
+    return indexes[0]

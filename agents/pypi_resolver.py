@@ -1,0 +1,237 @@
+"""PyPI resolution with `uv pip compile` for a target platform, read back from a pylock.toml."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import shutil
+import signal
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib.metadata import version as dist_version
+from pathlib import Path
+
+from envd.description import SolverInfo
+from envd.errors import (
+    ChannelError,
+    EnvdError,
+    InternalError,
+    SolveTimeoutError,
+    UnsatisfiableError,
+)
+from envd.requirements_txt import DEFAULT_INDEX_URL
+from envd.uv import uv_bin, uv_environment
+
+from .fetch import redact_text, redact_url
+from .pylock import Unbuilt, needs_build_error, read_pylock
+from .pypi_target import PypiTarget, pypi_target
+from .resolver import Resolution, ResolveRequest, missing_packages_error
+
+log = logging.getLogger("envd.agent")
+DEFAULT_RESOLVE_TIMEOUT = 300.0
+DEFAULT_ATTEMPTS = 3  # transient index failures: the whole compile, this many times at most
+DEFAULT_RETRY_DELAY = 1.0  # seconds before the second attempt; doubled after each
+_UV_HTTP_RETRIES = "1"  # uv's own, per request; ours wrap the whole compile
+_LOCK = "pylock.toml"
+_NOT_FOUND = re.compile(r"Because (\S+) was not found in the package registry")
+_NO_WHEEL = re.compile(r"Because (\S+)==(\S+) has no wheels with a matching platform tag")
+_FETCH_URL = re.compile(r"Failed to fetch: `?(\S+?)`?$", re.MULTILINE)
+_TRANSIENT = re.compile(
+    r"error sending request|Request failed after|timed out|Connection refused|Connection reset|"
+    r"tcp connect error|dns error|HTTP status server error|operation timed out",
+    re.IGNORECASE,
+)
+_MAX_STDERR = 1500
+
+
+@dataclass(frozen=True, slots=True)
+class _Run:
+    returncode: int
+    stderr: str
+    lock: str | None
+
+
+class PypiResolver:
+    """Resolves PyPI-only specs (the `Resolver` protocol) with `uv pip compile` for the target
+    (its platform, manylinux level, macOS target and python version), never for the agent's
+    own machine: markers are evaluated for the target.
+
+    uv runs in a temp folder under `cache_dir` with a deadline, an environment without the
+    agent's store or channel credentials (`envd.uv`), and its own cache under `cache_dir`
+    (kept warm between jobs). Transient index failures are retried `attempts` times in all,
+    then reported naming the index."""
+
+    def __init__(
+        self,
+        cache_dir: Path,
+        *,
+        python: str = sys.executable,
+        resolve_timeout: float = DEFAULT_RESOLVE_TIMEOUT,
+        attempts: int = DEFAULT_ATTEMPTS,
+        retry_delay: float = DEFAULT_RETRY_DELAY,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.cache_dir = cache_dir
+        self.python = python
+        self.resolve_timeout = resolve_timeout
+        self.attempts = max(1, attempts)
+        self.retry_delay = retry_delay
+        self.environ = dict(os.environ if environ is None else environ)
+        self.solver = SolverInfo("uv", dist_version("uv"))
+
+    async def resolve(self, request: ResolveRequest) -> Resolution:
+        spec, platform = request.spec, request.platform
+        target = pypi_target(platform, spec.python, dict(spec.virtual_packages))
+        requirements = spec.pypi_requirements_for(platform)
+        indexes = list(spec.pypi_indexes) or [DEFAULT_INDEX_URL]
+        if not requirements:
+            return Resolution((), self.solver)
+        log.info("resolving pypi platform=%s target=%s python=%s requirements=%s",
+                 platform, target.python_platform, target.python_version, requirements)  # fmt: skip
+        deadline = asyncio.timeout(self.resolve_timeout)
+        try:
+            async with deadline:
+                lock = await self._compile_with_retries(
+                    target, requirements, indexes, spec.exclude_newer
+                )
+        except TimeoutError as err:
+            if not deadline.expired():
+                raise
+            raise SolveTimeoutError(
+                f"PyPI resolve for `{platform}` against {_named(indexes)} took over "
+                f"{self.resolve_timeout:g} s",
+                hint="check that the index answers; pin more versions, or raise the agent's "
+                "`--solve-timeout`",
+            ) from err
+        return Resolution(read_pylock(lock, target, indexes), self.solver)
+
+    async def _compile_with_retries(
+        self,
+        target: PypiTarget,
+        requirements: list[str],
+        indexes: list[str],
+        exclude_newer: str | None,
+    ) -> str:
+        delay = self.retry_delay
+        for attempt in range(1, self.attempts + 1):
+            run = await self._compile(target, requirements, indexes, exclude_newer)
+            if run.returncode == 0 and run.lock is not None:
+                return run.lock
+            error, transient = _explain(run.stderr, target, requirements, indexes, attempt)
+            if not transient or attempt == self.attempts:
+                raise error
+            log.warning("pypi resolve attempt %d/%d failed, retrying in %gs: %s",
+                        attempt, self.attempts, delay, error.message)  # fmt: skip
+            await asyncio.sleep(delay)
+            delay *= 2
+        raise InternalError("unreachable: no attempt made")  # attempts >= 1
+
+    async def _compile(
+        self,
+        target: PypiTarget,
+        requirements: list[str],
+        indexes: list[str],
+        exclude_newer: str | None,
+    ) -> _Run:
+        scratch = self.cache_dir / "pypi-tmp"
+        scratch.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix="resolve-", dir=scratch))
+        try:
+            (work / "requirements.in").write_text("\n".join(requirements) + "\n", "utf-8")
+            args = [
+                uv_bin(), "pip", "compile", "requirements.in", "--output-file", _LOCK,
+                "--format", _LOCK, "--python", self.python,
+                "--python-version", target.python_version,
+                "--python-platform", target.python_platform,
+                "--index-url", indexes[0],
+                *(arg for url in indexes[1:] for arg in ("--extra-index-url", url)),
+                "--no-header", "--quiet",
+            ]  # fmt: skip
+            if exclude_newer:
+                args += ["--exclude-newer", exclude_newer]
+            extra = {"UV_HTTP_RETRIES": _UV_HTTP_RETRIES}
+            if target.macos_target is not None:
+                extra["MACOSX_DEPLOYMENT_TARGET"] = target.macos_target
+            env = uv_environment(self.environ, home=work, cache_dir=self.cache_dir / "uv",
+                                 extra=extra)  # fmt: skip
+            returncode, stderr = await _run(args, work, env)
+            lock = work / _LOCK
+            return _Run(returncode, stderr, lock.read_text("utf-8") if lock.exists() else None)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+async def _run(args: Sequence[str], cwd: Path, env: dict[str, str]) -> tuple[int, str]:
+    """Run uv in its own process group; cancelled (a deadline, a revoked lease), the whole
+    group is killed and reaped before `CancelledError` leaves here."""
+    process = await asyncio.create_subprocess_exec(
+        *args, cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        _, stderr = await process.communicate()
+    except BaseException:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        await asyncio.shield(process.wait())
+        raise
+    return process.returncode or 0, stderr.decode("utf-8", "replace")
+
+
+def _explain(
+    stderr: str, target: PypiTarget, requirements: list[str], indexes: list[str], attempt: int
+) -> tuple[EnvdError, bool]:
+    """uv's failure as the envd error a user can act on, and whether it may pass on retry."""
+    text = redact_text(stderr.strip())
+    tail = text if len(text) <= _MAX_STDERR else "…" + text[-_MAX_STDERR:]
+    missing = list(dict.fromkeys(_NOT_FOUND.findall(text)))
+    if missing:
+        where = f"{_named(indexes)} for `{target.platform}`"
+        return missing_packages_error(missing, where=where, known=()), False
+    unbuilt = list(dict.fromkeys(_NO_WHEEL.findall(text)))
+    if unbuilt:
+        why = f"no wheel for `{target.python_platform}`, python {target.python_version}"
+        found = [Unbuilt(name, version, why) for name, version in unbuilt]
+        return needs_build_error(found, target.platform), False
+    if _TRANSIENT.search(text):
+        index = _failing_index(text, indexes)
+        return ChannelError(
+            f"failed to fetch from PyPI index `{redact_url(index)}` for `{target.platform}` "
+            f"({attempt} {'attempt' if attempt == 1 else 'attempts'}): {_last_cause(text)}",
+            hint="check that the index is up and reachable from the agent, then retry",
+        ), True
+    if "No solution found" in text:
+        return UnsatisfiableError(
+            f"failed to resolve PyPI requirements for `{target.platform}` (python "
+            f"{target.python_version}): {tail}",
+            hint="relax the conflicting requirements above",
+        ), False
+    return InternalError(
+        f"failed to resolve PyPI requirements {', '.join(f'`{r}`' for r in requirements)} for "
+        f"`{target.platform}`: uv said: {tail}"
+    ), False
+
+
+def _failing_index(text: str, indexes: list[str]) -> str:
+    for url in _FETCH_URL.findall(text):
+        for index in indexes:
+            if url.startswith(index):
+                return index
+    return indexes[0] if len(indexes) == 1 else ", ".join(indexes)
+
+
+def _last_cause(text: str) -> str:
+    lines = [line.strip().removeprefix("cause: ") for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else "no answer"
+
+
+def _named(indexes: list[str]) -> str:
+    noun = "index" if len(indexes) == 1 else "indexes"
+    return f"PyPI {noun} " + ", ".join(f"`{redact_url(i)}`" for i in indexes)

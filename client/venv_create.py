@@ -1,0 +1,165 @@
+"""`create` for a pypi-only environment: a virtualenv made by uv from the store's wheels alone.
+
+Each wheel is downloaded from the store and its sha256 checked before anything is installed;
+uv installs offline, without resolving (`--no-deps`) and checking the hashes again; afterwards
+the virtualenv must hold exactly the description's packages. A failure removes what this call
+made.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from packaging.utils import canonicalize_name
+from rattler import Version, VersionSpec
+
+from envd.errors import ArchiveIntegrityError, EnvironmentNotFoundError, InstallError
+from envd.store.base import Store
+from envd.store.layout import package_key
+from envd.uv import uv_bin, uv_environment
+
+Progress = Callable[[str], None]
+WHEEL = ".whl"
+_TIMEOUT = 600.0  # one uv step (venv, install, list)
+_MAX_CAUSE = 600
+
+
+@dataclass(frozen=True, slots=True)
+class CachedWheel:
+    name: str
+    version: str
+    filename: str
+    sha256: str
+    path: Path
+
+
+def is_pypi_only(description: dict[str, Any]) -> bool:
+    return description.get("env_type") == "pypi-only"
+
+
+def check_python(description: dict[str, Any]) -> None:
+    """The environment's python must be this client's, the virtualenv's interpreter."""
+    wanted = description["spec"].get("python")
+    host = ".".join(str(part) for part in sys.version_info[:3])
+    if wanted and not VersionSpec(wanted).matches(Version(host)):
+        raise InstallError(
+            f"failed to create environment `{description['full_id']}`: it is for python "
+            f"`{wanted}` and this client runs python {host}",
+            hint=f"run `create` with a python matching `{wanted}`, or resolve for {host}",
+        )
+
+
+def fetch_wheels(
+    description: dict[str, Any], store: Store, into: Path, progress: Progress
+) -> list[CachedWheel]:
+    """Download every package's wheel from the store, verifying its sha256."""
+    wheels = []
+    packages = description["packages"]
+    for index, package in enumerate(packages, 1):
+        wheels.append(_fetch(package, store, into))
+        progress(f"fetched {index}/{len(packages)} {wheels[-1].filename}")
+    return wheels
+
+
+def _fetch(package: dict[str, Any], store: Store, into: Path) -> CachedWheel:
+    chosen = next((f for f in package.get("formats", []) if f["format"] == WHEEL), None)
+    if chosen is None:
+        raise EnvironmentNotFoundError(
+            f"failed to create environment: package `{package['filename']}` has no wheel in "
+            "the store (it was resolved with `--no-archives`)",
+            hint="resolve it again without `--no-archives` and with `--force`",
+        )
+    filename = chosen["filename"]
+    dest = into / filename
+    if not store.download(package_key(chosen["sha256"], filename), dest):
+        raise EnvironmentNotFoundError(
+            f"failed to create environment: `{filename}` is missing from store `{store.url}`",
+            hint="resolve again with `--force` to cache the wheels again",
+        )
+    with dest.open("rb") as f:
+        actual = hashlib.file_digest(f, "sha256").hexdigest()
+    if actual != chosen["sha256"] or actual != package["sha256"]:
+        dest.unlink()
+        raise ArchiveIntegrityError(
+            f"failed to verify `{filename}` from the store: sha256 is `{actual}`, the "
+            f"description says `{package['sha256']}`",
+            hint="the stored wheel is corrupt; delete it and resolve again with `--force`",
+        )
+    return CachedWheel(package["name"], package["version"], filename, actual, dest)
+
+
+def install_venv(
+    wheels: list[CachedWheel], prefix: Path, scratch: Path, cache_dir: Path, *, force: bool
+) -> None:
+    """Make a virtualenv at `prefix` (`uv venv`) and install exactly `wheels` into it."""
+    existed = prefix.exists()
+    before = set(prefix.iterdir()) if existed else set()
+    env = uv_environment(os.environ, home=scratch, cache_dir=cache_dir)
+    requirements = scratch / "requirements.txt"
+    requirements.write_text(
+        "".join(
+            f"{w.name} @ {w.path.resolve().as_uri()} --hash=sha256:{w.sha256}\n" for w in wheels
+        )
+    )
+    python = prefix / "bin" / "python"
+    try:
+        _uv(["venv", "--python", sys.executable, *(["--allow-existing"] if force else []),
+             str(prefix)], env, prefix)  # fmt: skip
+        if wheels:
+            _uv(["pip", "install", "--python", str(python), "--offline", "--no-index",
+                 "--no-deps", "--require-hashes", "-r", str(requirements)], env, prefix)  # fmt: skip
+        _check_installed(prefix, wheels, _uv(["pip", "list", "--python", str(python),
+                                              "--format", "json"], env, prefix))  # fmt: skip
+    except BaseException:
+        if not existed:
+            shutil.rmtree(prefix, ignore_errors=True)
+        elif not before:
+            for entry in list(prefix.iterdir()):
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
+        raise
+
+
+def _uv(args: list[str], env: dict[str, str], prefix: Path) -> str:
+    try:
+        done = subprocess.run(
+            [uv_bin(), *args], env=env, capture_output=True, text=True, timeout=_TIMEOUT,
+            check=False, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired as err:
+        raise InstallError(
+            f"failed to create environment in `{prefix}`: `uv {args[0]}` took over {_TIMEOUT:g} s"
+        ) from err
+    if done.returncode != 0:
+        cause = " ".join(line.strip() for line in done.stderr.splitlines() if line.strip())
+        raise InstallError(
+            f"failed to create environment in `{prefix}`: `uv {' '.join(args[:2])}` said: "
+            + (cause if len(cause) <= _MAX_CAUSE else cause[: _MAX_CAUSE - 1] + "…"),
+        )
+    return done.stdout
+
+
+def _check_installed(prefix: Path, wheels: list[CachedWheel], listing: str) -> None:
+    """The virtualenv holds exactly the wheels' (name, version): nothing missing, nothing more."""
+    listed = json.loads(listing or "[]")
+    installed = {(canonicalize_name(str(p["name"])), str(p["version"])) for p in listed}
+    wanted = {(canonicalize_name(w.name), w.version) for w in wheels}
+    if installed != wanted:
+        missing = sorted(f"{n} {v}" for n, v in wanted - installed)
+        extra = sorted(f"{n} {v}" for n, v in installed - wanted)
+        raise InstallError(
+            f"failed to create environment in `{prefix}`: missing {missing or 'nothing'}, "
+            f"not in the description {extra or 'nothing'}",
+            hint="uv did not install what the description lists",
+        )

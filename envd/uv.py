@@ -1,0 +1,49 @@
+"""uv as envd runs it: the binary from its PyPI wheel, in an environment without secrets."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+# What uv may see of the caller's environment: the network path (proxies, CA bundles) and the
+# locale. Nothing else passes: no store or channel credentials (AWS_*, ENVD_CHANNEL_TOKEN,
+# NETRC…), no UV_* or PIP_* settings that would change an answer behind the spec's back.
+PASSED = (
+    "PATH", "LANG", "LC_ALL", "TZ",
+    "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY",
+    "http_proxy", "https_proxy", "all_proxy", "no_proxy",
+    "SSL_CERT_FILE", "SSL_CERT_DIR",
+)  # fmt: skip
+
+
+def uv_bin() -> str:
+    """The uv executable installed with envd (the `uv` wheel is a runtime dependency)."""
+    import uv
+
+    path: str = uv.find_uv_bin()
+    return path
+
+
+def uv_environment(
+    parent: Mapping[str, str],
+    *,
+    home: Path,
+    cache_dir: Path,
+    extra: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The environment a uv run gets: the passed names of `parent`, a scratch HOME (so no
+    `~/.netrc`, `~/.config/uv` or keyring is read), its own cache, no interpreter downloads,
+    no config files, no progress bars."""
+    env = {name: parent[name] for name in PASSED if name in parent}
+    env.update(
+        HOME=str(home),
+        XDG_CONFIG_HOME=str(home / ".config"),
+        UV_CACHE_DIR=str(cache_dir),
+        UV_PYTHON_DOWNLOADS="never",
+        UV_NO_CONFIG="1",
+        UV_NO_PROGRESS="1",
+        NO_COLOR="1",
+        UV_KEYRING_PROVIDER="disabled",
+    )
+    env.update(extra or {})
+    return env

@@ -1,0 +1,178 @@
+"""A PyPI index the tests generate: wheels written by hand, served over loopback HTTP.
+
+A wheel is a zip with the package, `METADATA`, `WHEEL` and `RECORD`; no build tool is needed.
+The index answers PEP 691 JSON (with PEP 700 upload times, which `--exclude-newer` needs) to
+clients that ask for it, PEP 503 HTML to the rest.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import http.server
+import json
+import threading
+import zipfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from packaging.utils import canonicalize_name
+
+JSON_TYPE = "application/vnd.pypi.simple.v1+json"
+LINUX_TAG = "cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64"
+MACOS_TAG = "cp311-cp311-macosx_11_0_arm64"
+PURE_TAG = "py3-none-any"
+
+
+@dataclass(frozen=True, slots=True)
+class Wheel:
+    name: str
+    version: str
+    tag: str = PURE_TAG
+    requires: tuple[str, ...] = ()
+    uploaded: str = "2024-01-01T00:00:00Z"
+
+    @property
+    def filename(self) -> str:
+        return f"{self.name.replace('-', '_')}-{self.version}-{self.tag}.whl"
+
+
+def write_wheel(wheel: Wheel, folder: Path) -> Path:
+    """A wheel whose module `<name>` says its version and the tag it was built for."""
+    module = wheel.name.replace("-", "_")
+    dist_info = f"{module}-{wheel.version}.dist-info"
+    files = {
+        f"{module}/__init__.py": f"VERSION = {wheel.version!r}\nTAG = {wheel.tag!r}\n",
+        f"{dist_info}/METADATA": "Metadata-Version: 2.1\n"
+        f"Name: {wheel.name}\nVersion: {wheel.version}\n"
+        + "".join(f"Requires-Dist: {r}\n" for r in wheel.requires),
+        f"{dist_info}/WHEEL": "Wheel-Version: 1.0\nGenerator: envd-tests\n"
+        f"Root-Is-Purelib: {'true' if wheel.tag == PURE_TAG else 'false'}\n"
+        + "".join(
+            f"Tag: {wheel.tag.split('-')[0]}-{wheel.tag.split('-')[1]}-{p}\n"
+            for p in wheel.tag.split("-")[2].split(".")
+        ),
+    }
+    record = [
+        f"{path},sha256={_b64(text.encode())},{len(text.encode())}" for path, text in files.items()
+    ]
+    record.append(f"{dist_info}/RECORD,,")
+    files[f"{dist_info}/RECORD"] = "\n".join(record) + "\n"
+    path = folder / wheel.filename
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, text in files.items():
+            archive.writestr(zipfile.ZipInfo(name, (2024, 1, 1, 0, 0, 0)), text)
+    return path
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+
+@dataclass
+class PypiIndex:
+    """Served at `url` (`…/simple`); `requests` records every path asked for."""
+
+    url: str
+    folder: Path
+    wheels: list[Wheel]
+    requests: list[str] = field(default_factory=list)
+
+
+def standard_wheels() -> list[Wheel]:
+    """`envd-app` 1.0 (2024) and 2.0 (2025); 2.0 needs a platform wheel and one package per
+    OS by marker."""
+    return [
+        Wheel("envd-app", "1.0"),
+        Wheel(
+            "envd-app",
+            "2.0",
+            requires=(
+                "envd-native>=1",
+                'envd-linux-only; sys_platform == "linux"',
+                'envd-mac-only; sys_platform == "darwin"',
+            ),
+            uploaded="2025-06-01T00:00:00Z",
+        ),
+        Wheel("envd-native", "1.0", LINUX_TAG),
+        Wheel("envd-native", "1.0", MACOS_TAG),
+        Wheel("envd-linux-only", "1.0"),
+        Wheel("envd-mac-only", "1.0"),
+        Wheel("envd-linux-wheel-only", "1.0", LINUX_TAG),
+    ]
+
+
+@contextmanager
+def serve_index(folder: Path, wheels: Sequence[Wheel] | None = None) -> Iterator[PypiIndex]:
+    chosen = list(standard_wheels() if wheels is None else wheels)
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {w.filename: (w, write_wheel(w, folder)) for w in chosen}
+    index = PypiIndex("", folder, chosen)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_HEAD(self) -> None:
+            parts = [p for p in self.path.split("?")[0].split("/") if p]
+            if parts[:1] == ["files"] and len(parts) == 2 and parts[1] in files:
+                self.send_response(200)
+                self.send_header("Content-Length", str(files[parts[1]][1].stat().st_size))
+                self.end_headers()
+            else:
+                self.send_error(404)
+
+        def do_GET(self) -> None:
+            index.requests.append(self.path)
+            parts = [p for p in self.path.split("?")[0].split("/") if p]
+            if parts[:1] == ["files"] and len(parts) == 2 and parts[1] in files:
+                self._send(files[parts[1]][1].read_bytes(), "application/octet-stream")
+            elif parts[:1] == ["simple"] and len(parts) == 2:
+                self._project(canonicalize_name(parts[1]))
+            else:
+                self.send_error(404)
+
+        def _project(self, project: str) -> None:
+            mine = [(w, p) for w, p in files.values() if canonicalize_name(w.name) == project]
+            if not mine:
+                self.send_error(404)
+                return
+            base = f"{index.url.removesuffix('/simple')}/files/"
+            entries: list[dict[str, Any]] = [
+                {"filename": p.name, "url": base + p.name, "upload-time": w.uploaded,
+                 "size": p.stat().st_size,
+                 "hashes": {"sha256": hashlib.sha256(p.read_bytes()).hexdigest()}}
+                for w, p in mine
+            ]  # fmt: skip
+            if JSON_TYPE in self.headers.get("Accept", ""):
+                doc = {"meta": {"api-version": "1.1"}, "name": project, "files": entries,
+                       "versions": sorted({w.version for w, _ in mine})}  # fmt: skip
+                self._send(json.dumps(doc).encode(), JSON_TYPE)
+                return
+            links = "".join(
+                f'<a href="{html.escape(e["url"])}#sha256={e["hashes"]["sha256"]}">'
+                f"{html.escape(e['filename'])}</a>\n"
+                for e in entries
+            )
+            self._send(f"<html><body>\n{links}</body></html>\n".encode(), "text/html")
+
+        def _send(self, body: bytes, content_type: str) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    index.url = f"http://127.0.0.1:{server.server_address[1]}/simple"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield index
+    finally:
+        server.shutdown()
+        server.server_close()
