@@ -29,7 +29,6 @@ import logging
 import shutil
 import tempfile
 import threading
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -48,7 +47,6 @@ from envd.store.base import Store
 from envd.store.layout import LINK_FORMAT, link_key, package_key
 
 from .fetch import FetchCancelled, Fetcher, redact_url
-from .metrics import AgentMetrics
 from .transmute import Transmuter, conda_name
 
 log = logging.getLogger("envd.agent")
@@ -131,14 +129,12 @@ class ArchiveCache:
         scratch_dir: Path,
         concurrency: int = DEFAULT_CONCURRENCY,
         upload_timeout: float = DEFAULT_UPLOAD_TIMEOUT,
-        metrics: AgentMetrics | None = None,
     ) -> None:
         self.store = store
         self.fetcher = fetcher
         self.transmuter = transmuter
         self.scratch_dir = scratch_dir
         self.upload_timeout = upload_timeout
-        self.metrics = metrics
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max(1, concurrency), thread_name_prefix="envd-archive"
         )
@@ -156,11 +152,9 @@ class ArchiveCache:
         self.scratch_dir.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix="job-", dir=self.scratch_dir))
         cancel = threading.Event()
-        # each thread runs in a copy of this task's context: its log lines name the job
+        fork = contextvars.copy_context  # a copy per package: its thread's log lines name the job
         futures = [
-            self._pool.submit(
-                contextvars.copy_context().run, self._cache_one, p, work / str(i), cancel
-            )
+            self._pool.submit(fork().run, self._cache_one, p, work / str(i), cancel)
             for i, p in enumerate(packages)
         ]
         total = sum(p.kind in _CACHED_KINDS for p in packages)
@@ -248,11 +242,7 @@ class ArchiveCache:
     ) -> tuple[Path, str]:
         """Download the archive from its channel; return it and its sha256 once it matches."""
         dest = work / package.filename
-        started = time.perf_counter()
         fetched = self.fetcher.fetch(package.url, dest, max_size=package.size, cancel=cancel)
-        if self.metrics is not None:
-            elapsed = time.perf_counter() - started
-            self.metrics.fetched(package.url, package.filename, fetched.size, elapsed)
         where = f"archive of `{package.name}` (`{redact_url(package.url)}`)"
         source = "the index" if package.kind == "pypi" else "the channel's repodata"
         expected, actual, kind = package.sha256, fetched.sha256, "sha256"
@@ -293,10 +283,7 @@ class ArchiveCache:
             local = self._from_store(package, sha256, work)
         out = work / "conda"
         out.mkdir()
-        started = time.perf_counter()
         made = self.transmuter.transmute(local, out)
-        if self.metrics is not None:
-            self.metrics.transmuted(made.size, time.perf_counter() - started)
         _check_cancel(cancel)
         filename = conda_name(package.filename)
         uploads = self._upload(package_key(made.sha256, filename), made.path, cancel)
@@ -359,7 +346,6 @@ class ArchiveCache:
         """Upload create-only within `upload_timeout`. Store SDKs cannot be interrupted: an
         upload given up on (timed out, or the job cancelled) ends on its own thread; it is
         create-only and content-addressed, so finishing late harms nothing."""
-        started = time.perf_counter()
         upload = self._uploads.submit(self.store.put_file_if_absent, key, path)
         waited = 0.0
         while not upload.done():
@@ -375,12 +361,8 @@ class ArchiveCache:
             concurrent.futures.wait([upload], timeout=_POLL)
             waited += _POLL
         created = upload.result()
-        size = path.stat().st_size
-        if self.metrics is not None:
-            elapsed = time.perf_counter() - started
-            self.metrics.uploaded(self.store.url, path.name, size, elapsed, created)
         if created:
-            log.info("uploaded %s (%d bytes)", key, size)
+            log.info("uploaded %s (%d bytes)", key, path.stat().st_size)
         return int(created)
 
 

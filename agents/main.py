@@ -32,7 +32,7 @@ from .credentials import PLAIN_HTTP_ENV, TOKEN_ENV, ChannelCredentials
 from .fetch import DEFAULT_ATTEMPTS, Fetcher
 from .fetch import DEFAULT_TIMEOUT as DEFAULT_FETCH_TIMEOUT
 from .job_runner import DEFAULT_JOB_TIMEOUT, JobRunner
-from .metrics import AgentMetrics
+from .metrics import AgentMetrics, MeteredFetcher, MeteredStore, MeteredTransmuter
 from .pypi_resolver import PypiResolver
 from .transmute import DEFAULT_LEVEL, MAX_LEVEL, MIN_LEVEL, Transmuter
 
@@ -212,14 +212,20 @@ def build_connection(
         repodata_timeout=repodata_timeout,
     )  # fmt: skip
     pypi_resolver = PypiResolver(cache_dir, resolve_timeout=solve_timeout)
-    fetcher = Fetcher(credentials, timeout=fetch_timeout)
-    transmuter = Transmuter(level=transmute_level, workers=workers)
+    if metrics is None:
+        fetcher = Fetcher(credentials, timeout=fetch_timeout)
+        transmuter = Transmuter(level=transmute_level, workers=workers)
+    else:
+        fetcher = MeteredFetcher(credentials, timeout=fetch_timeout, metrics=metrics)
+        transmuter = MeteredTransmuter(level=transmute_level, workers=workers, metrics=metrics)
 
     def make_runner(store_url: str) -> JobRunner:
         store = open_store(store_override or store_url)
+        if metrics is not None:
+            store = MeteredStore(store, metrics)
         archives = ArchiveCache(
             store, fetcher, transmuter, scratch_dir=cache_dir / "archives-tmp",
-            concurrency=fetch_concurrency, upload_timeout=upload_timeout, metrics=metrics,
+            concurrency=fetch_concurrency, upload_timeout=upload_timeout,
         )  # fmt: skip
         return JobRunner(
             resolver=resolver, catalog=Catalog(store), archives=archives, clock=SystemClock(),

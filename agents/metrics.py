@@ -1,8 +1,13 @@
 """The agent's metrics: solve, build, fetch, transmute and upload times, bytes moved by backend,
-and build outcomes, on a registry of the agent's own."""
+and build outcomes, on a registry of the agent's own; the fetcher, transmuter and store that
+report theirs."""
 
 from __future__ import annotations
 
+import threading
+import time
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -14,6 +19,10 @@ from envd.metrics import (
     new_registry,
     register_build_info,
 )
+from envd.store.base import ObjectInfo, Store
+
+from .fetch import Fetched, Fetcher
+from .transmute import Transmuted, Transmuter
 
 BUILD_OUTCOMES = ("resolved", "failed", "cancelled")
 # store URL scheme → backend (a bare folder is a local store too)
@@ -90,3 +99,79 @@ class AgentMetrics:
         self._upload(backend, archive_kind(filename)).observe(seconds)
         if created:
             self._uploaded(backend).inc(size)
+
+
+class MeteredFetcher(Fetcher):
+    """A `Fetcher` that times each archive download and counts its bytes."""
+
+    def __init__(self, *args: Any, metrics: AgentMetrics, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.metrics = metrics
+
+    def fetch(
+        self, url: str, dest: Path, *, max_size: int | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Fetched:  # fmt: skip
+        started = time.perf_counter()
+        fetched = super().fetch(url, dest, max_size=max_size, cancel=cancel)
+        self.metrics.fetched(url, dest.name, fetched.size, time.perf_counter() - started)
+        return fetched
+
+
+class MeteredTransmuter(Transmuter):
+    """A `Transmuter` that times each transmute and counts the bytes of the `.conda` made."""
+
+    def __init__(self, *, metrics: AgentMetrics, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.metrics = metrics
+
+    def transmute(self, source: Path, out_dir: Path) -> Transmuted:
+        started = time.perf_counter()
+        made = super().transmute(source, out_dir)
+        self.metrics.transmuted(made.size, time.perf_counter() - started)
+        return made
+
+
+class MeteredStore:
+    """A `Store` that times each archive upload (`put_file_if_absent`) and counts the bytes it
+    stored; every other call passes straight through. (Not `Leftovers`: agents collect no
+    garbage.)"""
+
+    def __init__(self, store: Store, metrics: AgentMetrics) -> None:
+        self._store = store
+        self.metrics = metrics
+
+    @property
+    def url(self) -> str:
+        return self._store.url
+
+    def put_file_if_absent(self, key: str, path: Path) -> bool:
+        started = time.perf_counter()
+        created = self._store.put_file_if_absent(key, path)
+        seconds = time.perf_counter() - started
+        self.metrics.uploaded(self._store.url, path.name, path.stat().st_size, seconds, created)
+        return created
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        return self._store.put_if_absent(key, data)
+
+    def get(self, key: str) -> bytes | None:
+        return self._store.get(key)
+
+    def get_versioned(self, key: str) -> tuple[bytes, str] | None:
+        return self._store.get_versioned(key)
+
+    def stat(self, key: str) -> ObjectInfo | None:
+        return self._store.stat(key)
+
+    def list(self, prefix: str) -> list[str]:
+        return self._store.list(prefix)
+
+    def compare_and_swap(self, key: str, expected_version: str | None, data: bytes) -> str:
+        return self._store.compare_and_swap(key, expected_version, data)
+
+    def delete(self, key: str) -> None:
+        self._store.delete(key)
+
+    def download(self, key: str, dest: Path) -> bool:
+        return self._store.download(key, dest)
