@@ -156,24 +156,26 @@ def test_each_outcome_moves_its_counters_by_exactly_what_happened(
     now = observed.scrape(observed.daemon_metrics)
     live = ("envd_queue_depth", "envd_jobs_in_flight", "envd_agents_connected")
     assert [now[f"{name}{{platform={LINUX}}}"] for name in live] == [0, 0, 1]
-    _check_json_logs(observed.cluster, results[0].events[LINUX])
+    _check_json_logs(observed.cluster, results[0].events[LINUX], demo.events[LINUX])
 
 
-def _check_json_logs(cluster: Cluster, event: ResolveEvent) -> None:
+def _check_json_logs(cluster: Cluster, event: ResolveEvent, archived: ResolveEvent) -> None:
     """Every line is one JSON object; every line about the job, on the coordinator and on the
-    agent, names its job_id, req_id, platform and (once leased) agent."""
+    agent, names its job_id, req_id, platform and (once leased) agent; so do the lines of the
+    job with archives that the agent's archive threads write."""
     job = {"job_id": event.job_id, "req_id": event.req_id, "platform": LINUX}
-    about: dict[str, list[dict[str, Any]]] = {}
-    for process in cluster.processes:
-        lines = [json.loads(line) for line in process.log().splitlines()]
-        about[process.name] = [d for d in lines if d.get("job_id") == event.job_id]
-        for document in lines:
-            if event.job_id in document["message"]:
-                assert {k: document.get(k) for k in job} == job, document
-    daemon, agent = about["daemon-0"], about["agent-m"]
+    logs = {p.name: [json.loads(line) for line in p.log().splitlines()] for p in cluster.processes}
+    for document in logs["daemon-0"] + logs["agent-m"]:
+        if event.job_id in document["message"]:
+            assert {k: document.get(k) for k in job} == job, document
+    daemon, agent = ([d for d in logs[name] if d.get("job_id") == event.job_id]
+                     for name in ("daemon-0", "agent-m"))  # fmt: skip
     assert [d["message"].split()[0] for d in daemon] == ["new", "leased", "resolved"]
     assert all(d.get("agent") == "agent-m" for d in daemon[1:] + agent)
     assert any("solving" in d["message"] for d in agent)  # a line that names no job id
+    threads = {d["message"].split()[0] for d in logs["agent-m"]
+               if d.get("job_id") == archived.job_id and d.get("agent") == "agent-m"}  # fmt: skip
+    assert {"fetched", "uploaded", "transmuted"} <= threads
 
 
 # ---- a real Prometheus over deploy/prometheus and deploy/grafana ----
