@@ -5,28 +5,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 
 from envd.agents.metrics import AgentMetrics
-from envd.catalog import Catalog
-from envd.clock import random_id
-from envd.daemon.agent_registry import AgentRegistry, ConnectedAgent, RevokeLease
-from envd.daemon.agent_sessions import AgentSessions, Registration
-from envd.daemon.dispatcher import Dispatcher
-from envd.daemon.job_events import LocalJobEvents
-from envd.daemon.jobs import JobLifecycle, Transition
+from envd.daemon.agent_registry import RevokeLease
+from envd.daemon.job_log import chain
+from envd.daemon.jobs import Transition
 from envd.daemon.metrics import DaemonMetrics
-from envd.daemon.settings import CoordinatorSettings
-from envd.daemon.state import Job, NewJob
-from envd.daemon.state_sqlite import SqliteJobState
 from envd.errors import ChannelError, StoreError
-from envd.store.local import LocalStore
+from lifecycle_world import TTL, FakeClock, World, make_world, outbox
 
-TTL = 10.0
 LINUX = {"platform": "linux-64"}
 DAEMON_FAMILIES = {
     "envd_build_info", "envd_requests", "envd_request_duration_seconds",
@@ -44,58 +35,21 @@ AGENT_FAMILIES = {
 }  # fmt: skip
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 1_700_000_000.0
+def scenario(
+    test: Callable[[World, DaemonMetrics], Awaitable[None]],
+) -> Callable[[Path], None]:
+    """`test` on the shared in-process core (`lifecycle_world`) with the metrics hook on."""
 
-    def now(self) -> float:
-        return self.t
-
-
-@dataclass
-class World:
-    clock: FakeClock
-    state: SqliteJobState
-    metrics: DaemonMetrics
-    jobs: JobLifecycle
-    registry: AgentRegistry
-    dispatcher: Dispatcher
-    sessions: AgentSessions
-
-    def value(self, name: str, labels: dict[str, str] | None = None) -> float | None:
-        return self.metrics.registry.get_sample_value(name, labels or {})
-
-    async def job(self, platform: str = "linux-64") -> Job:
-        new = NewJob("a" * 40, platform, b"{}", False, {"user": "u", "host": "h"})
-        job, _ = await self.jobs.create_or_attach(new)
-        return job
-
-    async def agent(self) -> ConnectedAgent:
-        return await self.sessions.register(Registration("a1", "host", ("linux-64",), 1, ()))
-
-
-def scenario(test: Callable[[World], Awaitable[None]]) -> Callable[[Path], None]:
     def run(tmp_path: Path) -> None:
         async def main() -> None:
-            clock = FakeClock()
-            state = SqliteJobState(tmp_path / "state.sqlite", random_id)
-            settings = CoordinatorSettings(store_url=str(tmp_path), lease_ttl=TTL)
-            metrics = DaemonMetrics(clock=clock)
-            jobs = JobLifecycle(
-                state=state, events=LocalJobEvents(), catalog=Catalog(LocalStore(tmp_path)),
-                clock=clock, settings=settings, hook=metrics.hook,
-            )  # fmt: skip
-            registry = AgentRegistry()
-            dispatcher = Dispatcher(jobs=jobs, registry=registry, clock=clock, settings=settings)
-            sessions = AgentSessions(
-                jobs=jobs, registry=registry, dispatcher=dispatcher, clock=clock,
-                settings=settings,
-            )  # fmt: skip
-            await metrics.watch(registry, state)
+            world = await make_world(tmp_path)
+            metrics = DaemonMetrics(clock=world.clock)
+            world.jobs.hook = chain(world.jobs.hook, metrics.hook)
+            await metrics.watch(world.registry, world.state)
             try:
-                await test(World(clock, state, metrics, jobs, registry, dispatcher, sessions))
+                await test(world, metrics)
             finally:
-                await state.close()
+                await world.state.close()
 
         asyncio.run(main())
 
@@ -123,42 +77,47 @@ def test_several_daemons_and_agents_share_a_process_not_a_registry() -> None:
 
 
 @scenario
-async def test_queue_leases_expiry_and_failure_move_their_metrics(w: World) -> None:
+async def test_queue_leases_expiry_and_failure_move_their_metrics(
+    w: World, m: DaemonMetrics
+) -> None:
+    value = m.registry.get_sample_value
     job = await w.job()
     w.clock.t += 5
-    assert w.value("envd_queue_depth", LINUX) == 1
-    assert w.value("envd_queue_oldest_wait_seconds", LINUX) == 5
-    assert w.value("envd_agents_connected", LINUX) == 0  # not served yet, still listed
+    assert value("envd_queue_depth", LINUX) == 1
+    assert value("envd_queue_oldest_wait_seconds", LINUX) == 5
+    assert value("envd_agents_connected", LINUX) == 0  # not served yet, still listed
     agent = await w.agent()
     await w.dispatcher.dispatch()
-    assert w.value("envd_queue_wait_seconds_count", LINUX) == 1
-    assert w.value("envd_queue_wait_seconds_sum", LINUX) == 5
+    assert value("envd_queue_wait_seconds_count", LINUX) == 1
+    assert value("envd_queue_wait_seconds_sum", LINUX) == 5
     # a scrape comes from the endpoint's thread: the values are read on the event loop
-    text = (await asyncio.to_thread(generate_latest, w.metrics.registry)).decode()
+    text = (await asyncio.to_thread(generate_latest, m.registry)).decode()
     assert 'envd_jobs_in_flight{platform="linux-64"} 1.0' in text
     assert 'envd_agents_connected{platform="linux-64"} 1.0' in text
     assert 'envd_queue_depth{platform="linux-64"} 0.0' in text
 
     w.clock.t += 2 * TTL  # no heartbeat: the lease runs out
     await w.dispatcher.sweep()
-    assert w.value("envd_lease_expiries_total", LINUX) == 1
-    assert w.value("envd_queue_depth", LINUX) == 1
-    assert any(isinstance(m, RevokeLease) for m in _drain(agent))
+    assert value("envd_lease_expiries_total", LINUX) == 1
+    assert value("envd_queue_depth", LINUX) == 1
+    assert any(isinstance(message, RevokeLease) for message in outbox(agent))
     await w.sessions.heartbeat(agent, [])  # alive again
     await w.dispatcher.dispatch()
-    assert w.value("envd_redispatches_total", LINUX) == 1
-    assert w.value("envd_queue_wait_seconds_count", LINUX) == 2
+    assert value("envd_redispatches_total", LINUX) == 1
+    assert value("envd_queue_wait_seconds_count", LINUX) == 2
 
     leased = await w.state.get(job.job_id)
     assert leased.lease_id is not None
     await w.sessions.failure(agent, leased.lease_id, StoreError("failed to write `x`: down"))
-    assert w.value("envd_jobs_finished_total", {**LINUX, "status": "failed"}) == 1
-    assert w.value("envd_store_errors_total", {"kind": "store"}) == 1
-    assert (w.value("envd_queue_depth", LINUX), w.value("envd_jobs_in_flight", LINUX)) == (0, 0)
+    assert value("envd_jobs_finished_total", {**LINUX, "status": "failed"}) == 1
+    assert value("envd_store_errors_total", {"kind": "store"}) == 1
+    assert (value("envd_queue_depth", LINUX), value("envd_jobs_in_flight", LINUX)) == (0, 0)
 
 
 @scenario
-async def test_a_restarted_coordinator_counts_the_jobs_it_inherits(w: World) -> None:
+async def test_a_restarted_coordinator_counts_the_jobs_it_inherits(
+    w: World, m: DaemonMetrics
+) -> None:
     queued = await w.job("linux-64")
     leased = await w.job("osx-arm64")
     await w.state.lease(leased.job_id, "a1", w.clock.t + TTL)
@@ -193,10 +152,3 @@ def test_errors_are_counted_by_family_and_kind(
     text = generate_latest(metrics.registry).decode()
     counted = [line for line in text.splitlines() if "_errors_total{" in line]
     assert counted == [f'envd_{family}_errors_total{{kind="{kind}"}} 1.0']
-
-
-def _drain(agent: ConnectedAgent) -> list[object]:
-    found: list[object] = []
-    while not agent.outbox.empty():
-        found.append(agent.outbox.get_nowait())
-    return found
