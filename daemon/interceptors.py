@@ -203,7 +203,7 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             code = (grpc.StatusCode.OK if error is None
                     else grpc.StatusCode.CANCELLED if isinstance(error, asyncio.CancelledError | GeneratorExit)
                     else grpc.StatusCode.UNKNOWN)  # fmt: skip
-        name = _CODE_NAMES[code]
+        name = _CODE_NAMES.get(code, "UNKNOWN")
         self.metrics.grpc_handled.inc((*method.key, name))
         self.metrics.grpc_seconds.observe(method.key, time.perf_counter() - started)
         if code is not grpc.StatusCode.OK:
