@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from harness import EXAMPLE_CHANNEL, ChannelServer, Cluster, serve_channel
+from postgres_server import PostgresServer, start_postgres
+from postgres_server import unavailable_reason as postgres_unavailable
 
 
 @pytest.fixture(scope="session")
@@ -24,3 +26,13 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
         yield running
     finally:
         running.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One real PostgreSQL server for the whole run (each test takes its own schema)."""
+    reason = postgres_unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    with start_postgres() as server:
+        yield server
