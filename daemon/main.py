@@ -13,12 +13,15 @@ from pathlib import Path
 
 import envd
 from envd.channel_policy import ChannelPolicy
-from envd.clock import random_id
+from envd.clock import SystemClock, random_id
 from envd.errors import EnvdError, StateError
 from envd.logs import configure_logging, report_error
 
+from .replicas_pg import PostgresReplicas
 from .server import start_daemon
 from .settings import CoordinatorSettings
+from .state import JobState
+from .state_postgres import PostgresJobState, display_url, is_postgres_url
 from .state_sqlite import SqliteJobState, move_aside
 
 
@@ -41,8 +44,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--state",
         default="./.envd/state.sqlite",
-        type=Path,
-        help="SQLite file holding jobs and leases (default %(default)s)",
+        help="where jobs and leases live: a SQLite file for one coordinator, or a "
+        "`postgresql://USER@HOST/DB` URL that several replicas share (default %(default)s)",
     )
     parser.add_argument(
         "--allow-channel",
@@ -105,15 +108,23 @@ async def serve(args: argparse.Namespace) -> None:
         sweep_interval=min(1.0, args.lease_ttl / 4),
         channel_policy=ChannelPolicy.of(args.allow_channel, args.allow_local_channels),
     )
-    state = open_state(args.state, recover=args.recover)
+    state: JobState
+    replicas: PostgresReplicas | None = None
+    if is_postgres_url(args.state):
+        state = PostgresJobState(args.state, random_id, replica_id=random_id())
+        replicas = PostgresReplicas(state, clock=SystemClock(), settings=settings)
+    else:
+        state = open_state(Path(args.state), recover=args.recover)
     try:
         daemon = await start_daemon(
-            listen=args.listen, store_url=args.store, state=state, settings=settings
-        )
+            listen=args.listen, store_url=args.store, state=state, settings=settings,
+            replicas=replicas,
+        )  # fmt: skip
     except BaseException:
         await state.close()
         raise
-    logging.getLogger("envd.daemon").info("state %s", args.state)
+    where = display_url(args.state) if replicas is not None else args.state
+    logging.getLogger("envd.daemon").info("state %s", where)
     if args.ready_file:
         tmp = args.ready_file.with_suffix(".tmp")
         tmp.write_text(daemon.address)

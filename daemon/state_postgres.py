@@ -219,6 +219,14 @@ class PostgresJobState:
             "SELECT * FROM jobs WHERE status='leased' AND lease_expires_at < %s", (now,)
         )
 
+    async def finished_among(self, job_ids: Sequence[str]) -> list[Job]:
+        """Those of `job_ids` that have ended (replicas re-read what NOTIFY may have lost)."""
+        return await self._select(
+            "SELECT * FROM jobs WHERE job_id = ANY(%s) AND status IN ('done', 'failed',"
+            " 'cancelled')",
+            (list(job_ids),),
+        )
+
     async def completing(self) -> list[Job]:
         """Completing jobs no live replica but this one is finishing; they become this
         replica's (at start: those a stopped coordinator left)."""

@@ -93,15 +93,19 @@ class Cluster:
 
     def start_daemon(
         self, *, lease_ttl: float = 2.0, heartbeat: float = 0.3, no_agent_timeout: float = 60.0,
-        listen: str | None = None, store_url: str | None = None,
+        listen: str | None = None, store_url: str | None = None, state: str | None = None,
+        args: Sequence[str] = (),
     ) -> Process:  # fmt: skip
-        ready = self.root / "daemon.ready"
+        """`state`: a `postgresql://` URL that several daemons (replicas) share; default a
+        SQLite file under the cluster's root."""
+        name = f"daemon-{len(self.processes)}"
+        ready = self.root / f"{name}.ready"
         ready.unlink(missing_ok=True)
         argv = [
             str(BIN / "envd-daemon"),
             "--listen", listen or "127.0.0.1:0",
             "--store", store_url or str(self.root / "store"),
-            "--state", str(self.root / "state.sqlite"),
+            "--state", state or str(self.root / "state.sqlite"),
             "--lease-ttl", str(lease_ttl),
             "--heartbeat-interval", str(heartbeat),
             "--no-agent-timeout", str(no_agent_timeout),
@@ -109,8 +113,9 @@ class Cluster:
             # as an operator would list them: the repo's example and fixture channels
             "--allow-local-channels", str(ROOT / "examples"),
             "--allow-local-channels", str(ROOT / "tests" / "fixtures"),
+            *args,
         ]  # fmt: skip
-        process = self._spawn(f"daemon-{len(self.processes)}", argv)
+        process = self._spawn(name, argv)
         wait_for(lambda: ready.exists() or process.popen.poll() is not None, 30, "daemon ready")
         assert process.popen.poll() is None, process.log()
         self.address = ready.read_text().strip()
