@@ -4,13 +4,14 @@ LISTEN/NOTIFY, and completions left by a dead replica taken over."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import Counter
 
 from envd.clock import Clock
 from envd.errors import EnvdError
 
-from .agent_registry import AgentRegistry
+from .agent_registry import AgentRegistry, ConnectedAgent
 from .dispatcher import Dispatcher
 from .job_events_pg import PostgresJobEvents
 from .jobs import JobLifecycle
@@ -28,6 +29,15 @@ class FleetRegistry(AgentRegistry):
     def __init__(self) -> None:
         super().__init__()
         self._remote: list[tuple[tuple[str, ...], float]] = []
+        self.changed = asyncio.Event()  # an agent came or went: tell the others now
+
+    def add(self, agent: ConnectedAgent) -> None:
+        super().add(agent)
+        self.changed.set()
+
+    def remove(self, agent: ConnectedAgent) -> None:
+        super().remove(agent)
+        self.changed.set()
 
     def see_remote(self, agents: list[tuple[tuple[str, ...], float]]) -> None:
         self._remote = agents
@@ -69,7 +79,9 @@ class PostgresReplicas:
                     await self.beat(jobs)
                 except EnvdError as err:  # the database is away: the next beat retries
                     log.warning("replica heartbeat failed: %s", err.message)
-                await asyncio.sleep(self.interval)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.registry.changed.wait(), self.interval)
+                self.registry.changed.clear()
         finally:
             events.cancel()
             await asyncio.gather(events, *self._adopted, return_exceptions=True)

@@ -7,12 +7,11 @@ client or agent whose replica dies reconnects to the next one and re-attaches by
 from __future__ import annotations
 
 import collections
-import itertools
 import re
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -106,3 +105,92 @@ def test_300_requests_over_three_replicas_make_one_job_per_req_id_and_platform(
     assert all(len(ids) == 1 for ids in full_ids.values())
     outcomes = collections.Counter(r.events["linux-64"].outcome for r in results)
     assert outcomes == {Outcome.RESOLVED: len(DEPENDENCIES), Outcome.DEDUP: 300 - len(DEPENDENCIES)}
+    assert "Traceback" not in fleet.logs()
+
+
+def test_kill9_of_a_replica_and_of_an_agent_mid_job_answers_every_request(
+    fleet: Fleet, channel: ChannelServer
+) -> None:
+    fleet.start_replicas(3)
+    agents = [fleet.start_agent(f"agent-{i}", first=i % 3) for i in range(4)]
+    requests = [(i % 3, DEPENDENCIES[i % len(DEPENDENCIES)]) for i in range(30)]
+    accepted = threading.Semaphore(0)
+
+    def on_event(event: ResolveEvent) -> None:
+        if event.stage is Stage.ACCEPTED:
+            accepted.release()
+
+    def request(item: tuple[int, str]) -> ResolveResult:
+        with EnvdClient(fleet.target(item[0]), reattach_timeout=60) as client:
+            return client.resolve(spec(channel.url, item[1]), ["linux-64"], on_event=on_event,
+                                  no_archives=True)  # fmt: skip
+
+    channel.set_delay(1.0)  # every job is in flight for a while
+    try:
+        with ThreadPoolExecutor(max_workers=len(requests)) as pool:
+            futures = [pool.submit(request, item) for item in requests]
+            for _ in requests:  # what a replica acknowledged it must not lose
+                assert accepted.acquire(timeout=60)
+            wait_for(lambda: _leased_by(fleet, "agent-1"), 30, "agent-1 holding a lease")
+            agents[1].kill9()  # connected to replica 1; its lease must expire and move
+            fleet.replicas[0].kill9()  # its clients and agents 0 and 3 move to replica 1
+            results = [future.result(timeout=120) for future in futures]
+    finally:
+        channel.set_delay(0.0)
+    for result in results:
+        event = result.events["linux-64"]
+        assert event.stage is Stage.DONE, event
+    jobs = fleet.jobs()
+    assert len({(req_id, platform) for _, req_id, platform, _ in jobs}) == len(DEPENDENCIES)
+    logs = fleet.logs()
+    assert re.search(r"requeued job=\S+ lease=\S+: lease of agent `agent-1`|"
+                     r"agent `agent-1` disconnected", logs), logs  # fmt: skip
+    assert "Traceback" not in logs
+
+
+def _leased_by(fleet: Fleet, agent_id: str) -> bool:
+    with psycopg.connect(fleet.url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM jobs WHERE status='leased' AND agent_id=%s", (agent_id,)
+        ).fetchone()
+    return bool(row and row[0])
+
+
+def test_no_agent_timeout_fires_once_and_agents_count_fleet_wide(
+    fleet: Fleet, channel: ChannelServer
+) -> None:
+    """An agent on replica 0 keeps a job queued on replica 2 alive past the no-agent timeout
+    (it serves the platform, fleet-wide); a platform nobody serves fails once, not thrice."""
+    fleet.start_replicas(3, no_agent_timeout=1.5)
+    fleet.start_agent("agent-0", first=0)
+    time.sleep(0.7)  # other replicas learn of it within two beats (0.3 s each here)
+    messages: list[str] = []
+    channel.set_delay(2.0)  # the second job waits past the no-agent timeout
+    try:
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            busy = pool.submit(_resolve, fleet.target(0), spec(channel.url, "pip"), "linux-64")
+            wait_for(lambda: _leased_by(fleet, "agent-0"), 30, "agent-0 busy")
+            waiting = pool.submit(_resolve, fleet.target(2), spec(channel.url, "six"),
+                                  "linux-64", messages)  # fmt: skip
+            nobody = pool.submit(_resolve, fleet.target(1), spec(channel.url, "wheel"), "osx-64")
+            assert busy.result(timeout=60).events["linux-64"].stage is Stage.DONE
+            assert waiting.result(timeout=60).events["linux-64"].stage is Stage.DONE
+            failed = nobody.result(timeout=60).events["osx-64"]
+    finally:
+        channel.set_delay(0.0)
+    assert "queued for one of 1 agent(s) serving `linux-64`" in messages
+    assert failed.stage is Stage.FAILED and isinstance(failed.error, NoAgentForPlatformError)
+    logs = fleet.logs()
+    assert len(re.findall(rf"failed job={failed.job_id} ", logs)) == 1, logs
+    assert "dispatch round failed" not in logs and "Traceback" not in logs
+
+
+def _resolve(
+    target: str, request: Spec, platform: str, messages: list[str] | None = None
+) -> ResolveResult:
+    def on_event(event: ResolveEvent) -> None:
+        if messages is not None:
+            messages.append(event.message)
+
+    with EnvdClient(target) as client:
+        return client.resolve(request, [platform], on_event=on_event, no_archives=True)
