@@ -68,7 +68,7 @@ class PostgresJobState:
         async with self._opening:
             if self._pool is None:
                 pool: _Pool = AsyncConnectionPool(
-                    self.url, min_size=1, max_size=_POOL_SIZE, open=False, timeout=30,
+                    self.url, min_size=1, max_size=_POOL_SIZE, open=False, timeout=10,
                     kwargs={"autocommit": True, "row_factory": dict_row}, name="envd-state",
                 )  # fmt: skip
                 await pool.open(wait=True, timeout=30)
