@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from importlib.metadata import version as dist_version
@@ -34,6 +35,9 @@ from .resolver import Resolution, ResolveRequest, missing_packages_error
 log = logging.getLogger("envd.agent")
 DEFAULT_REPODATA_TIMEOUT = 60.0
 DEFAULT_SOLVE_TIMEOUT = 300.0
+# (channel, platform) repodata sets an agent keeps parsed in memory (a few MiB to a few
+# hundred MiB each, conda-forge's being the large one)
+DEFAULT_WARM_CHANNELS = 16
 # rattler's own solve deadline, just past ours: a cancelled Python future does not stop the
 # solver's thread, this does (so a job we gave up on burns at most this much CPU more)
 _SOLVER_GRACE = 1.0
@@ -72,15 +76,19 @@ class CondaResolver:
         authorization: Callable[[str], str | None] | None = None,
         *,
         repodata_timeout: float = DEFAULT_REPODATA_TIMEOUT,
+        warm_channels: int = DEFAULT_WARM_CHANNELS,
     ) -> None:
         self.gateway = Gateway(cache_dir=cache_dir, client=_client(authorization))
         self.channel_alias = channel_alias
         self.solve_timeout = solve_timeout
         self.repodata_timeout = repodata_timeout
         self.solver = SolverInfo("py-rattler (resolvo)", dist_version("py-rattler"))
-        # (channel URL, platform) pairs whose repodata the gateway holds: a warm agent goes
-        # straight to the solve (the prefetch would only convert records to Python again)
-        self._loaded: set[tuple[str, str]] = set()
+        # (channel URL, platform) pairs whose repodata the gateway holds, least recently used
+        # first: a warm agent goes straight to the solve (the prefetch would only convert
+        # records to Python again). Past `warm_channels` the oldest is dropped from memory,
+        # so an agent's memory is bounded by that, not by how many channels requests name.
+        self._loaded: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self.warm_channels = warm_channels
 
     def channels(self, request: ResolveRequest) -> list[str]:
         return [channel_url(c, self.channel_alias) for c in request.spec.channels]
@@ -100,7 +108,7 @@ class CondaResolver:
         if cold:  # its own stage: a channel that stalls fails here, named, not in the solve
             until = asyncio.get_running_loop().time() + self.repodata_timeout
             await self._load(cold, subdirs, specs, until, recursive=True)
-            self._loaded.update((url, platform) for url in cold)
+        self._keep_warm(urls, platform)
         virtual = rattler_virtual_packages(
             effective_virtual_packages(platform, dict(request.spec.virtual_packages))
         )
@@ -125,6 +133,18 @@ class CondaResolver:
             raise _explain(err, f"failed to solve the spec for `{platform}`") from err
         packages = tuple(sorted((_package(r) for r in records), key=lambda p: p.name))
         return Resolution(packages, self.solver)
+
+    def _keep_warm(self, urls: list[str], platform: str) -> None:
+        """Mark these channels most recently used; forget the oldest past `warm_channels`
+        (a solve still using them keeps its records; a later one fetches them again)."""
+        for url in urls:
+            self._loaded[(url, platform)] = None
+            self._loaded.move_to_end((url, platform))
+        while len(self._loaded) > max(self.warm_channels, len(urls)):
+            (url, old_platform), _ = self._loaded.popitem(last=False)
+            still = any(u == url for u, _ in self._loaded)
+            subdirs: list[Any] | None = [old_platform] if still else None
+            self.gateway.clear_repodata_cache(Channel(url), subdirs)
 
     async def _load(
         self,

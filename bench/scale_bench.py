@@ -9,11 +9,12 @@ from __future__ import annotations
 import argparse
 import functools
 import http.server
+import itertools
 import json
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -139,14 +140,7 @@ def cache_hit_section(requests: int, threads: int) -> dict[str, Any]:
                         addresses.append(cluster.address)
                     cluster.start_agent("agent", [PLATFORM])
                     run_jobs(cluster.address, channel, 0, 1)  # the store now has it
-                    turn = iter(range(threads * 2))
-
-                    def caller(addresses: list[str] = addresses) -> EnvdCacheHit:
-                        first = next(turn) % len(addresses)
-                        order = addresses[first:] + addresses[:first]
-                        return EnvdCacheHit("ipv4:" + ",".join(order), spec, PLATFORM)
-
-                    rate = throughput(caller, requests, threads)
+                    rate = throughput(_spread(addresses, spec), requests, threads)
                 finally:
                     cluster.stop()
             rows[label] = {"replicas": replicas, "requests_per_s": rate.requests_per_s,
@@ -155,6 +149,18 @@ def cache_hit_section(requests: int, threads: int) -> dict[str, Any]:
     for row in rows.values():
         row["ratio_to_sqlite"] = row["requests_per_s"] / base
     return rows
+
+
+def _spread(addresses: list[str], spec: Spec) -> Callable[[], EnvdCacheHit]:
+    """Callers dialing the replicas in turns: each starts its address list at the next one."""
+    turn = itertools.count()
+
+    def caller() -> EnvdCacheHit:
+        first = next(turn) % len(addresses)
+        order = addresses[first:] + addresses[:first]
+        return EnvdCacheHit("ipv4:" + ",".join(order), spec, PLATFORM)
+
+    return caller
 
 
 def render(result: dict[str, Any]) -> str:
@@ -166,7 +172,9 @@ def render(result: dict[str, Any]) -> str:
                      f"  (agent RSS <= {row['max_agent_rss_mib']:.0f} MiB)")  # fmt: skip
     lines.append("9. cache-hit throughput, ratio to 1 replica on SQLite")
     for label, row in result["cache_hits"].items():
-        lines.append(f"   {label:<24} {row['requests_per_s']:7.0f} req/s  x{row['ratio_to_sqlite']:.2f}")
+        lines.append(
+            f"   {label:<24} {row['requests_per_s']:7.0f} req/s  x{row['ratio_to_sqlite']:.2f}"
+        )
     return "\n".join(lines)
 
 
@@ -174,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.scale_bench", description=__doc__)
     parser.add_argument("--agents", default="1,2,4,8", help="agent counts (default %(default)s)")
     parser.add_argument("--jobs", type=int, default=32, help="jobs per count (default %(default)s)")
-    parser.add_argument("--delay", type=float, default=0.5, help="s per repodata response")
+    parser.add_argument("--delay", type=float, default=2.0, help="s per repodata response")
     parser.add_argument("--requests", type=int, default=600, help="cache hits per setup")
     parser.add_argument("--threads", type=int, default=6, help="clients asking at once")
     parser.add_argument("--json", action="store_true", help="one JSON document")

@@ -133,10 +133,19 @@ async def serve(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    waits = [asyncio.ensure_future(e.wait()) for e in (stop, replicas and replicas.lost) if e]
+    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for waiting in waits:
+        waiting.cancel()
     logging.getLogger("envd.daemon").info("shutting down: open requests re-attach by job id")
     await daemon.stop(grace=2.0)
     logging.getLogger("envd.daemon").info("stopped")
+    if replicas is not None and replicas.lost.is_set():
+        raise StateError(
+            f"lost the coordinator state `{where}` for over {args.lease_ttl:g} s; stopped so "
+            "that clients and agents move to another replica",
+            hint="check the database and this host's route to it; restart this replica",
+        )
 
 
 def open_state(path: Path, *, recover: bool) -> SqliteJobState:

@@ -69,16 +69,28 @@ class PostgresReplicas:
         # a replica is dead once its row is a lease TTL old: beat well within that
         self.interval = min(settings.heartbeat_interval, settings.lease_ttl / 3)
         self._adopted: set[asyncio.Task[None]] = set()
+        # set once the database was unreachable for a lease TTL: this replica can neither
+        # accept nor lease jobs, so it stops and its clients and agents move to another
+        self.lost = asyncio.Event()
 
     async def run(self, jobs: JobLifecycle, dispatcher: Dispatcher) -> None:
         self.events.on_queued = lambda platform: dispatcher.kick()
         events = asyncio.create_task(self.events.run(jobs.catalog.read_description))
+        clock = asyncio.get_running_loop().time
+        reached = clock()
         try:
             while True:
                 try:
-                    await self.beat(jobs)
-                except EnvdError as err:  # the database is away: the next beat retries
-                    log.warning("replica heartbeat failed: %s", err.message)
+                    # a cut link hangs rather than fails: give up well within the TTL
+                    await asyncio.wait_for(self.beat(jobs), self.settings.lease_ttl / 2)
+                    reached = clock()
+                except (EnvdError, TimeoutError) as err:  # the next beat retries
+                    reason = err.message if isinstance(err, EnvdError) else "no answer in time"
+                    log.warning("replica heartbeat failed: %s", reason)
+                    if clock() - reached > self.settings.lease_ttl and not self.lost.is_set():
+                        log.error("the database was unreachable for over %g s",
+                                  self.settings.lease_ttl)  # fmt: skip
+                        self.lost.set()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.registry.changed.wait(), self.interval)
                 self.registry.changed.clear()
@@ -131,6 +143,8 @@ class PostgresReplicas:
 
     async def _leave(self) -> None:
         """A clean stop: the others need not wait a TTL to know this replica is gone."""
+        if self.lost.is_set():
+            return  # no database to tell; its rows expire
         try:
             async with self.state.connection() as conn, conn.transaction():
                 me = self.state.replica_id

@@ -69,7 +69,8 @@ class PostgresJobState:
             if self._pool is None:
                 pool: _Pool = AsyncConnectionPool(
                     self.url, min_size=1, max_size=_POOL_SIZE, open=False, timeout=10,
-                    kwargs={"autocommit": True, "row_factory": dict_row}, name="envd-state",
+                    kwargs={"autocommit": True, "row_factory": dict_row, **_link_timeouts(self.url)},
+                    name="envd-state",
                 )  # fmt: skip
                 await pool.open(wait=True, timeout=30)
                 self._pool = pool
@@ -168,10 +169,8 @@ class PostgresJobState:
             return {row["lease_id"] for row in await cur.fetchall()}
 
     async def by_lease(self, lease_id: str) -> Job | None:
-        found = await self._select(
-            f"SELECT * FROM jobs WHERE lease_id=%s AND status IN {_IN_FLIGHT_SQL}", (lease_id,)
-        )
-        return found[0] if found else None
+        sql = f"SELECT * FROM jobs WHERE lease_id=%s AND status IN {_IN_FLIGHT_SQL}"
+        return await self._one(sql, (lease_id,))
 
     async def begin_completion(self, lease_id: str, full_id: str, now: float) -> Job | None:
         return await self._one(
@@ -275,9 +274,18 @@ class PostgresJobState:
             return [_job(row) for row in await cur.fetchall()]
 
     async def _one(self, sql: str, args: Sequence[Any]) -> Job | None:
-        """A conditional write of one job: the job as it now is, or None if unchanged."""
+        """One job (a conditional write's: the job as it now is), or None."""
         found = await self._select(sql, args)
         return found[0] if found else None
+
+
+def _link_timeouts(url: str) -> dict[str, int]:
+    """A cut network link fails a call within seconds instead of TCP's many minutes (unless
+    the URL says otherwise)."""
+    given = conninfo_to_dict(url)
+    defaults = {"tcp_user_timeout": 10_000, "keepalives_idle": 10, "keepalives_interval": 5,
+                "keepalives_count": 3}  # fmt: skip
+    return {k: v for k, v in defaults.items() if k not in given}
 
 
 def _reason(err: psycopg.Error) -> str:

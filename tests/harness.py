@@ -80,7 +80,11 @@ class Cluster:
     processes: list[Process] = field(default_factory=list)
     address: str = ""
 
-    def _spawn(self, name: str, argv: list[str]) -> Process:
+    def _spawn(self, name: str, argv: list[str], netns: str | None = None) -> Process:
+        """`netns`: run it inside that network namespace (`ip netns exec` execs in place, so
+        the process is the daemon or agent itself and signals reach it)."""
+        if netns is not None:
+            argv = ["ip", "netns", "exec", netns, *argv]
         log_path = self.root / f"{name}.log"
         log_file = log_path.open("ab")
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -94,7 +98,7 @@ class Cluster:
     def start_daemon(
         self, *, lease_ttl: float = 2.0, heartbeat: float = 0.3, no_agent_timeout: float = 60.0,
         listen: str | None = None, store_url: str | None = None, state: str | None = None,
-        args: Sequence[str] = (),
+        args: Sequence[str] = (), netns: str | None = None,
     ) -> Process:  # fmt: skip
         """`state`: a `postgresql://` URL that several daemons (replicas) share; default a
         SQLite file under the cluster's root."""
@@ -115,15 +119,16 @@ class Cluster:
             "--allow-local-channels", str(ROOT / "tests" / "fixtures"),
             *args,
         ]  # fmt: skip
-        process = self._spawn(name, argv)
+        process = self._spawn(name, argv, netns)
         wait_for(lambda: ready.exists() or process.popen.poll() is not None, 30, "daemon ready")
         assert process.popen.poll() is None, process.log()
         self.address = ready.read_text().strip()
         return process
 
     def start_agent(
-        self, name: str, platforms: list[str], slots: int = 1, args: Sequence[str] = ()
-    ) -> Process:
+        self, name: str, platforms: list[str], slots: int = 1, args: Sequence[str] = (),
+        netns: str | None = None,
+    ) -> Process:  # fmt: skip
         argv = [
             str(BIN / "envd-agent"),
             "--coordinator", self.address,
@@ -134,7 +139,7 @@ class Cluster:
         ]  # fmt: skip
         for platform in platforms:
             argv += ["--platform", platform]
-        process = self._spawn(name, argv)
+        process = self._spawn(name, argv, netns)
         wait_for(lambda: "connected to" in process.log(), 30, f"agent {name} connected")
         return process
 
@@ -181,15 +186,15 @@ class ChannelServer:
 
 
 @contextmanager
-def serve_channel(folder: Path) -> Iterator[ChannelServer]:
+def serve_channel(folder: Path, host: str = "127.0.0.1") -> Iterator[ChannelServer]:
     handler = type("Handler", (_ChannelHandler,), {"delay": 0.0, "token": "", "requests": []})
     server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(handler, directory=str(folder))
+        (host, 0), functools.partial(handler, directory=str(folder))
     )
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield ChannelServer(f"http://127.0.0.1:{server.server_address[1]}", handler, server)
+        yield ChannelServer(f"http://{host}:{server.server_address[1]}", handler, server)
     finally:
         server.shutdown()
         server.server_close()

@@ -84,8 +84,12 @@ def _as_postgres() -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def start_postgres(*, listen: str = "", port: int = 5432) -> Iterator[PostgresServer]:
-    """A throwaway server: data and socket in a new temp dir, removed after it stops."""
+def start_postgres(
+    *, listen: str = "", port: int = 5432, netns: str | None = None, trust: str = ""
+) -> Iterator[PostgresServer]:
+    """A throwaway server: data and socket in a new temp dir, removed after it stops.
+    `listen`: TCP addresses too (none by default); `trust`: a network whose clients connect
+    without a password; `netns`: run it inside that network namespace."""
     bindir = postgres_bindir()
     assert bindir is not None, unavailable_reason()
     root = Path(tempfile.mkdtemp(prefix="envd-pg-"))
@@ -100,15 +104,27 @@ def start_postgres(*, listen: str = "", port: int = 5432) -> Iterator[PostgresSe
          "-E", "UTF8", "--locale=C"],
         check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=root, **_as_postgres(),
     )  # fmt: skip
+    if trust:
+        with (data / "pg_hba.conf").open("a") as hba:
+            hba.write(f"host all all {trust} trust\n")
     log = (root / "postgres.log").open("ab")
+    # inside a namespace: `ip netns exec` (root) then `setpriv` to the postgres user, both
+    # exec in place so the server is the process the test signals
+    wrap, user = [], _as_postgres()
+    if netns is not None:
+        wrap = ["ip", "netns", "exec", netns]
+        if user:
+            wrap += ["setpriv", "--reuid=postgres", "--regid=postgres", "--clear-groups"]
+        user = {}
     process = subprocess.Popen(
         [
+            *wrap,
             str(bindir / "postgres"), "-D", str(data), "-k", str(sockets), "-p", str(port),
             "-c", f"listen_addresses={listen}", "-c", "fsync=off",
             "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
             "-c", "max_connections=200",
         ],
-        stdout=log, stderr=subprocess.STDOUT, cwd=root, **_as_postgres(),
+        stdout=log, stderr=subprocess.STDOUT, cwd=root, **user,
     )  # fmt: skip
     log.close()
     server = PostgresServer(root, sockets, process, port)

@@ -16,7 +16,7 @@ from envd.errors import PackageNotFoundError, StageTimeoutError, UnsatisfiableEr
 from envd.spec import RawDependency, RawSpec, Spec, normalize_spec
 from envd.spec_files import read_environment_file
 from faulty_channel import stalled_server
-from harness import ROOT, ChannelServer, wait_for
+from harness import EXAMPLE_CHANNEL, ROOT, ChannelServer, serve_channel, wait_for
 
 NUMPY_ENV = ROOT / "tests" / "fixtures" / "specs" / "numpy" / "environment.yml"
 
@@ -142,3 +142,18 @@ def test_a_known_name_without_a_matching_version_is_unsatisfiable(
 ) -> None:
     with pytest.raises(UnsatisfiableError, match=r"failed to solve the spec for `linux-64`: "):
         resolve(resolver(tmp_path), spec_of([channel.url], ["python>=3.12"]))
+
+
+def test_past_its_warm_channels_the_oldest_repodata_leaves_memory(
+    tmp_path: Path, channel: ChannelServer
+) -> None:
+    """An agent's memory is bounded by `warm_channels`, not by how many channels requests
+    name: the oldest is forgotten (and fetched again when named again)."""
+    conda = CondaResolver(tmp_path / "repodata", DEFAULT_CHANNEL_ALIAS, 30.0, warm_channels=1)
+    with serve_channel(EXAMPLE_CHANNEL) as other:
+        resolve(conda, spec_of([channel.url], ["python=3.9"]))
+        resolve(conda, spec_of([other.url], ["python=3.9"]))
+        assert list(conda._loaded) == [(other.url, "linux-64")]
+        again = resolve(conda, spec_of([channel.url], ["pip"]))
+        assert "pip" in {p.name for p in again.packages}
+        assert list(conda._loaded) == [(channel.url, "linux-64")]
