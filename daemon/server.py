@@ -58,11 +58,13 @@ class RunningDaemon:
         self.coordinator.stopping.set()
         for agent in self.registry.all():
             agent.send(CloseSession("coordinator shutting down"))
+        # stop listening first: a client re-attaching must reach the next coordinator, not
+        # this one while it winds down (its calls would be cancelled at the end of `grace`)
+        await self.server.stop(grace)
         await self.dispatcher.stop()
         for task in self.background:
             task.cancel()
         await asyncio.gather(*self.background, return_exceptions=True)
-        await self.server.stop(grace)
         await self.state.close()
 
 
