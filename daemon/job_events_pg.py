@@ -16,7 +16,7 @@ from envd.progress import Outcome, ResolveEvent, Stage
 
 from .job_events import LocalJobEvents, Subscription, job_event
 from .state import Job
-from .state_postgres import QUEUED_CHANNEL, PostgresJobState
+from .state_postgres import QUEUED_CHANNEL, PostgresJobState, link_timeouts
 
 log = logging.getLogger("envd.daemon")
 EVENTS_CHANNEL = "envd_job_events"
@@ -69,12 +69,15 @@ class PostgresJobEvents:
         """Send, listen and reconcile until cancelled, reconnecting after database errors."""
         await asyncio.gather(self._send_forever(), self._listen_forever(read_description))
 
+    async def _connect(self) -> psycopg.AsyncConnection[tuple[Any, ...]]:
+        return await psycopg.AsyncConnection.connect(
+            self.state.url, autocommit=True, connect_timeout=10, **link_timeouts(self.state.url)
+        )
+
     async def _send_forever(self) -> None:
         while True:
             try:
-                async with await psycopg.AsyncConnection.connect(
-                    self.state.url, autocommit=True
-                ) as conn:
+                async with await self._connect() as conn:
                     while True:
                         batch = [await self._outgoing.get()]
                         while len(batch) < _BATCH and not self._outgoing.empty():
@@ -91,9 +94,7 @@ class PostgresJobEvents:
     async def _listen_forever(self, read_description: ReadDescription) -> None:
         while True:
             try:
-                async with await psycopg.AsyncConnection.connect(
-                    self.state.url, autocommit=True
-                ) as conn:
+                async with await self._connect() as conn:
                     await conn.execute(f"LISTEN {EVENTS_CHANNEL}")
                     await conn.execute(f"LISTEN {QUEUED_CHANNEL}")
                     self.on_queued("")  # what was queued while not listening

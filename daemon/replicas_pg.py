@@ -82,8 +82,9 @@ class PostgresReplicas:
             while True:
                 try:
                     # a cut link hangs rather than fails: give up well within the TTL
-                    await asyncio.wait_for(self.beat(jobs), self.settings.lease_ttl / 2)
+                    await asyncio.wait_for(self.beat(), self.settings.lease_ttl / 2)
                     reached = clock()
+                    await self.adopt(jobs)  # not cut short: what it claims, it finishes
                 except (EnvdError, TimeoutError) as err:  # the next beat retries
                     reason = err.message if isinstance(err, EnvdError) else "no answer in time"
                     log.warning("replica heartbeat failed: %s", reason)
@@ -95,13 +96,14 @@ class PostgresReplicas:
                     await asyncio.wait_for(self.registry.changed.wait(), self.interval)
                 self.registry.changed.clear()
         finally:
-            events.cancel()
-            await asyncio.gather(events, *self._adopted, return_exceptions=True)
+            tasks = [events, *self._adopted]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await self._leave()
 
-    async def beat(self, jobs: JobLifecycle) -> None:
-        """Say this replica and its agents are alive; learn the others' agents; finish what
-        a dead replica left in completion."""
+    async def beat(self) -> None:
+        """Say this replica and its agents are alive; learn the others' agents."""
         me, ttl = self.state.replica_id, self.settings.lease_ttl
         agents = [
             (me, a.session, a.agent_id, list(a.platforms), a.slots, a.last_seen + ttl)
@@ -128,6 +130,9 @@ class PostgresReplicas:
             )
             remote = [(tuple(r["platforms"]), r["expires_at"]) for r in await cur.fetchall()]
         self.registry.see_remote(remote)
+
+    async def adopt(self, jobs: JobLifecycle) -> None:
+        """Finish what a dead replica left in completion."""
         for job in await self.state.adopt_orphaned_completions():
             log.warning("job=%s: its replica stopped mid-completion; finishing it here",
                         job.job_id)  # fmt: skip

@@ -69,7 +69,7 @@ class PostgresJobState:
             if self._pool is None:
                 pool: _Pool = AsyncConnectionPool(
                     self.url, min_size=1, max_size=_POOL_SIZE, open=False, timeout=10,
-                    kwargs={"autocommit": True, "row_factory": dict_row, **_link_timeouts(self.url)},
+                    kwargs={"autocommit": True, "row_factory": dict_row, **link_timeouts(self.url)},
                     name="envd-state",
                 )  # fmt: skip
                 await pool.open(wait=True, timeout=30)
@@ -279,7 +279,7 @@ class PostgresJobState:
         return found[0] if found else None
 
 
-def _link_timeouts(url: str) -> dict[str, int]:
+def link_timeouts(url: str) -> dict[str, int]:
     """A cut network link fails a call within seconds instead of TCP's many minutes (unless
     the URL says otherwise)."""
     given = conninfo_to_dict(url)
