@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import psycopg
+from psycopg.conninfo import make_conninfo
 
 from envd.errors import EnvdError, error_from_dict, error_to_dict
 from envd.progress import Outcome, ResolveEvent, Stage
@@ -70,9 +71,8 @@ class PostgresJobEvents:
         await asyncio.gather(self._send_forever(), self._listen_forever(read_description))
 
     async def _connect(self) -> psycopg.AsyncConnection[tuple[Any, ...]]:
-        return await psycopg.AsyncConnection.connect(
-            self.state.url, autocommit=True, connect_timeout=10, **link_timeouts(self.state.url)
-        )
+        conninfo = make_conninfo(self.state.url, **link_timeouts(self.state.url))
+        return await psycopg.AsyncConnection.connect(conninfo, autocommit=True, connect_timeout=10)
 
     async def _send_forever(self) -> None:
         while True:
