@@ -9,7 +9,6 @@ from __future__ import annotations
 import collections
 import re
 import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -163,7 +162,9 @@ def test_no_agent_timeout_fires_once_and_agents_count_fleet_wide(
     (it serves the platform, fleet-wide); a platform nobody serves fails once, not thrice."""
     fleet.start_replicas(3, no_agent_timeout=1.5)
     fleet.start_agent("agent-0", first=0)
-    time.sleep(0.7)  # other replicas learn of it within two beats (0.3 s each here)
+    for address in fleet.addresses[1:]:  # the other replicas learn of it within a beat or two
+        with EnvdClient(address) as client:
+            wait_for(lambda c=client: "linux-64" in c.info().platforms, 10, "the fleet view")
     messages: list[str] = []
     channel.set_delay(2.0)  # the second job waits past the no-agent timeout
     try:
