@@ -108,13 +108,7 @@ async def serve(args: argparse.Namespace) -> None:
         sweep_interval=min(1.0, args.lease_ttl / 4),
         channel_policy=ChannelPolicy.of(args.allow_channel, args.allow_local_channels),
     )
-    state: JobState
-    replicas: PostgresReplicas | None = None
-    if is_postgres_url(args.state):
-        state = PostgresJobState(args.state, random_id, replica_id=random_id())
-        replicas = PostgresReplicas(state, clock=SystemClock(), settings=settings)
-    else:
-        state = open_state(Path(args.state), recover=args.recover)
+    state, replicas = open_shared_or_local_state(args, settings)
     try:
         daemon = await start_daemon(
             listen=args.listen, store_url=args.store, state=state, settings=settings,
@@ -146,6 +140,17 @@ async def serve(args: argparse.Namespace) -> None:
             "that clients and agents move to another replica",
             hint="check the database and this host's route to it; restart this replica",
         )
+
+
+def open_shared_or_local_state(
+    args: argparse.Namespace, settings: CoordinatorSettings
+) -> tuple[JobState, PostgresReplicas | None]:
+    """A `postgresql://` URL: the state replicas share, and this replica among them; else a
+    SQLite file this coordinator alone uses."""
+    if not is_postgres_url(args.state):
+        return open_state(Path(args.state), recover=args.recover), None
+    state = PostgresJobState(args.state, random_id, replica_id=random_id())
+    return state, PostgresReplicas(state, clock=SystemClock(), settings=settings)
 
 
 def open_state(path: Path, *, recover: bool) -> SqliteJobState:
