@@ -13,13 +13,16 @@ from pathlib import Path
 
 import envd
 from envd.channel_policy import ChannelPolicy
-from envd.clock import random_id
+from envd.clock import SystemClock, random_id
 from envd.errors import EnvdError, StateError
 from envd.logs import configure_logging, report_error
 
 from .access import add_access_options, hash_token_command, open_access
+from .replicas_pg import PostgresReplicas
 from .server import start_daemon
 from .settings import DEFAULT_MAX_CONCURRENT_CALLS, CoordinatorSettings
+from .state import JobState
+from .state_postgres import PostgresJobState, display_url, is_postgres_url
 from .state_sqlite import SqliteJobState, move_aside
 
 
@@ -42,8 +45,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--state",
         default="./.envd/state.sqlite",
-        type=Path,
-        help="SQLite file holding jobs and leases (default %(default)s)",
+        help="where jobs and leases live: a SQLite file for one coordinator, or a "
+        "`postgresql://USER@HOST/DB` URL that several replicas share (default %(default)s)",
     )
     parser.add_argument(
         "--allow-channel",
@@ -130,16 +133,18 @@ async def serve(args: argparse.Namespace) -> None:
         max_concurrent_calls=args.max_concurrent_calls,
     )
     access = open_access(args)
-    state = open_state(args.state, recover=args.recover)
+    state, replicas = open_shared_or_local_state(args, settings)
     try:
         daemon = await start_daemon(
             listen=args.listen, store_url=args.store, state=state, settings=settings,
             interceptors=access.interceptors, credentials=access.credentials,
+            replicas=replicas,
         )  # fmt: skip
     except BaseException:
         await state.close()
         raise
-    logging.getLogger("envd.daemon").info("state %s", args.state)
+    where = display_url(args.state) if replicas is not None else args.state
+    logging.getLogger("envd.daemon").info("state %s", where)
     if args.ready_file:
         tmp = args.ready_file.with_suffix(".tmp")
         tmp.write_text(daemon.address)
@@ -150,10 +155,30 @@ async def serve(args: argparse.Namespace) -> None:
         loop.add_signal_handler(sig, stop.set)
     if access.tokens is not None:
         loop.add_signal_handler(signal.SIGHUP, access.tokens.reload)
-    await stop.wait()
+    waits = [asyncio.ensure_future(e.wait()) for e in (stop, replicas and replicas.lost) if e]
+    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for waiting in waits:
+        waiting.cancel()
     logging.getLogger("envd.daemon").info("shutting down: open requests re-attach by job id")
     await daemon.stop(grace=2.0)
     logging.getLogger("envd.daemon").info("stopped")
+    if replicas is not None and replicas.lost.is_set():
+        raise StateError(
+            f"lost the coordinator state `{where}` for over {args.lease_ttl:g} s; stopped so "
+            "that clients and agents move to another replica",
+            hint="check the database and this host's route to it; restart this replica",
+        )
+
+
+def open_shared_or_local_state(
+    args: argparse.Namespace, settings: CoordinatorSettings
+) -> tuple[JobState, PostgresReplicas | None]:
+    """A `postgresql://` URL: the state replicas share, and this replica among them; else a
+    SQLite file this coordinator alone uses."""
+    if not is_postgres_url(args.state):
+        return open_state(Path(args.state), recover=args.recover), None
+    state = PostgresJobState(args.state, random_id, replica_id=random_id())
+    return state, PostgresReplicas(state, clock=SystemClock(), settings=settings)
 
 
 def open_state(path: Path, *, recover: bool) -> SqliteJobState:
