@@ -189,19 +189,22 @@ class PostgresJobState:
     async def fail(
         self, job_id: str, error: dict[str, str], lease_id: str | None = None
     ) -> Job | None:
+        # an agent's report (its lease given) counts only while it holds the job
+        where = f"status IN {_IN_FLIGHT_SQL}" if lease_id is None else "status='leased'"
         fence = "" if lease_id is None else " AND lease_id=%s"
         return await self._one(
             "UPDATE jobs SET status='failed', error=%s, lease_id=NULL, completer=NULL"
-            f" WHERE job_id=%s AND status IN {_IN_FLIGHT_SQL}{fence} RETURNING *",
+            f" WHERE job_id=%s AND {where}{fence} RETURNING *",
             (Jsonb(error), job_id, *_opt(lease_id)),
         )
 
     async def requeue(self, job_id: str, now: float, lease_id: str | None = None) -> Job | None:
+        where = "status IN ('leased', 'completing')" if lease_id is None else "status='leased'"
         fence = "" if lease_id is None else " AND lease_id=%s"
         return await self._one(
             "UPDATE jobs SET status='queued', lease_id=NULL, agent_id=NULL,"
             " lease_expires_at=NULL, full_id=NULL, completer=NULL, queued_at=%s"
-            f" WHERE job_id=%s AND status IN ('leased', 'completing'){fence}"
+            f" WHERE job_id=%s AND {where}{fence}"
             f" RETURNING *, {_QUEUED}",
             (now, job_id, *_opt(lease_id)),
         )
