@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from importlib.metadata import version as dist_version
@@ -37,6 +38,9 @@ log = logging.getLogger("envd.agent")
 Scope = frozenset[tuple[str, str]]
 DEFAULT_REPODATA_TIMEOUT = 60.0
 DEFAULT_SOLVE_TIMEOUT = 300.0
+# (channel, platform) repodata sets an agent keeps parsed in memory (a few MiB to a few
+# hundred MiB each, conda-forge's being the large one)
+DEFAULT_WARM_CHANNELS = 16
 # rattler's own solve deadline, just past ours: a cancelled Python future does not stop the
 # solver's thread, this does (so a job we gave up on burns at most this much CPU more)
 _SOLVER_GRACE = 1.0
@@ -81,6 +85,7 @@ class CondaResolver:
         authorization: Callable[[str], str | None] | None = None,
         *,
         repodata_timeout: float = DEFAULT_REPODATA_TIMEOUT,
+        warm_channels: int = DEFAULT_WARM_CHANNELS,
     ) -> None:
         self.cache_dir = cache_dir
         self.authorization = authorization
@@ -89,9 +94,13 @@ class CondaResolver:
         self.solve_timeout = solve_timeout
         self.repodata_timeout = repodata_timeout
         self.solver = SolverInfo("py-rattler (resolvo)", dist_version("py-rattler"))
-        # (scope, channel URL, platform) whose repodata that scope's gateway holds: a warm agent
-        # goes straight to the solve (the prefetch would only convert records to Python again)
-        self._loaded: set[tuple[Scope, str, str]] = set()
+        # (scope, channel URL, platform) whose repodata that scope's gateway holds, least
+        # recently used first: a warm agent goes straight to the solve (the prefetch would
+        # only convert records to Python again). Past `warm_channels` the oldest is dropped
+        # from memory, so an agent's memory is bounded by that, not by how many channels
+        # requests name.
+        self._loaded: OrderedDict[tuple[Scope, str, str], None] = OrderedDict()
+        self.warm_channels = warm_channels
 
     def channels(self, request: ResolveRequest) -> list[str]:
         return [channel_url(c, self.channel_alias) for c in request.spec.channels]
@@ -116,7 +125,7 @@ class CondaResolver:
             # them again cost 0.1-0.25 s at conda-forge scale (bench/README.md)
             until = asyncio.get_running_loop().time() + self.repodata_timeout
             await self._load(gateway, cold, subdirs, specs, until, recursive=False)
-            self._loaded.update((scope, url, platform) for url in cold)
+        self._keep_warm(scope, urls, platform)
         virtual = rattler_virtual_packages(
             effective_virtual_packages(platform, dict(request.spec.virtual_packages))
         )
@@ -171,6 +180,18 @@ class CondaResolver:
             gateway = Gateway(cache_dir=self.cache_dir, client=_client(hook))
             self._gateways[scope] = gateway
         return gateway
+
+    def _keep_warm(self, scope: Scope, urls: list[str], platform: str) -> None:
+        """Mark these channels most recently used; forget the oldest past `warm_channels`
+        (a solve still using them keeps its records; a later one fetches them again)."""
+        for url in urls:
+            self._loaded[(scope, url, platform)] = None
+            self._loaded.move_to_end((scope, url, platform))
+        while len(self._loaded) > max(self.warm_channels, len(urls)):
+            (old_scope, url, old_platform), _ = self._loaded.popitem(last=False)
+            still = any(s == old_scope and u == url for s, u, _ in self._loaded)
+            subdirs: list[Any] | None = [old_platform] if still else None
+            self._gateway(old_scope).clear_repodata_cache(Channel(url), subdirs)
 
     async def _load(
         self,

@@ -102,6 +102,10 @@ class AgentRegistry:
     def serving(self, platform: str, now: float, ttl: float) -> list[ConnectedAgent]:
         return [a for a in self._sessions.values() if platform in a.platforms and a.live(now, ttl)]
 
+    def serving_count(self, platform: str, now: float, ttl: float) -> int:
+        """Live agents serving `platform`: here, or fleet-wide where replicas share a view."""
+        return len(self.serving(platform, now, ttl))
+
     def platforms(self) -> list[str]:
         return sorted({p for a in self._sessions.values() for p in a.platforms})
 

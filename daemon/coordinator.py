@@ -187,9 +187,11 @@ class Coordinator:
         """Where an unfinished job stands, in words a user can act on."""
         if job.status in (JobStatus.LEASED, JobStatus.COMPLETING):
             return job_event(job, Stage.LEASED, message=f"leased by agent `{job.agent_id}`")
-        agents = self.registry.serving(job.platform, self.clock.now(), self.settings.lease_ttl)
+        agents = self.registry.serving_count(
+            job.platform, self.clock.now(), self.settings.lease_ttl
+        )
         if agents:
-            message = f"queued for one of {len(agents)} agent(s) serving `{job.platform}`"
+            message = f"queued for one of {agents} agent(s) serving `{job.platform}`"
         else:
             message = (
                 f"waiting for an agent serving `{job.platform}` (fails after "

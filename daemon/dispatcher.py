@@ -10,7 +10,7 @@ from envd.clock import Clock
 from envd.errors import JobAttemptsExceededError, NoAgentForPlatformError, StaleLeaseError
 
 from .agent_registry import AgentRegistry, AssignJob, ConnectedAgent, RevokeLease
-from .jobs import JobLifecycle
+from .jobs import JobLifecycle, JobTransitionError
 from .settings import CoordinatorSettings
 from .state import Job
 
@@ -94,13 +94,16 @@ class Dispatcher:
         now = self.clock.now()
         timeout = self.settings.no_agent_timeout
         for job in await self.jobs.state.queued_before(now - timeout):
-            if self.registry.serving(job.platform, now, self.settings.lease_ttl):
+            if self.registry.serving_count(job.platform, now, self.settings.lease_ttl):
                 continue
             err = NoAgentForPlatformError(
                 f"no agent serving `{job.platform}` connected within {timeout:g} s",
                 hint=f"start one with `envd-agent --coordinator ADDR --platform {job.platform}`",
             )
-            await self.jobs.fail(job, err)  # still queued: only this task leases jobs
+            try:
+                await self.jobs.fail(job, err)
+            except JobTransitionError:
+                continue  # another replica's sweep failed it first (and told its waiters)
 
     def _expiry_reason(self, job: Job) -> str:
         ttl = self.settings.lease_ttl

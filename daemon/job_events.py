@@ -91,6 +91,13 @@ class LocalJobEvents:
         for subscription in list(self._subscribers.get(event.job_id, ())):
             subscription.put(event)
 
+    def follows(self, job_id: str) -> bool:
+        return job_id in self._subscribers
+
+    def followed(self) -> set[str]:
+        """Jobs with at least one subscriber."""
+        return set(self._subscribers)
+
     def following(self) -> int:
         """Jobs with at least one subscriber (for tests and metrics)."""
         return len(self._subscribers)

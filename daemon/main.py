@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import grpc
+
 import envd
 from envd.channel_policy import ChannelPolicy
 from envd.clock import SystemClock, random_id
@@ -23,8 +25,11 @@ from .interceptors import MetricsInterceptor
 from .job_log import chain, directory_hook
 from .jobs import JobHook, no_hook
 from .metrics import DaemonMetrics
+from .replicas_pg import PostgresReplicas
 from .server import start_daemon
 from .settings import DEFAULT_MAX_CONCURRENT_CALLS, CoordinatorSettings
+from .state import JobState
+from .state_postgres import PostgresJobState, display_url, is_postgres_url
 from .state_sqlite import SqliteJobState, move_aside
 
 
@@ -47,8 +52,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--state",
         default="./.envd/state.sqlite",
-        type=Path,
-        help="SQLite file holding jobs and leases (default %(default)s)",
+        help="where jobs and leases live: a SQLite file for one coordinator, or a "
+        "`postgresql://USER@HOST/DB` URL that several replicas share (default %(default)s)",
     )
     parser.add_argument(
         "--allow-channel",
@@ -137,30 +142,31 @@ async def serve(args: argparse.Namespace, directory: JobDirectory | None = None)
         max_concurrent_calls=args.max_concurrent_calls,
     )
     access = open_access(args)
-    metrics = DaemonMetrics(clock=SystemClock()) if args.metrics_listen else None
-    hooks: list[JobHook] = [metrics.hook] if metrics else []
-    if directory is not None:
-        hooks.append(directory_hook(directory))
+    metrics, hook = observability(args, directory)
     # metrics first: it also counts the calls auth refuses
-    interceptors = [MetricsInterceptor(metrics)] if metrics else []
-    state = open_state(args.state, recover=args.recover)
+    interceptors: list[grpc.aio.ServerInterceptor] = (
+        [MetricsInterceptor(metrics)] if metrics else []
+    )
+    interceptors += access.interceptors
+    state, replicas = open_shared_or_local_state(args, settings)
     endpoint = None
     try:
         # every family is listed from the first scrape; the live gauges once the daemon runs
         endpoint = serve_metrics(metrics.registry, args.metrics_listen) if metrics else None
         daemon = await start_daemon(
             listen=args.listen, store_url=args.store, state=state, settings=settings,
-            interceptors=[*interceptors, *access.interceptors], credentials=access.credentials,
-            hook=chain(*hooks) if hooks else no_hook,
+            interceptors=interceptors, credentials=access.credentials,
+            hook=hook, replicas=replicas,
         )  # fmt: skip
     except BaseException:
         await state.close()
         if endpoint is not None:
             endpoint.stop()
         raise
-    logging.getLogger("envd.daemon").info("state %s", args.state)
+    where = display_url(args.state) if replicas is not None else args.state
+    logging.getLogger("envd.daemon").info("state %s", where)
     if metrics is not None:
-        await metrics.watch(daemon.registry, state)
+        await metrics.watch(daemon.registry, state, shared=replicas is not None)
     if args.ready_file:
         tmp = args.ready_file.with_suffix(".tmp")
         tmp.write_text(daemon.address)
@@ -171,12 +177,43 @@ async def serve(args: argparse.Namespace, directory: JobDirectory | None = None)
         loop.add_signal_handler(sig, stop.set)
     if access.tokens is not None:
         loop.add_signal_handler(signal.SIGHUP, access.tokens.reload)
-    await stop.wait()
+    waits = [asyncio.ensure_future(e.wait()) for e in (stop, replicas and replicas.lost) if e]
+    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for waiting in waits:
+        waiting.cancel()
     logging.getLogger("envd.daemon").info("shutting down: open requests re-attach by job id")
     await daemon.stop(grace=2.0)
     if endpoint is not None:
         endpoint.stop()
     logging.getLogger("envd.daemon").info("stopped")
+    if replicas is not None and replicas.lost.is_set():
+        raise StateError(
+            f"lost the coordinator state `{where}` for over {args.lease_ttl:g} s; stopped so "
+            "that clients and agents move to another replica",
+            hint="check the database and this host's route to it; restart this replica",
+        )
+
+
+def observability(
+    args: argparse.Namespace, directory: JobDirectory | None
+) -> tuple[DaemonMetrics | None, JobHook]:
+    """The metrics (`--metrics-listen`) and the JSON log's job directory, on the job hook."""
+    metrics = DaemonMetrics(clock=SystemClock()) if args.metrics_listen else None
+    hooks: list[JobHook] = [metrics.hook] if metrics else []
+    if directory is not None:
+        hooks.append(directory_hook(directory))
+    return metrics, chain(*hooks) if hooks else no_hook
+
+
+def open_shared_or_local_state(
+    args: argparse.Namespace, settings: CoordinatorSettings
+) -> tuple[JobState, PostgresReplicas | None]:
+    """A `postgresql://` URL: the state replicas share, and this replica among them; else a
+    SQLite file this coordinator alone uses."""
+    if not is_postgres_url(args.state):
+        return open_state(Path(args.state), recover=args.recover), None
+    state = PostgresJobState(args.state, random_id, replica_id=random_id())
+    return state, PostgresReplicas(state, clock=SystemClock(), settings=settings)
 
 
 def open_state(path: Path, *, recover: bool) -> SqliteJobState:

@@ -21,6 +21,7 @@ from envd.clock import Clock
 from envd.errors import (
     ChannelError,
     ChannelNotAllowedError,
+    EnvdError,
     PermissionDeniedError,
     StoreError,
     UnauthenticatedError,
@@ -142,6 +143,7 @@ class DaemonMetrics:
         self._seen_while_seeding: set[str] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._agents: AgentRegistry | None = None
+        self._shared: JobState | None = None
         registry.register(_LiveState(self))
 
     def hook(self, transition: Transition, job: Job, /) -> None:
@@ -172,19 +174,16 @@ class DaemonMetrics:
         elif code in AUTH_CODES:
             self.errors["auth"](code.lower()).inc()
 
-    async def watch(self, agents: AgentRegistry, state: JobState) -> None:
+    async def watch(self, agents: AgentRegistry, state: JobState, *, shared: bool = False) -> None:
         """Read the live state on this event loop from now on, starting from the jobs in flight
-        that an earlier coordinator left in `state`."""
+        that an earlier coordinator left in `state`. A `shared` state (replicas) is read again
+        at every scrape instead: the other replicas move its jobs too."""
         self._loop = asyncio.get_running_loop()
         self._agents = agents
+        self._shared = state if shared else None
         self._seen_while_seeding = set()
         try:
-            inherited = [
-                *await state.queued_before(math.inf),
-                *await state.expired(math.inf),  # every leased job
-                *await state.completing(),
-            ]
-            for job in inherited:
+            for job in await _in_flight(state):
                 if job.job_id not in self._seen_while_seeding and job.job_id not in self._jobs:
                     self._jobs[job.job_id] = _Tracked(job.platform, job.status, job.queued_at)
         finally:
@@ -200,17 +199,27 @@ class DaemonMetrics:
             running = asyncio.get_running_loop()
         except RuntimeError:
             running = None
-        if running is loop:
+        if running is loop:  # a caller on the loop itself (tests): what the hook has seen
             return self._read()
 
         async def read() -> _Snapshot:
+            if self._shared is not None:
+                found = await _in_flight(self._shared)
+                self._jobs = {j.job_id: _Tracked(j.platform, j.status, j.queued_at) for j in found}
             return self._read()
 
         try:
-            return asyncio.run_coroutine_threadsafe(read(), loop).result(SCRAPE_WAIT)
-        except (FutureTimeout, RuntimeError):
-            log.warning("metrics: the event loop did not answer within %g s", SCRAPE_WAIT)
+            future = asyncio.run_coroutine_threadsafe(read(), loop)
+        except RuntimeError:  # the loop is closed
             return None
+        try:
+            return future.result(SCRAPE_WAIT)
+        except FutureTimeout:
+            future.cancel()
+            log.warning("metrics: the event loop did not answer within %g s", SCRAPE_WAIT)
+        except EnvdError as err:  # the shared state is unreachable: the scrape still answers
+            log.warning("metrics: failed to read the shared state: %s", err.message)
+        return None
 
     def _read(self) -> _Snapshot:
         now = self.clock.now()
@@ -223,17 +232,27 @@ class DaemonMetrics:
                 snap.oldest_wait[platform] = max(snap.oldest_wait.get(platform, 0.0), wait)
             else:
                 snap.in_flight[platform] += 1
-        if self._agents is not None:
-            snap.agents = self._agents.agents_by_platform()
+        if self._agents is not None:  # this coordinator's own sessions (replicas: sum them)
+            snap.agents = dict(Tally(p for agent in self._agents.all() for p in agent.platforms))
         return snap
 
 
+async def _in_flight(state: JobState) -> list[Job]:
+    return [
+        *await state.queued_before(math.inf),
+        *await state.expired(math.inf),  # every leased job
+        *await state.completing(),
+    ]
+
+
 _LIVE_FAMILIES = (
-    ("envd_queue_depth", "Jobs queued, waiting for an agent.", "queued"),
+    ("envd_queue_depth", "Jobs queued, waiting for an agent (replicas: each reports the "
+     "shared state's).", "queued"),
     ("envd_jobs_in_flight", "Jobs leased to an agent or completing.", "in_flight"),
     ("envd_queue_oldest_wait_seconds", "How long the oldest queued job has waited.",
      "oldest_wait"),
-    ("envd_agents_connected", "Agents connected, by platform they serve.", "agents"),
+    ("envd_agents_connected", "Agents connected to this coordinator, by platform they serve.",
+     "agents"),
 )  # fmt: skip
 
 

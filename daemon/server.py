@@ -29,6 +29,7 @@ from .hit_cache import HitCache
 from .interceptors import ProtocolVersionInterceptor
 from .job_events import JobEvents, LocalJobEvents
 from .jobs import JobHook, JobLifecycle, Transition, no_hook
+from .replicas import Replicas
 from .settings import CoordinatorSettings
 from .state import Job, JobState
 
@@ -60,11 +61,13 @@ class RunningDaemon:
         self.coordinator.stopping.set()
         for agent in self.registry.all():
             agent.send(CloseSession("coordinator shutting down"))
+        # stop listening first: a client re-attaching must reach the next coordinator, not
+        # this one while it winds down (its calls would be cancelled at the end of `grace`)
+        await self.server.stop(grace)
         await self.dispatcher.stop()
         for task in self.background:
             task.cancel()
         await asyncio.gather(*self.background, return_exceptions=True)
-        await self.server.stop(grace)
         await self.state.close()
 
 
@@ -73,13 +76,15 @@ async def start_daemon(
     clock: Clock | None = None, events: JobEvents | None = None,
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
     credentials: grpc.ServerCredentials | None = None, hook: JobHook = no_hook,
-    requeue_leased_at_start: bool = False,
+    requeue_leased_at_start: bool = False, replicas: Replicas | None = None,
 ) -> RunningDaemon:  # fmt: skip
     """Build and start a coordinator; `listen` is `HOST:PORT` (port 0 picks one) or `unix:PATH`.
 
     `interceptors` run before envd's own (auth, metrics); `credentials` serve TLS instead of
     plaintext. `requeue_leased_at_start`: no agent of the previous run can be alive (the
     embedded default), so its leased jobs are queued again at once instead of after a TTL.
+    `replicas`: other coordinators share the state (PostgreSQL); the agent registry and the
+    events then come from it.
     """
     clock = clock or SystemClock()
     store = open_store(store_url)
@@ -91,7 +96,9 @@ async def start_daemon(
     if affected:
         verb = "queued again" if requeue_leased_at_start else "wait one TTL for their agents"
         log.info("restart: %d leased job(s) %s", affected, verb)
-    registry = AgentRegistry()
+    registry = replicas.registry if replicas is not None else AgentRegistry()
+    if replicas is not None:
+        events = replicas.events
     hits = HitCache(catalog, clock)
 
     def on_transition(transition: Transition, job: Job, /) -> None:
@@ -149,10 +156,12 @@ async def start_daemon(
     await server.start()
     for name in ("", *SERVICE_NAMES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    background = [  # jobs left mid-completion by a coordinator that stopped
+    background: list[asyncio.Task[Any]] = [  # jobs a coordinator that stopped left completing
         asyncio.get_running_loop().create_task(jobs.finish_completion(job))
         for job in await state.completing()
     ]
+    if replicas is not None:
+        background.append(asyncio.get_running_loop().create_task(replicas.run(jobs, dispatcher)))
     dispatcher.start()
     address = listen if listen.startswith("unix:") else f"{listen.rsplit(':', 1)[0]}:{port}"
     log.info("envd-daemon listening on %s, store %s", address, store.url)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class JobStatus(StrEnum):
@@ -59,6 +59,28 @@ class NewJob:
     canonical_spec: bytes
     no_archives: bool
     requester: dict[str, str]
+
+
+def job_from_row(row: Any, load: Callable[[Any], dict[str, str]]) -> Job:
+    """A row of a state's `jobs` table (the same columns in every state) as a `Job`; `load`
+    decodes the JSON columns as that state stores them."""
+    return Job(
+        job_id=row["job_id"],
+        req_id=row["req_id"],
+        platform=row["platform"],
+        canonical_spec=bytes(row["canonical_spec"]),
+        no_archives=bool(row["no_archives"]),
+        requester=load(row["requester"]),
+        status=JobStatus(row["status"]),
+        lease_id=row["lease_id"],
+        agent_id=row["agent_id"],
+        lease_expires_at=row["lease_expires_at"],
+        attempts=row["attempts"],
+        full_id=row["full_id"],
+        error=load(row["error"]) if row["error"] else None,
+        created_at=row["created_at"],
+        queued_at=row["queued_at"],
+    )
 
 
 class JobState(Protocol):

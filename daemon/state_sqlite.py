@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from envd.errors import JobNotFoundError, StateError
 
-from .state import IN_FLIGHT, Job, JobStatus, NewJob
+from .state import IN_FLIGHT, Job, JobStatus, NewJob, job_from_row
 
 T = TypeVar("T")
 _IN_FLIGHT_SQL = "('queued', 'leased', 'completing')"
@@ -295,23 +295,7 @@ def _opt(value: str | None) -> tuple[str, ...]:
 
 
 def _job(row: sqlite3.Row) -> Job:
-    return Job(
-        job_id=row["job_id"],
-        req_id=row["req_id"],
-        platform=row["platform"],
-        canonical_spec=bytes(row["canonical_spec"]),
-        no_archives=bool(row["no_archives"]),
-        requester=json.loads(row["requester"]),
-        status=JobStatus(row["status"]),
-        lease_id=row["lease_id"],
-        agent_id=row["agent_id"],
-        lease_expires_at=row["lease_expires_at"],
-        attempts=row["attempts"],
-        full_id=row["full_id"],
-        error=json.loads(row["error"]) if row["error"] else None,
-        created_at=row["created_at"],
-        queued_at=row["queued_at"],
-    )
+    return job_from_row(row, json.loads)
 
 
 assert set(IN_FLIGHT) == {JobStatus(s.strip(" '")) for s in _IN_FLIGHT_SQL[1:-1].split(",")}

@@ -10,6 +10,8 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from harness import EXAMPLE_CHANNEL, ChannelServer, Cluster, serve_channel
+from postgres_server import PostgresServer, start_postgres
+from postgres_server import unavailable_reason as postgres_unavailable
 
 
 @pytest.fixture(scope="session")
@@ -43,3 +45,13 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: Any)
             f"tests ran in random order with seed {seed}; rerun that order with "
             f"`.venv/bin/python -m pytest -q -p randomly --randomly-seed={seed}`"
         )
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One real PostgreSQL server for the whole run (each test takes its own schema)."""
+    reason = postgres_unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    with start_postgres() as server:
+        yield server

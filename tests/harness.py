@@ -81,8 +81,13 @@ class Cluster:
     address: str = ""
 
     def _spawn(
-        self, name: str, argv: list[str], extra_env: Mapping[str, str] | None = None
-    ) -> Process:
+        self, name: str, argv: list[str], extra_env: Mapping[str, str] | None = None,
+        netns: str | None = None,
+    ) -> Process:  # fmt: skip
+        """`netns`: run it inside that network namespace (`ip netns exec` execs in place, so
+        the process is the daemon or agent itself and signals reach it)."""
+        if netns is not None:
+            argv = ["ip", "netns", "exec", netns, *argv]
         log_path = self.root / f"{name}.log"
         log_file = log_path.open("ab")
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **(extra_env or {})}
@@ -95,15 +100,19 @@ class Cluster:
 
     def start_daemon(
         self, *, lease_ttl: float = 2.0, heartbeat: float = 0.3, no_agent_timeout: float = 60.0,
-        listen: str | None = None, store_url: str | None = None, args: Sequence[str] = (),
+        listen: str | None = None, store_url: str | None = None, state: str | None = None,
+        args: Sequence[str] = (), netns: str | None = None,
     ) -> Process:  # fmt: skip
-        ready = self.root / "daemon.ready"
+        """`state`: a `postgresql://` URL that several daemons (replicas) share; default a
+        SQLite file under the cluster's root."""
+        name = f"daemon-{len(self.processes)}"
+        ready = self.root / f"{name}.ready"
         ready.unlink(missing_ok=True)
         argv = [
             str(BIN / "envd-daemon"),
             "--listen", listen or "127.0.0.1:0",
             "--store", store_url or str(self.root / "store"),
-            "--state", str(self.root / "state.sqlite"),
+            "--state", state or str(self.root / "state.sqlite"),
             "--lease-ttl", str(lease_ttl),
             "--heartbeat-interval", str(heartbeat),
             "--no-agent-timeout", str(no_agent_timeout),
@@ -113,7 +122,7 @@ class Cluster:
             "--allow-local-channels", str(ROOT / "tests" / "fixtures"),
             *args,
         ]  # fmt: skip
-        process = self._spawn(f"daemon-{len(self.processes)}", argv)
+        process = self._spawn(name, argv, netns=netns)
         wait_for(lambda: ready.exists() or process.popen.poll() is not None, 30, "daemon ready")
         assert process.popen.poll() is None, process.log()
         self.address = ready.read_text().strip()
@@ -122,6 +131,7 @@ class Cluster:
     def start_agent(
         self, name: str, platforms: list[str], slots: int = 1, args: Sequence[str] = (),
         env: Mapping[str, str] | None = None,
+        netns: str | None = None,
     ) -> Process:  # fmt: skip
         argv = [
             str(BIN / "envd-agent"),
@@ -133,7 +143,7 @@ class Cluster:
         ]  # fmt: skip
         for platform in platforms:
             argv += ["--platform", platform]
-        process = self._spawn(name, argv, env)
+        process = self._spawn(name, argv, env, netns)
         wait_for(lambda: "connected to" in process.log(), 30, f"agent {name} connected")
         return process
 
@@ -187,18 +197,18 @@ class ChannelServer:
 
 
 @contextmanager
-def serve_channel(folder: Path) -> Iterator[ChannelServer]:
+def serve_channel(folder: Path, host: str = "127.0.0.1") -> Iterator[ChannelServer]:
     handler = type(
         "Handler", (_ChannelHandler,),
         {"delay": 0.0, "token": "", "requests": [], "authorizations": []},
     )  # fmt: skip
     server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(handler, directory=str(folder))
+        (host, 0), functools.partial(handler, directory=str(folder))
     )
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield ChannelServer(f"http://127.0.0.1:{server.server_address[1]}", handler, server)
+        yield ChannelServer(f"http://{host}:{server.server_address[1]}", handler, server)
     finally:
         server.shutdown()
         server.server_close()

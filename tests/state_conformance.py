@@ -120,6 +120,21 @@ class JobStateConformance:
 
         self.check(tmp_path, scenario)
 
+    def test_a_completing_job_goes_back_only_without_a_lease(self, tmp_path: Path) -> None:
+        """The coordinator gives a completing job back (store down); an agent's lease no
+        longer counts once its result was accepted."""
+
+        async def scenario(state: JobState) -> None:
+            job, _ = await state.create_or_attach(new_job(), 100.0)
+            leased = await _lease(state, job, "a", 130.0)
+            await state.begin_completion(_lid(leased), "f" * 40, 110.0)
+            assert await state.requeue(job.job_id, 120.0, lease_id=leased.lease_id) is None
+            assert await state.fail(job.job_id, ERROR, lease_id=leased.lease_id) is None
+            back = await state.requeue(job.job_id, 120.0)
+            assert back is not None and back.status is JobStatus.QUEUED and back.full_id is None
+
+        self.check(tmp_path, scenario)
+
     def test_complete_needs_completing(self, tmp_path: Path) -> None:
         async def scenario(state: JobState) -> None:
             job, _ = await state.create_or_attach(new_job(), 100.0)

@@ -17,7 +17,7 @@ from envd.errors import PackageNotFoundError, StageTimeoutError, UnsatisfiableEr
 from envd.spec import RawDependency, RawSpec, Spec, normalize_spec
 from envd.spec_files import read_environment_file
 from faulty_channel import stalled_server
-from harness import ROOT, ChannelServer, serve_channel, wait_for
+from harness import EXAMPLE_CHANNEL, ROOT, ChannelServer, serve_channel, wait_for
 
 NUMPY_ENV = ROOT / "tests" / "fixtures" / "specs" / "numpy" / "environment.yml"
 
@@ -160,3 +160,18 @@ def test_a_token_reaches_only_repodata_requests_of_its_own_origin(tmp_path: Path
         resolve(conda, spec_of([private.url], ["envd-demo-hello"]))
     assert private.authorizations and set(private.authorizations) == {"Bearer s3cret"}
     assert other.authorizations == []
+
+
+def test_past_its_warm_channels_the_oldest_repodata_leaves_memory(
+    tmp_path: Path, channel: ChannelServer
+) -> None:
+    """An agent's memory is bounded by `warm_channels`, not by how many channels requests
+    name: the oldest is forgotten (and fetched again when named again)."""
+    conda = CondaResolver(tmp_path / "repodata", DEFAULT_CHANNEL_ALIAS, 30.0, warm_channels=1)
+    with serve_channel(EXAMPLE_CHANNEL) as other:
+        resolve(conda, spec_of([channel.url], ["python=3.9"]))
+        resolve(conda, spec_of([other.url], ["python=3.9"]))
+        assert list(conda._loaded) == [(frozenset(), other.url, "linux-64")]
+        again = resolve(conda, spec_of([channel.url], ["pip"]))
+        assert "pip" in {p.name for p in again.packages}
+        assert list(conda._loaded) == [(frozenset(), channel.url, "linux-64")]

@@ -152,3 +152,16 @@ def test_errors_are_counted_by_family_and_kind(
     text = generate_latest(metrics.registry).decode()
     counted = [line for line in text.splitlines() if "_errors_total{" in line]
     assert counted == [f'envd_{family}_errors_total{{kind="{kind}"}} 1.0']
+
+
+@scenario
+async def test_over_a_shared_state_each_scrape_reads_the_state(w: World, m: DaemonMetrics) -> None:
+    """Replicas share one state: a job another replica queued and leased is still counted."""
+    replica = DaemonMetrics(clock=w.clock)
+    await replica.watch(w.registry, w.state, shared=True)
+    await w.job("linux-64")  # through the other lifecycle: this replica's hook never hears it
+    leased = await w.job("osx-arm64")
+    await w.state.lease(leased.job_id, "a1", w.clock.t + TTL)
+    text = (await asyncio.to_thread(generate_latest, replica.registry)).decode()
+    assert 'envd_queue_depth{platform="linux-64"} 1.0' in text
+    assert 'envd_jobs_in_flight{platform="osx-arm64"} 1.0' in text

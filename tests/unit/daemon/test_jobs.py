@@ -444,3 +444,11 @@ async def test_completion_backs_off_then_gives_the_job_back(w: World) -> None:
     returned = await w.jobs.complete(job.lease_id, full_id, agent.agent_id)
     assert waits == [0.1, 0.2, 0.4, 0.8, 1.6]  # 3.1 s; the next 2.0 s wait would end past 5 s
     assert returned.status is JobStatus.QUEUED and returned.job_id == job.job_id
+    w.jobs.settings = replace(w.jobs.settings, completion_timeout=9.0)  # the cap shows
+    w.registry.release(job.lease_id)
+    await w.dispatcher.dispatch()
+    (again,) = outbox(agent)
+    assert isinstance(again, AssignJob) and again.job.lease_id is not None
+    waits.clear()
+    await w.jobs.complete(again.job.lease_id, full_id, agent.agent_id)
+    assert waits == [0.1, 0.2, 0.4, 0.8, 1.6, 2.0, 2.0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +127,10 @@ def test_a_nul_after_a_map_field_is_still_found() -> None:
     with pytest.raises(InvalidSpecError) as info:
         check_resolve_request(request(virtual_packages={key: "1\x00"}))
     assert info.value.message == f"`spec.virtual_packages[{key[:40]}]` contains a NUL byte"
+    bad_key = key + "\x00"
+    with pytest.raises(InvalidSpecError) as keyed:
+        check_resolve_request(request(virtual_packages={bad_key: "1"}))
+    assert keyed.value.message == f"`spec.virtual_packages[{bad_key[:40]}]` contains a NUL byte"
 
 
 def test_the_limits_are_the_documented_ones() -> None:
@@ -137,6 +142,9 @@ def test_the_limits_are_the_documented_ones() -> None:
         f"{MAX_STRING_CHARS:,} characters per string"
     )
     assert stated in doc
-    assert f"at most {MAX_CANONICAL_SPEC_BYTES // 1024} KiB" in doc
-    assert f"{AGENT_MESSAGE_LIMIT // (1024 * 1024)} MiB stream" in doc
+    kib = re.search(r"at most (\d+) KiB", doc)
+    mib = re.search(r"an agent's (\d+) MiB stream", doc)
+    assert kib and mib
+    assert MAX_CANONICAL_SPEC_BYTES == int(kib[1]) * 1024
+    assert AGENT_MESSAGE_LIMIT == int(mib[1]) * 1024 * 1024
     assert MAX_CANONICAL_SPEC_BYTES * 2 < AGENT_MESSAGE_LIMIT  # the margin the doc promises

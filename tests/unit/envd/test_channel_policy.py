@@ -92,3 +92,12 @@ def test_archive_urls_stay_in_their_channel(channel: str, url: str, ok: bool) ->
     else:
         with pytest.raises(ChannelNotAllowedError, match="points outside the channel"):
             check_archive_url(channel, url)
+
+
+def test_paths_the_system_refuses_are_refused_not_raised(tmp_path: Path) -> None:
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    policy = ChannelPolicy.of(local_dirs=[tmp_path / "allowed"])
+    for url in (loop.as_uri(), f"file://{tmp_path}/{'n' * 300}"):
+        with pytest.raises(ChannelNotAllowedError):
+            policy.check(url)
