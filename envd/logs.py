@@ -88,7 +88,7 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, then `job_id`, `req_id`,
     `platform` and `agent` where the line concerns a job. Those come from, first to last: the
     record's own attributes (`extra=`), the line's `key=value` words, the job the logging task
-    works for (`job_context`), and `directory`."""
+    works for (`job_task_context`), and `directory`."""
 
     def __init__(self, directory: JobDirectory | None = None) -> None:
         super().__init__()
