@@ -91,8 +91,9 @@ def cmd_resolve(args: argparse.Namespace, config: ClientConfig) -> int:
         from .readers import StoreReader
 
         hits = StoreReader(config.store_url).cache_hits(
-            loaded.spec, platforms, no_archives=args.no_archives
-        )
+            loaded.spec, platforms, no_archives=args.no_archives,
+            memo_folder=config.home / "cache" / "verified",
+        )  # fmt: skip
         if hits is not None:  # every platform is in the home's store: no daemon to start
             pointed = None
             if alias:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 from pathlib import Path
@@ -33,11 +34,12 @@ def test_calls_run_off_the_event_loop_thread(tmp_path: Path) -> None:
     async def scenario() -> None:
         state = Probe(tmp_path / "s.sqlite", lambda: "1")
         job, _ = await state.create_or_attach(new_job(), 1.0)
-        await state.get(job.job_id)
+        await asyncio.gather(*(state.get(job.job_id) for _ in range(20)))
         await state.close()
 
     run(scenario())
-    assert seen and all(name.startswith("envd-state") for name in seen)
+    # one thread owns the connection: calls are serialized without a lock
+    assert len(seen) == 21 and len(set(seen)) == 1 and seen[0].startswith("envd-state")
     assert threading.current_thread().name not in seen
 
 
