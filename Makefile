@@ -35,6 +35,7 @@ demo: $(RUNTIME)
 	scripts/demo
 
 test: $(TESTING) node_modules/.installed
+	scripts/test_servers
 	$(VENV)/bin/ruff check .
 	scripts/typecheck
 	$(PY) -m pytest -q
