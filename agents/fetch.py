@@ -26,6 +26,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import envd
 from envd.errors import ChannelError, StageTimeoutError
+from envd.redaction import CONDA_TOKEN as _CONDA_TOKEN
 
 from .credentials import TOKEN_ENV, ChannelCredentials
 
@@ -38,7 +39,6 @@ DEFAULT_BASE_DELAY = 0.25
 DEFAULT_TIMEOUT = 20.0
 MAX_DELAY = 5.0
 TRANSIENT_HTTP = frozenset({408, 425, 429, 500, 502, 503, 504})
-_CONDA_TOKEN = re.compile(r"/t/[^/]+/")  # anaconda.org-style `/t/<token>/` URL segments
 _URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s()<>'\"`]+")
 _FETCH_HINT = "check that the channel still serves it, or resolve with `--no-archives`"
 

@@ -166,10 +166,10 @@ def install(archives: list[CachedArchive], prefix: Path, platform: str, cache_di
         _name_the_store(prefix, archives)
         _check_installed(prefix, archives)
     except _INSTALLER_ERRORS as err:
-        _undo(prefix, existed, before)
+        undo_prefix(prefix, existed, before)
         raise _explain(err, archives, prefix, bool(before)) from err
     except BaseException as err:
-        _undo(prefix, existed, before)
+        undo_prefix(prefix, existed, before)
         if isinstance(err, EnvdError) and before:
             err.hint = _kept_hint(prefix)
         raise
@@ -285,7 +285,7 @@ def _clean(text: str) -> str:
     return joined if len(joined) <= _MAX_CAUSE else joined[: _MAX_CAUSE - 1] + "…"
 
 
-def _undo(prefix: Path, existed: bool, before: set[Path]) -> None:
+def undo_prefix(prefix: Path, existed: bool, before: set[Path]) -> None:
     """Remove what this call made: the prefix it created, or everything in one that was
     empty. A prefix that held files before (`--force`) is left as it is."""
     if not existed:

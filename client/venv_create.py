@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -26,6 +25,8 @@ from envd.errors import ArchiveIntegrityError, EnvironmentNotFoundError, Install
 from envd.store.base import Store
 from envd.store.layout import package_key
 from envd.uv import uv_bin, uv_environment
+
+from .create import undo_prefix
 
 Progress = Callable[[str], None]
 WHEEL = ".whl"
@@ -120,14 +121,7 @@ def install_venv(
         _check_installed(prefix, wheels, _uv(["pip", "list", "--python", str(python),
                                               "--format", "json"], env, prefix))  # fmt: skip
     except BaseException:
-        if not existed:
-            shutil.rmtree(prefix, ignore_errors=True)
-        elif not before:
-            for entry in list(prefix.iterdir()):
-                if entry.is_dir() and not entry.is_symlink():
-                    shutil.rmtree(entry, ignore_errors=True)
-                else:
-                    entry.unlink(missing_ok=True)
+        undo_prefix(prefix, existed, before)  # the same rule as the conda `create`
         raise
 
 

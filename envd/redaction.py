@@ -58,7 +58,8 @@ def masked(document: Any) -> Any:
     return document
 
 
-_CONDA_TOKEN = re.compile(r"/t/[^/]+/")
+# anaconda.org-style `/t/<token>/` URL segments
+CONDA_TOKEN = re.compile(r"/t/[^/]+/")
 
 
 def redact_url(url: str) -> str:
@@ -67,7 +68,7 @@ def redact_url(url: str) -> str:
     if parts is None:
         return url.partition("://")[0] + "://…"
     netloc = parts.netloc.rpartition("@")[2]
-    path = _CONDA_TOKEN.sub("/t/<token>/", parts.path)
+    path = CONDA_TOKEN.sub("/t/<token>/", parts.path)
     query = "…" if parts.query else ""
     return urlunsplit((parts.scheme, netloc, path, query, ""))
 
@@ -76,7 +77,7 @@ def has_credentials(url: str) -> bool:
     parts = split_url(url)
     if parts is None:
         return "@" in url  # can't tell where the host is: any `@` may be user info
-    return "@" in parts.netloc or bool(_CONDA_TOKEN.search(parts.path))
+    return "@" in parts.netloc or bool(CONDA_TOKEN.search(parts.path))
 
 
 def refuse_store_credentials(url: str, hint: str) -> None:

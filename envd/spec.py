@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -18,6 +17,7 @@ from rattler import MatchSpec, VersionSpec
 from envd.errors import InvalidSpecError
 from envd.markers import applies
 from envd.platforms import SELECTOR_WORDS, selector_matches
+from envd.redaction import CONDA_TOKEN
 
 CANONICAL_FORMAT = "envd-spec-v1"
 DEFAULT_CATEGORY = "main"
@@ -256,9 +256,6 @@ def local_folder(path: Path, shown: str) -> Path:
         ) from err
 
 
-_TOKEN_SEGMENT = re.compile(r"/t/[^/]+/")
-
-
 def _refuse_credentials(url: str) -> None:
     """Specs are hashed, stored and shown: a secret in a channel URL would end up everywhere."""
     try:
@@ -268,7 +265,7 @@ def _refuse_credentials(url: str) -> None:
             f"channel URL `{url.partition('://')[0]}://…` is not a valid URL: {err}",
             hint="check the host part of the URL",
         ) from err
-    if parts.username or parts.password or _TOKEN_SEGMENT.search(parts.path):
+    if parts.username or parts.password or CONDA_TOKEN.search(parts.path):
         shown = f"{parts.scheme}://{parts.hostname or ''}{'/…' if parts.path else ''}"
         raise InvalidSpecError(
             f"channel URL `{shown}` carries credentials; they would be written into ids, "
