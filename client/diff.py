@@ -42,7 +42,9 @@ def _differs(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     return any(a.get(f, "") != b.get(f, "") for f in fields)
 
 
-def _row(key: PackageKey, a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> dict[str, Any]:
+def _row(
+    key: PackageKey, a: Mapping[str, Any] | None, b: Mapping[str, Any] | None
+) -> dict[str, Any]:
     kind, name = key
     return {
         "name": name,

@@ -53,7 +53,7 @@ def environment_yml(description: Mapping[str, Any]) -> bytes:
     if pip:
         dependencies.append({"pip": _index_options(description) + pip})
     document = {
-        "channels": list(description["spec"]["channels"]) + ["nodefaults"],
+        "channels": [*description["spec"]["channels"], "nodefaults"],
         "dependencies": dependencies,
     }
     header = (
@@ -76,8 +76,7 @@ def requirements_txt(description: Mapping[str, Any]) -> bytes:
             hint="export `--format environment.yml`, or `envd-client lock --format explicit`",
         )
     lines = [
-        f"# exported by envd from {description['req_id']}:{description['full_id']} "
-        f"for {platform}"
+        f"# exported by envd from {description['req_id']}:{description['full_id']} for {platform}"
     ]
     if conda:
         lines.append(f"# not installable by pip, so not listed: {len(conda)} conda packages "

@@ -166,7 +166,9 @@ def explicit_bytes(description: Mapping[str, Any]) -> bytes:
         "@EXPLICIT",
     ]
     for p in description["packages"]:
-        lines.append(f"{p['url']}#sha256:{p['sha256']}" if p["sha256"] else f"{p['url']}#{p['md5']}")
+        lines.append(
+            f"{p['url']}#sha256:{p['sha256']}" if p["sha256"] else f"{p['url']}#{p['md5']}"
+        )
     return ("\n".join(lines) + "\n").encode()
 
 

@@ -15,7 +15,10 @@ from envd.spec import CondaDependency, PypiDependency, Spec
 CHANNEL = "https://conda.example.invalid/forge"
 INDEX = "https://pypi.example.invalid/simple"
 PLATFORMS = ("linux-64", "osx-arm64")
-WHEEL_TAG = {"linux-64": "cp311-cp311-manylinux_2_17_x86_64", "osx-arm64": "cp311-cp311-macosx_11_0_arm64"}
+WHEEL_TAG = {
+    "linux-64": "cp311-cp311-manylinux_2_17_x86_64",
+    "osx-arm64": "cp311-cp311-macosx_11_0_arm64",
+}
 
 
 def _hex(text: str, size: int) -> str:
@@ -61,7 +64,11 @@ def packages(platform: str, python: str = "3.11.9", pypi: bool = True) -> list[R
     ]
     if pypi:
         found += [
-            wheel("envd-app", "2.0", depends=("envd-native>=1", 'envd-linux-only; sys_platform == "linux"')),
+            wheel(
+                "envd-app",
+                "2.0",
+                depends=("envd-native>=1", 'envd-linux-only; sys_platform == "linux"'),
+            ),
             wheel("envd-native", "1.0", WHEEL_TAG[platform]),
         ]
     return found

@@ -23,7 +23,8 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from conda_lock.lockfile import parse_conda_lock_file
 
-Row = tuple[str, str, str, str, str, str, str | None]  # platform, kind, name, version, url, sha256, md5
+# platform, kind, name, version, url, sha256, md5
+Row = tuple[str, str, str, str, str, str, str | None]
 
 
 def expected(descriptions: Mapping[str, Mapping[str, Any]], md5: bool = True) -> set[Row]:
