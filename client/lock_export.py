@@ -3,6 +3,7 @@ an environment's descriptions (one per platform) as the tools that read them wri
 
 from __future__ import annotations
 
+import graphlib
 import hashlib
 import json
 import os
@@ -148,7 +149,7 @@ def _pip_dependencies(depends: Iterable[str]) -> dict[str, str]:
 
 def explicit_bytes(description: Mapping[str, Any]) -> bytes:
     """An `@EXPLICIT` file as `conda list --explicit --sha256` writes it: each archive's url
-    with `#sha256:<hex>` (or `#<md5>` when a package has no sha256)."""
+    with `#sha256:<hex>` (or `#<md5>` when a package has no sha256), dependencies first."""
     platform = description["platform"]
     pypi = [p["name"] for p in description["packages"] if p["kind"] == "pypi"]
     if pypi:
@@ -165,11 +166,25 @@ def explicit_bytes(description: Mapping[str, Any]) -> bytes:
         f"# envd: {description['req_id']}:{description['full_id']}",
         "@EXPLICIT",
     ]
-    for p in description["packages"]:
+    for p in install_order(description["packages"]):
         lines.append(
             f"{p['url']}#sha256:{p['sha256']}" if p["sha256"] else f"{p['url']}#{p['md5']}"
         )
     return ("\n".join(lines) + "\n").encode()
+
+
+def install_order(packages: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Packages with each one's dependencies before it (as conda lists an environment), ties
+    by name; the name order if the dependencies form a cycle."""
+    by_name = {p["name"]: p for p in sorted(packages, key=lambda p: p["name"])}
+    graph = {
+        name: sorted({d.split(" ")[0] for d in p["depends"]} & by_name.keys() - {name})
+        for name, p in by_name.items()
+    }
+    try:
+        return [by_name[name] for name in graphlib.TopologicalSorter(graph).static_order()]
+    except graphlib.CycleError:
+        return list(by_name.values())
 
 
 def pixi_lock_bytes(descriptions: Descriptions) -> bytes:

@@ -15,7 +15,7 @@ import yaml
 from lock_envs import PLATFORMS, environment
 from rattler.explicit_environment import ExplicitEnvironmentSpec
 
-from envd.client.lock_export import build_number, render_lock, write_lock
+from envd.client.lock_export import build_number, install_order, render_lock, write_lock
 from envd.errors import LockExportError
 
 with warnings.catch_warnings():
@@ -119,6 +119,20 @@ def test_explicit_files_round_trip_through_py_rattlers_reader(tmp_path: Path) ->
         assert {(u, h) for u, _, h in hashed} == {
             (p["url"], p["sha256"]) for p in descriptions[platform]["packages"]
         }
+
+
+def test_explicit_lists_dependencies_first_and_survives_a_cycle() -> None:
+    def package(name: str, *depends: str) -> dict[str, Any]:
+        return {"name": name, "depends": list(depends)}
+
+    chain = [package("a", "python >=3.9"), package("python", "zlib 1.*", "tzdata"),
+             package("tzdata"), package("zlib", "__glibc >=2.17")]  # fmt: skip
+    assert [p["name"] for p in install_order(chain)] == ["tzdata", "zlib", "python", "a"]
+    cycle = [package("b", "a"), package("a", "b")]
+    assert [p["name"] for p in install_order(cycle)] == ["a", "b"]
+    text = render_lock(environment(pypi=False), "explicit", req_id="r", alias=None)["linux-64"]
+    names = [line.rpartition("/")[2].split("-")[0] for line in text.decode().splitlines()[5:]]
+    assert names == ["libzlib", "tzdata", "python"]
 
 
 def test_explicit_refuses_pypi_packages_naming_them(tmp_path: Path) -> None:
