@@ -94,6 +94,7 @@ def test_pixi_lock_round_trip_through_py_rattler_with_pypi_hashes(tmp_path: Path
                 seen.add((platform.name, "pypi", p.name, p.version, p.location, sha256, md5))
                 requires[p.name] = p.requires_dist
             else:
+                assert isinstance(p, rattler.CondaLockedBinaryPackage), p.name
                 record = p.repo_data_record()
                 builds[record.file_name] = str(record.build)
                 seen.add((platform.name, "conda", record.name.normalized, str(record.version),
