@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import yaml
-
 from envd.errors import LockExportError
+
+from .lock_export import dump_yaml
 
 EXPORT_FORMATS = ("environment.yml", "requirements.txt")
 DEFAULT_PYPI_INDEX = "https://pypi.org/simple"
@@ -60,7 +60,7 @@ def environment_yml(description: Mapping[str, Any]) -> bytes:
         f"# exported by envd from {description['req_id']}:{description['full_id']} "
         f"for {description['platform']}\n"
     )
-    return (header + yaml.safe_dump(document, sort_keys=False)).encode()
+    return (header + dump_yaml(document)).encode()
 
 
 def requirements_txt(description: Mapping[str, Any]) -> bytes:

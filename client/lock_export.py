@@ -22,6 +22,7 @@ DEFAULT_PATHS = {"conda-lock": "conda-lock.yml", "explicit": "conda-{platform}.l
                  "pixi": "pixi.lock"}  # fmt: skip
 PLATFORM_FIELD = "{platform}"
 PIXI_ENVIRONMENT = "default"
+YAML_WIDTH = 1 << 20  # never fold a long requirement or URL over lines
 _BUILD_NUMBER = re.compile(r"^[0-9]+$")
 
 Descriptions = Mapping[str, Mapping[str, Any]]
@@ -96,7 +97,7 @@ def conda_lock_bytes(descriptions: Descriptions, *, req_id: str, alias: str | No
         "package": packages,
     }
     header = f"# conda-lock.yml exported by envd from req_id {req_id}\n"
-    return (header + yaml.safe_dump(document, sort_keys=False)).encode()
+    return (header + dump_yaml(document)).encode()
 
 
 def content_hash(description: Mapping[str, Any]) -> str:
@@ -214,7 +215,12 @@ def pixi_lock_bytes(descriptions: Descriptions) -> bytes:
         if p is not None:
             entry["sha256"] = p["sha256"]
             entry["requires_dist"] = list(p["depends"])
-    return yaml.safe_dump(document, sort_keys=False).encode()
+    return dump_yaml(document).encode()
+
+
+def dump_yaml(document: Any) -> str:
+    """Block-style YAML in the document's key order, long lines never folded."""
+    return str(yaml.safe_dump(document, sort_keys=False, width=YAML_WIDTH, allow_unicode=True))
 
 
 def _repodata_record(p: Mapping[str, Any]) -> Any:

@@ -15,6 +15,11 @@ from envd.spec import CondaDependency, PypiDependency, Spec
 CHANNEL = "https://conda.example.invalid/forge"
 INDEX = "https://pypi.example.invalid/simple"
 PLATFORMS = ("linux-64", "osx-arm64")
+# longer than a YAML line: a writer that folds it must still be read back whole
+LONG_REQUIREMENT = (
+    'envd-linux-only; sys_platform == "linux" and platform_machine == "x86_64" '
+    'and implementation_name == "cpython" and platform_release != "0.0.0-envd-test"'
+)
 WHEEL_TAG = {
     "linux-64": "cp311-cp311-manylinux_2_17_x86_64",
     "osx-arm64": "cp311-cp311-macosx_11_0_arm64",
@@ -67,7 +72,7 @@ def packages(platform: str, python: str = "3.11.9", pypi: bool = True) -> list[R
             wheel(
                 "envd-app",
                 "2.0",
-                depends=("envd-native>=1", 'envd-linux-only; sys_platform == "linux"'),
+                depends=("envd-native>=1", LONG_REQUIREMENT),
             ),
             wheel("envd-native", "1.0", WHEEL_TAG[platform]),
         ]
