@@ -214,7 +214,8 @@ def pixi_lock_bytes(descriptions: Descriptions) -> bytes:
         p = pypi.get(entry.get("pypi", ""))
         if p is not None:
             entry["sha256"] = p["sha256"]
-            entry["requires_dist"] = list(p["depends"])
+            if p["depends"]:  # as pixi writes it: no key for none
+                entry["requires_dist"] = list(p["depends"])
     return dump_yaml(document).encode()
 
 
