@@ -344,9 +344,28 @@ def cmd_gc(args: argparse.Namespace, config: ClientConfig) -> int:
     return run(args, config)
 
 
+def cmd_lock(args: argparse.Namespace, config: ClientConfig) -> int:
+    from .export_commands import cmd_lock as run
+
+    return run(args, config)
+
+
+def cmd_export(args: argparse.Namespace, config: ClientConfig) -> int:
+    from .export_commands import cmd_export as run
+
+    return run(args, config)
+
+
+def cmd_diff(args: argparse.Namespace, config: ClientConfig) -> int:
+    from .export_commands import cmd_diff as run
+
+    return run(args, config)
+
+
 COMMANDS = {"create": cmd_create, "resolve": cmd_resolve, "spec": cmd_spec, "show": cmd_show,
             "list": cmd_list, "wait": cmd_wait, "info": cmd_info, "alias": cmd_alias,
-            "delete": cmd_delete, "gc": cmd_gc}  # fmt: skip
+            "delete": cmd_delete, "gc": cmd_gc, "lock": cmd_lock, "export": cmd_export,
+            "diff": cmd_diff}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:

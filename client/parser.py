@@ -80,6 +80,27 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "flight are safe. A coordinator asks for an admin token.",
         "envd-client gc --dry-run",
     ),
+    "lock": (
+        "write an environment as conda-lock.yml, @EXPLICIT files or pixi.lock",
+        "Write lock files of an environment (by id or alias) that conda-lock, conda, mamba and "
+        "pixi read: `conda-lock` (one multi-platform conda-lock.yml, conda and pip packages, "
+        "req_id and alias in its custom_metadata), `explicit` (one @EXPLICIT file per "
+        "platform, conda packages only; -o is a pattern with `{platform}`), `pixi` (pixi.lock).",
+        "envd-client lock ml_team/train_env:v1 --format explicit -o 'conda-{platform}.lock'",
+    ),
+    "export": (
+        "print an environment as a pinned environment.yml or requirements.txt",
+        "Print (or write, with -o) the pinned environment.yml (channels, conda pins "
+        "name=version=build and a pip: list) or requirements.txt (PyPI packages with "
+        "--hash=sha256: lines) of an environment on one platform.",
+        "envd-client export 1f0e3dad9908 --format environment.yml --platform linux-64",
+    ),
+    "diff": (
+        "packages added, removed and changed between two environments",
+        "Compare two environments (each an id or alias) per platform: packages added, "
+        "removed, and changed in version, build or archive.",
+        "envd-client diff ml_team/train_env:v1 ml_team/train_env:v2 --json",
+    ),
     "wait": (
         "re-attach to jobs printed by `resolve --no-wait`",
         "Follow jobs until they end, as `resolve` would have.",
@@ -186,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     gc.add_argument("--dry-run", action="store_true", help="list what would go; remove nothing")
     gc.add_argument("--grace", type=duration, default=DEFAULT_GRACE, metavar="DURATION",
                     help="keep anything younger (`90s`, `30m`, `6h`, `2d`; default 1d)")  # fmt: skip
+    _export_options(sub["lock"], sub["export"], sub["diff"])
     sub["completion"].add_argument("shell", choices=SHELLS, help="the shell to complete in")
     return parser
 
@@ -218,6 +240,30 @@ def _alias_commands(alias: argparse.ArgumentParser) -> None:
     )
     for action in actions.choices.values():
         _global_options(action, suppress=True)
+
+
+def _export_options(
+    lock: argparse.ArgumentParser, export: argparse.ArgumentParser, diff: argparse.ArgumentParser
+) -> None:
+    id_help = "req_id, full_id, req_id:full_id, or alias"
+    lock.add_argument("id", metavar="ID|ALIAS", help=id_help)
+    lock.add_argument("--format", required=True, choices=("conda-lock", "explicit", "pixi"))
+    lock.add_argument("-o", "--output", metavar="PATH",
+                      help="where to write (default: conda-lock.yml, conda-{platform}.lock, "
+                      "pixi.lock); `{platform}` in it names each platform's file")  # fmt: skip
+    lock.add_argument("--arch", action="append", default=[], metavar="PLATFORM",
+                      help="only these platforms (default: every one the id names)")  # fmt: skip
+    export.add_argument("id", metavar="ID|ALIAS", help=id_help)
+    export.add_argument("--format", required=True,
+                        choices=("environment.yml", "requirements.txt"))  # fmt: skip
+    export.add_argument("--platform", metavar="PLATFORM",
+                        help="the platform to export; required when the environment's "
+                        "platforms pin different packages")  # fmt: skip
+    export.add_argument("-o", "--output", metavar="PATH", help="write here, not to stdout")
+    diff.add_argument("old", metavar="A", help="ID|ALIAS: " + id_help)
+    diff.add_argument("new", metavar="B", help="ID|ALIAS, compared with A")
+    diff.add_argument("--arch", action="append", default=[], metavar="PLATFORM",
+                      help="only these platforms (default: every one either names)")  # fmt: skip
 
 
 def _resolve_options(resolve: argparse.ArgumentParser) -> None:

@@ -342,3 +342,12 @@ class UnknownIdError(EnvdError):
     reference = "E111"
     status = "NOT_FOUND"
     exit_code = 2
+
+
+class LockExportError(EnvdError):
+    """An environment cannot be written in the asked lock or export format (PyPI packages in an
+    `@EXPLICIT` file, several platforms for one path, a missing hash the format needs)."""
+
+    reference = "E130"
+    status = "INVALID_ARGUMENT"
+    exit_code = 2

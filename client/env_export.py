@@ -1,0 +1,94 @@
+"""Pinned `environment.yml` and `requirements.txt` from an environment's description: what conda
+and pip read, for users who install without envd."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from envd.errors import LockExportError
+
+from .lock_export import dump_yaml
+
+EXPORT_FORMATS = ("environment.yml", "requirements.txt")
+DEFAULT_PYPI_INDEX = "https://pypi.org/simple"
+
+Descriptions = Mapping[str, Mapping[str, Any]]
+
+
+def render_export(descriptions: Descriptions, fmt: str, platform: str | None) -> bytes:
+    """The file of `fmt` for the environment on `platform` (or on its only platform, or on all
+    of them when they export to the same bytes)."""
+    if fmt not in EXPORT_FORMATS:
+        raise LockExportError(
+            f"failed to export: unknown format `{fmt}`",
+            hint="use one of " + ", ".join(f"`{f}`" for f in EXPORT_FORMATS),
+        )
+    render = environment_yml if fmt == "environment.yml" else requirements_txt
+    if platform is not None:
+        if platform not in descriptions:
+            raise LockExportError(
+                f"failed to export {fmt}: the environment has no platform `{platform}`",
+                hint="it has: " + ", ".join(f"`{p}`" for p in sorted(descriptions)),
+            )
+        return render(descriptions[platform])
+    rendered = {p: render(d) for p, d in sorted(descriptions.items())}
+    if len(set(rendered.values())) > 1:
+        raise LockExportError(
+            f"failed to export {fmt}: the environment's {len(rendered)} platforms pin different "
+            "packages (" + ", ".join(f"`{p}`" for p in rendered) + ")",
+            hint="choose one with `--platform PLATFORM`",
+        )
+    return next(iter(rendered.values()))
+
+
+def environment_yml(description: Mapping[str, Any]) -> bytes:
+    """Channels, conda pins `name=version=build`, and a `pip:` list `name==version` (with the
+    spec's PyPI indexes as `--index-url`/`--extra-index-url` when they are not PyPI's)."""
+    packages = description["packages"]
+    dependencies: list[Any] = [
+        f"{p['name']}={p['version']}={p['build']}" for p in packages if p["kind"] == "conda"
+    ]
+    pip = [f"{p['name']}=={p['version']}" for p in packages if p["kind"] == "pypi"]
+    if pip:
+        dependencies.append({"pip": _index_options(description) + pip})
+    document = {
+        "channels": [*description["spec"]["channels"], "nodefaults"],
+        "dependencies": dependencies,
+    }
+    header = (
+        f"# exported by envd from {description['req_id']}:{description['full_id']} "
+        f"for {description['platform']}\n"
+    )
+    return (header + dump_yaml(document)).encode()
+
+
+def requirements_txt(description: Mapping[str, Any]) -> bytes:
+    """The PyPI packages pinned `name==version` with `--hash=sha256:` (pip's hash-checking
+    mode); a mixed environment's conda packages are named in a comment, not installed."""
+    platform = description["platform"]
+    pypi = [p for p in description["packages"] if p["kind"] == "pypi"]
+    conda = [p["name"] for p in description["packages"] if p["kind"] == "conda"]
+    if not pypi:
+        raise LockExportError(
+            f"failed to export requirements.txt for `{platform}`: the environment has no PyPI "
+            f"packages (its {len(conda)} packages are conda packages)",
+            hint="export `--format environment.yml`, or `envd-client lock --format explicit`",
+        )
+    lines = [
+        f"# exported by envd from {description['req_id']}:{description['full_id']} for {platform}"
+    ]
+    if conda:
+        lines.append(f"# not installable by pip, so not listed: {len(conda)} conda packages "
+                     f"({', '.join(conda)})")  # fmt: skip
+    lines += _index_options(description)
+    for p in pypi:
+        lines += [f"{p['name']}=={p['version']} \\", f"    --hash=sha256:{p['sha256']}"]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _index_options(description: Mapping[str, Any]) -> list[str]:
+    indexes = [i for i in description["spec"].get("pypi_indexes", [])]
+    if not indexes or indexes == [DEFAULT_PYPI_INDEX]:
+        return []
+    return [f"--index-url {indexes[0]}"] + [f"--extra-index-url {i}" for i in indexes[1:]]

@@ -1,0 +1,255 @@
+"""Lock files out of envd: `conda-lock.yml`, `@EXPLICIT` files and `pixi.lock`, rendered from
+an environment's descriptions (one per platform) as the tools that read them write them."""
+
+from __future__ import annotations
+
+import graphlib
+import hashlib
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from envd.errors import LockExportError
+
+FORMATS = ("conda-lock", "explicit", "pixi")
+DEFAULT_PATHS = {"conda-lock": "conda-lock.yml", "explicit": "conda-{platform}.lock",
+                 "pixi": "pixi.lock"}  # fmt: skip
+PLATFORM_FIELD = "{platform}"
+PIXI_ENVIRONMENT = "default"
+YAML_WIDTH = 1 << 20  # never fold a long requirement or URL over lines
+_BUILD_NUMBER = re.compile(r"^[0-9]+$")
+
+Descriptions = Mapping[str, Mapping[str, Any]]
+
+
+def render_lock(
+    descriptions: Descriptions, fmt: str, *, req_id: str, alias: str | None
+) -> dict[str, bytes]:
+    """The file(s) of `fmt` for these descriptions (platform → description): platform → bytes
+    for `explicit`, `""` → bytes for the one multi-platform `conda-lock` or `pixi` file."""
+    if not descriptions:
+        raise LockExportError("failed to export a lock file: no environment to export")
+    if fmt == "conda-lock":
+        return {"": conda_lock_bytes(descriptions, req_id=req_id, alias=alias)}
+    if fmt == "pixi":
+        return {"": pixi_lock_bytes(descriptions)}
+    if fmt == "explicit":
+        return {platform: explicit_bytes(d) for platform, d in sorted(descriptions.items())}
+    raise LockExportError(
+        f"failed to export a lock file: unknown format `{fmt}`",
+        hint="use one of " + ", ".join(f"`{f}`" for f in FORMATS),
+    )
+
+
+def write_lock(
+    descriptions: Descriptions, fmt: str, path: str | Path | None, *, req_id: str,
+    alias: str | None,
+) -> list[Path]:  # fmt: skip
+    """Render and write: one file at `path`, or for `explicit` one per platform at `path`
+    with `{platform}` replaced (needed when there are several). The paths written."""
+    pattern = str(path) if path is not None else DEFAULT_PATHS.get(fmt, "")
+    files = render_lock(descriptions, fmt, req_id=req_id, alias=alias)
+    if fmt == "explicit" and len(files) > 1 and PLATFORM_FIELD not in pattern:
+        raise LockExportError(
+            f"failed to export `@EXPLICIT` files to `{pattern}`: the environment has "
+            f"{len(files)} platforms ({', '.join(f'`{p}`' for p in files)}) and the path "
+            f"has no `{PLATFORM_FIELD}`",
+            hint=f"give a pattern such as `-o conda-{PLATFORM_FIELD}.lock`, or one `--arch`",
+        )
+    written = []
+    for platform, data in files.items():
+        target = Path(pattern.replace(PLATFORM_FIELD, platform) if platform else pattern)
+        write_file(target, data)
+        written.append(target)
+    return written
+
+
+def conda_lock_bytes(descriptions: Descriptions, *, req_id: str, alias: str | None) -> bytes:
+    """conda-lock's `version: 1` file: every platform, conda packages with md5 and sha256,
+    pip packages with sha256, dependencies as `name: version-spec`."""
+    platforms = sorted(descriptions)
+    first = descriptions[platforms[0]]
+    custom = {"envd_req_id": req_id}
+    if alias:
+        custom["envd_alias"] = alias
+    for platform in platforms:
+        custom[f"envd_full_id.{platform}"] = str(descriptions[platform]["full_id"])
+    packages = [
+        _conda_lock_package(p, platform)
+        for platform in platforms
+        for p in descriptions[platform]["packages"]
+    ]
+    document = {
+        "version": 1,
+        "metadata": {
+            "content_hash": {p: content_hash(descriptions[p]) for p in platforms},
+            "channels": [{"url": c, "used_env_vars": []} for c in first["spec"]["channels"]],
+            "platforms": platforms,
+            "sources": [f"envd:{req_id}"],
+            "custom_metadata": custom,
+        },
+        "package": packages,
+    }
+    header = f"# conda-lock.yml exported by envd from req_id {req_id}\n"
+    return (header + dump_yaml(document)).encode()
+
+
+def content_hash(description: Mapping[str, Any]) -> str:
+    """conda-lock's per-platform input hash, from what envd solved: the spec and platform (the
+    same inputs give the same hash; conda-lock re-solves any file whose hash it can't match)."""
+    content = {"spec": description["spec"], "platform": description["platform"]}
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+
+def _conda_lock_package(p: Mapping[str, Any], platform: str) -> dict[str, Any]:
+    if p["kind"] == "conda":
+        if not p.get("md5"):
+            raise LockExportError(
+                f"failed to export conda-lock.yml: conda package `{p['name']}` on `{platform}` "
+                "has no md5, which conda-lock requires",
+                hint="export `--format pixi` or `explicit`, which need only the sha256",
+            )
+        hashes = {"md5": p["md5"], "sha256": p["sha256"]}
+        return {
+            "name": p["name"], "version": p["version"], "manager": "conda",
+            "platform": platform, "dependencies": _conda_dependencies(p["depends"]),
+            "url": p["url"], "hash": hashes, "category": "main", "optional": False,
+        }  # fmt: skip
+    return {
+        "name": p["name"], "version": p["version"], "manager": "pip", "platform": platform,
+        "dependencies": _pip_dependencies(p["depends"]), "url": p["url"],
+        "hash": {"sha256": p["sha256"]}, "category": "main", "optional": False,
+    }  # fmt: skip
+
+
+def _conda_dependencies(depends: Iterable[str]) -> dict[str, str]:
+    """`name version [build]` → {name: version} as conda-lock writes them ("" for any)."""
+    out: dict[str, str] = {}
+    for dep in depends:
+        name, _, rest = dep.strip().partition(" ")
+        version = rest.strip().split(" ")[0] if rest.strip() else ""
+        out[name] = ",".join(v for v in (out.get(name, ""), version) if v)
+    return out
+
+
+def _pip_dependencies(depends: Iterable[str]) -> dict[str, str]:
+    from packaging.requirements import Requirement
+
+    out = {}
+    for dep in depends:
+        requirement = Requirement(dep)
+        out[requirement.name] = str(requirement.specifier) or "*"
+    return out
+
+
+def explicit_bytes(description: Mapping[str, Any]) -> bytes:
+    """An `@EXPLICIT` file as `conda list --explicit --sha256` writes it: each archive's url
+    with `#sha256:<hex>` (or `#<md5>` when a package has no sha256), dependencies first."""
+    platform = description["platform"]
+    pypi = [p["name"] for p in description["packages"] if p["kind"] == "pypi"]
+    if pypi:
+        raise LockExportError(
+            f"failed to export an `@EXPLICIT` file for `{platform}`: it holds only conda "
+            f"packages and the environment has {len(pypi)} PyPI package(s): "
+            + ", ".join(f"`{n}`" for n in pypi),
+            hint="export `--format conda-lock` or `pixi`, which carry PyPI packages too",
+        )
+    lines = [
+        "# This file may be used to create an environment using:",
+        "# $ conda create --name <env> --file <this file>",
+        f"# platform: {platform}",
+        f"# envd: {description['req_id']}:{description['full_id']}",
+        "@EXPLICIT",
+    ]
+    for p in install_order(description["packages"]):
+        lines.append(
+            f"{p['url']}#sha256:{p['sha256']}" if p["sha256"] else f"{p['url']}#{p['md5']}"
+        )
+    return ("\n".join(lines) + "\n").encode()
+
+
+def install_order(packages: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Packages with each one's dependencies before it (as conda lists an environment), ties
+    by name; the name order if the dependencies form a cycle."""
+    by_name = {p["name"]: p for p in sorted(packages, key=lambda p: p["name"])}
+    graph = {
+        name: sorted({d.split(" ")[0] for d in p["depends"]} & by_name.keys() - {name})
+        for name, p in by_name.items()
+    }
+    try:
+        return [by_name[name] for name in graphlib.TopologicalSorter(graph).static_order()]
+    except graphlib.CycleError:
+        return list(by_name.values())
+
+
+def pixi_lock_bytes(descriptions: Descriptions) -> bytes:
+    """A `pixi.lock` written by py-rattler's `LockFile` (one environment, `default`), then given
+    what `add_pypi_package` leaves out: each PyPI package's `sha256` and `requires_dist`, keys
+    the format has and py-rattler reads back."""
+    import rattler
+
+    platforms = {name: rattler.LockPlatform(name) for name in sorted(descriptions)}
+    lock = rattler.LockFile(list(platforms.values()))
+    first = descriptions[next(iter(platforms))]
+    lock.set_channels(PIXI_ENVIRONMENT, [rattler.LockChannel(c) for c in first["spec"]["channels"]])
+    pypi: dict[str, Mapping[str, Any]] = {}
+    for name, platform in platforms.items():
+        for p in descriptions[name]["packages"]:
+            if p["kind"] == "conda":
+                lock.add_conda_package(PIXI_ENVIRONMENT, platform, _repodata_record(p))
+            else:
+                lock.add_pypi_package(PIXI_ENVIRONMENT, platform, p["name"], p["version"], p["url"])
+                pypi[p["url"]] = p
+    with tempfile.TemporaryDirectory(prefix="envd-pixi-") as scratch:
+        path = Path(scratch) / "pixi.lock"
+        lock.to_path(path)
+        document = yaml.safe_load(path.read_text("utf-8"))
+    for entry in document.get("packages", []):
+        p = pypi.get(entry.get("pypi", ""))
+        if p is not None:
+            entry["sha256"] = p["sha256"]
+            if p["depends"]:  # as pixi writes it: no key for none
+                entry["requires_dist"] = list(p["depends"])
+    return dump_yaml(document).encode()
+
+
+def dump_yaml(document: Any) -> str:
+    """Block-style YAML in the document's key order, long lines never folded."""
+    return str(yaml.safe_dump(document, sort_keys=False, width=YAML_WIDTH, allow_unicode=True))
+
+
+def _repodata_record(p: Mapping[str, Any]) -> Any:
+    import rattler
+
+    record = rattler.PackageRecord(
+        p["name"], p["version"], rattler.BuildString(p["build"]), build_number(p["build"]),
+        p["subdir"], depends=list(p["depends"]), constrains=list(p["constrains"]),
+        sha256=bytes.fromhex(p["sha256"]) if p["sha256"] else None,
+        md5=bytes.fromhex(p["md5"]) if p.get("md5") else None, size=p["size"],
+    )  # fmt: skip
+    return rattler.RepoDataRecord(record, p["filename"], p["url"], p["channel"])
+
+
+def build_number(build: str) -> int:
+    """Descriptions carry no build number: conda's builds end in `_<number>` (or hold it as the
+    last all-digit part, `h0755675_0_cpython`); 0 when none does."""
+    digits = [part for part in build.split("_") if _BUILD_NUMBER.match(part)]
+    return int(digits[-1]) if digits else 0
+
+
+def write_file(target: Path, data: bytes) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.replace(name, target)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise

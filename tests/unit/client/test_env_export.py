@@ -1,0 +1,65 @@
+"""Pinned environment.yml and requirements.txt: read back by YAML and by `packaging`, errors
+for a conda-only environment and for platforms that pin differently."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from lock_envs import INDEX, environment
+from packaging.requirements import Requirement
+
+from envd.client.env_export import render_export
+from envd.errors import LockExportError
+
+
+def test_environment_yml_pins_conda_and_pip_packages_of_one_platform() -> None:
+    descriptions = environment()
+    document = yaml.safe_load(render_export(descriptions, "environment.yml", "osx-arm64"))
+    assert document == {
+        "channels": ["https://conda.example.invalid/forge", "nodefaults"],
+        "dependencies": [
+            "libzlib=1.2.13=h4ab18f5_6",
+            "python=3.11.9=h7654321_1_cpython",
+            "tzdata=2024a=h0c530f3_0",
+            {"pip": [f"--index-url {INDEX}", "envd-app==2.0", "envd-native==1.0"]},
+        ],
+    }
+
+
+def test_requirements_txt_pins_pypi_packages_with_hashes() -> None:
+    description = environment()["linux-64"]
+    text = render_export({"linux-64": description}, "requirements.txt", None).decode()
+    lines = text.replace("\\\n", "").splitlines()
+    assert lines[1] == ("# not installable by pip, so not listed: 3 conda packages "
+                        "(libzlib, python, tzdata)")  # fmt: skip
+    assert lines[2] == f"--index-url {INDEX}"
+    pins = {}
+    for line in lines[3:]:
+        requirement, _, hash_option = line.partition("--hash=")
+        parsed = Requirement(requirement.strip())
+        pins[parsed.name] = (str(parsed.specifier), hash_option)
+    assert pins == {
+        p["name"]: (f"=={p['version']}", f"sha256:{p['sha256']}")
+        for p in description["packages"]
+        if p["kind"] == "pypi"
+    }
+
+
+def test_a_conda_only_environment_has_no_requirements_txt() -> None:
+    with pytest.raises(LockExportError, match=r"requirements.txt for `linux-64`: the environment "
+                       r"has no PyPI packages \(its 3 packages are conda packages\)"):  # fmt: skip
+        render_export(environment(pypi=False), "requirements.txt", "linux-64")
+
+
+def test_several_platforms_need_platform_unless_they_pin_the_same() -> None:
+    descriptions = environment()
+    with pytest.raises(LockExportError, match=r"2 platforms pin different packages "
+                       r"\(`linux-64`, `osx-arm64`\)") as caught:  # fmt: skip
+        render_export(descriptions, "environment.yml", None)
+    assert caught.value.hint == "choose one with `--platform PLATFORM`"
+    with pytest.raises(LockExportError, match="no platform `win-64`"):
+        render_export(descriptions, "environment.yml", "win-64")
+    one = {"linux-64": descriptions["linux-64"]}
+    assert render_export(one, "environment.yml", None) == render_export(
+        descriptions, "environment.yml", "linux-64"
+    )
