@@ -52,12 +52,11 @@ class MixedResolver:
                 wanted = request.spec.pypi_requirements_for(request.platform)
                 raise _with_held(err, held, wanted) from err
         packages = drop_held(pypi.packages, held, stub_index)
+        # shown as "<name> <version>": `py-rattler (resolvo) 0.28.0 + uv 0.13.9`
+        both = f"{conda.solver.name} {conda.solver.version} + {pypi.solver.name}"
         return Resolution(
             tuple(sorted((*conda.packages, *packages), key=lambda p: (p.name, p.kind))),
-            SolverInfo(
-                f"{conda.solver.name} + {pypi.solver.name}",
-                f"{conda.solver.version} + {pypi.solver.version}",
-            ),
+            SolverInfo(both, pypi.solver.version),
         )
 
 

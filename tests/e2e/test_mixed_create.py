@@ -61,6 +61,9 @@ def test_resolve_a_mixed_spec_then_create_it(tmp_path: Path) -> None:
         ("conda", "python", "3.99.99"),
         ("pypi", "envd-mixed-app", "1.0"),
     ]
+    text = run_client("show", req_id, cwd=tmp_path, env=env).stdout
+    assert f"Channels: {channel.as_uri()}\nPyPI indexes: {index.url}\n" in text
+    assert "Requested: python 3.99.*, pip, pypi:envd-mixed-app\n" in text
 
     # no interpreter in the conda part: the PyPI step fails and the prefix is removed
     bare = tmp_path / "bare"
