@@ -6,6 +6,8 @@ import logging
 import re
 from collections.abc import Iterable, Sequence
 
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from envd.description import ResolvedPackage, SolverInfo
@@ -41,6 +43,8 @@ class MixedResolver:
         conda = await self.conda.resolve(request)
         python = python_version(conda.packages, request.platform)
         held = held_packages(conda.packages, self.names)
+        wanted = request.spec.pypi_requirements_for(request.platform)
+        _refuse_urls_for_held(wanted, held, request.platform)
         log.info("resolving pypi of a mixed spec platform=%s python=%s held=%d",
                  request.platform, python, len(held))  # fmt: skip
         async with serve_stubs(held) as stub_index:
@@ -49,7 +53,6 @@ class MixedResolver:
                     request, python_version=python, stub_index=stub_index
                 )
             except UnsatisfiableError as err:
-                wanted = request.spec.pypi_requirements_for(request.platform)
                 raise _with_held(err, held, wanted) from err
         packages = drop_held(pypi.packages, held, stub_index)
         # shown as "<name> <version>": `py-rattler (resolvo) 0.28.0 + uv 0.13.9`
@@ -117,6 +120,25 @@ def drop_held(
                 hint="uv did not keep the conda packages fixed; report this with the spec",
             )
     return tuple(kept)
+
+
+def _refuse_urls_for_held(
+    requirements: Sequence[str], held: Sequence[HeldPackage], platform: str
+) -> None:
+    """A direct URL (`six @ https://…`) for a name conda provides would make uv replace the
+    conda package: refused, naming both."""
+    by_name = {h.name: h for h in held}
+    for text in requirements:
+        requirement = Requirement(text)
+        stub = by_name.get(canonicalize_name(requirement.name))
+        if requirement.url and stub is not None:
+            raise UnsatisfiableError(
+                f"failed to resolve the mixed spec for `{platform}`: PyPI requirement `{text}` "
+                f"replaces conda package `{stub.conda_name} {stub.conda_version}`, which "
+                f"provides `{stub.name}`",
+                hint=f"drop `{stub.conda_name}` from the conda dependencies, or the direct URL "
+                "from the PyPI ones",
+            )
 
 
 def _with_held(

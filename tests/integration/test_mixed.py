@@ -84,6 +84,18 @@ def test_a_pypi_pin_the_conda_version_does_not_meet_names_it(
     )
 
 
+def test_a_direct_url_for_a_conda_provided_name_is_refused(
+    tmp_path: Path, channel: ChannelServer, index: PypiIndex
+) -> None:
+    url = f"{index.url.removesuffix('/simple')}/files/six-1.99-py3-none-any.whl"
+    with pytest.raises(UnsatisfiableError) as failed:
+        resolve(tmp_path, mixed_spec(channel.url, index, f"six @ {url}"))
+    assert failed.value.message == (
+        f"failed to resolve the mixed spec for `linux-64`: PyPI requirement `six @ {url}` "
+        "replaces conda package `six 1.16.0`, which provides `six`"
+    )
+
+
 def test_cluster_writes_a_mixed_description(
     cluster: Cluster, channel: ChannelServer, index: PypiIndex
 ) -> None:
