@@ -38,13 +38,13 @@ def index(tmp_path: Path) -> Iterator[PypiIndex]:
         yield served
 
 
-def mixed_spec(channel: str, index: PypiIndex, *pypi: str, conda: tuple[str, ...] = ()) -> Spec:
+def mixed_spec(channel: str, index: PypiIndex, *pypi: str, extra: tuple[str, ...] = ()) -> Spec:
     return normalize_spec(
         RawSpec(
-            conda=[RawDependency(c) for c in ("python=3.9", "six", *conda)],
+            conda=[RawDependency(c) for c in ("python=3.9", "six")],
             pypi=[RawDependency(r) for r in pypi],
             channels=[channel],
-            pypi_indexes=[index.url],
+            pypi_indexes=[index.url, *extra],
             exclude_newer="2025-01-01",
         )
     )
@@ -60,10 +60,14 @@ def resolve(tmp_path: Path, spec: Spec, platform: str = "linux-64") -> Resolutio
 def test_conda_provided_names_are_held(
     tmp_path: Path, channel: ChannelServer, index: PypiIndex
 ) -> None:
-    """six comes from conda (1.16.0), never from the index's newer 1.99, and is not re-added
-    as a PyPI package; envd-uses-six's other dependency comes from PyPI; the python version
-    uv resolves for is conda's 3.9 (markers and wheel tags follow it)."""
-    resolution = resolve(tmp_path, mixed_spec(channel.url, index, "envd-uses-six"))
+    """six comes from conda (1.16.0), never from the indexes' newer ones (`--index-url` and
+    `--extra-index-url` alike: neither is even asked for six), and is not re-added as a PyPI
+    package; envd-uses-six's other dependency comes from PyPI; the python version uv resolves
+    for is conda's 3.9."""
+    with serve_index(tmp_path / "extra", [Wheel("six", "3.0")]) as extra:
+        spec = mixed_spec(channel.url, index, "envd-uses-six", extra=(extra.url,))
+        resolution = resolve(tmp_path, spec)
+    assert not any(path.startswith("/simple/six") for path in extra.requests), extra.requests
     kinds = {(p.kind, p.name): p.version for p in resolution.packages}
     assert kinds[("conda", "six")] == "1.16.0"
     assert kinds[("conda", "python")].startswith("3.9.")
