@@ -8,6 +8,7 @@ import io
 import json
 import urllib.request
 import zipfile
+from typing import Any
 
 import pytest
 from packaging.utils import parse_wheel_filename
@@ -67,7 +68,7 @@ def test_a_stub_is_a_metadata_only_wheel_for_every_target() -> None:
 
 
 def test_the_index_serves_held_names_only_and_stops() -> None:
-    async def scenario() -> tuple[str, dict[str, object], bytes, int]:
+    async def scenario() -> tuple[str, dict[str, Any], bytes, int]:
         async with serve_stubs([SIX]) as url:
             page = await asyncio.to_thread(_get, f"{url}/Six/")
             files = page["files"]
@@ -77,7 +78,7 @@ def test_the_index_serves_held_names_only_and_stops() -> None:
         return url, page, wheel, missing
 
     url, page, wheel, missing = asyncio.run(scenario())
-    (entry,) = page["files"]  # type: ignore[misc]
+    (entry,) = page["files"]
     assert entry["filename"] == "six-1.16.0-py3-none-any.whl"
     assert entry["hashes"]["sha256"] == hashlib.sha256(wheel).hexdigest()
     assert entry["upload-time"] == STUB_UPLOAD_TIME and page["versions"] == ["1.16.0"]
@@ -86,12 +87,12 @@ def test_the_index_serves_held_names_only_and_stops() -> None:
         _status(f"{url}/six/")
 
 
-def _get(url: str) -> dict[str, object]:
+def _get(url: str) -> dict[str, Any]:
     request = urllib.request.Request(url, headers={"Accept": JSON_TYPE})
     with urllib.request.urlopen(request, timeout=5) as answer:
         assert answer.headers["Content-Type"] == JSON_TYPE
         assert answer.headers["Cache-Control"] == "no-store"
-        doc: dict[str, object] = json.loads(answer.read())
+        doc: dict[str, Any] = json.loads(answer.read())
         return doc
 
 
