@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from envd.agents.mixed_resolver import drop_held, held_packages, python_version
@@ -99,3 +101,28 @@ def test_a_spec_with_both_kinds_is_mixed() -> None:
     spec = normalize_spec(RawSpec(conda=[RawDependency("python=3.9"), RawDependency("six")],
                                   pypi=[RawDependency("requests")]))  # fmt: skip
     assert spec.env_type is EnvType.MIXED and str(spec.env_type) == "mixed"
+
+
+def test_the_job_runner_sends_mixed_specs_to_the_mixed_resolver(tmp_path: Path) -> None:
+    from envd.agents.conda_resolver import CondaResolver
+    from envd.agents.job_runner import JobRunner
+    from envd.agents.mixed_resolver import MixedResolver
+    from envd.agents.pypi_resolver import PypiResolver
+    from envd.channels import DEFAULT_CHANNEL_ALIAS
+    from envd.errors import PypiNotAvailableError
+
+    conda_resolver = CondaResolver(tmp_path, DEFAULT_CHANNEL_ALIAS, 1.0)
+    pypi_resolver = PypiResolver(tmp_path)
+    mixed = MixedResolver(conda_resolver, pypi_resolver, PypiNames())
+    spec = normalize_spec(RawSpec(conda=[RawDependency("six")], pypi=[RawDependency("x")]))
+
+    def runner(**resolvers: object) -> JobRunner:
+        return JobRunner(resolver=conda_resolver, catalog=None, archives=None, clock=None,  # type: ignore[arg-type]
+                         agent_id="agent-t", host="h", **resolvers)  # type: ignore[arg-type]  # fmt: skip
+
+    assert runner(pypi_resolver=pypi_resolver, mixed_resolver=mixed).resolver_for(spec) is mixed
+    with pytest.raises(PypiNotAvailableError) as missing:
+        runner(pypi_resolver=pypi_resolver).resolver_for(spec)
+    assert missing.value.message == (
+        "failed to resolve a `mixed` spec: agent `agent-t` has no mixed conda + PyPI resolver"
+    )
