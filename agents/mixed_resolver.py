@@ -41,9 +41,11 @@ class MixedResolver:
 
     async def resolve(self, request: ResolveRequest) -> Resolution:
         conda = await self.conda.resolve(request)
+        wanted = request.spec.pypi_requirements_for(request.platform)
+        if not wanted:  # every PyPI requirement is for other platforms (selectors, markers)
+            return conda
         python = python_version(conda.packages, request.platform)
         held = held_packages(conda.packages, self.names)
-        wanted = request.spec.pypi_requirements_for(request.platform)
         _refuse_urls_for_held(wanted, held, request.platform)
         log.info("resolving pypi of a mixed spec platform=%s python=%s held=%d",
                  request.platform, python, len(held))  # fmt: skip
@@ -112,7 +114,7 @@ def drop_held(
         from_stubs = package.url.startswith(files)
         if stub is None and not from_stubs:
             kept.append(package)
-        elif stub is None or not from_stubs or Version(package.version) != Version(stub.version):
+        elif stub is None or not from_stubs or not _same_version(package.version, stub.version):
             raise InternalError(
                 f"failed to resolve the PyPI part of the mixed spec: uv chose `{package.name} "
                 f"{package.version}` from `{package.url}`, but conda provides "
@@ -120,6 +122,13 @@ def drop_held(
                 hint="uv did not keep the conda packages fixed; report this with the spec",
             )
     return tuple(kept)
+
+
+def _same_version(left: str, right: str) -> bool:
+    try:
+        return Version(left) == Version(right)
+    except InvalidVersion:
+        return left == right
 
 
 def _refuse_urls_for_held(

@@ -88,6 +88,15 @@ def test_a_pypi_pin_the_conda_version_does_not_meet_names_it(
     )
 
 
+def test_pypi_requirements_for_other_platforms_leave_the_conda_solution(
+    tmp_path: Path, channel: ChannelServer, index: PypiIndex
+) -> None:
+    spec = mixed_spec(channel.url, index, 'envd-uses-six; sys_platform == "win32"')
+    resolution = resolve(tmp_path, spec)
+    assert {p.kind for p in resolution.packages} == {"conda"}
+    assert resolution.solver.name == "py-rattler (resolvo)" and index.requests == []
+
+
 def test_a_direct_url_for_a_conda_provided_name_is_refused(
     tmp_path: Path, channel: ChannelServer, index: PypiIndex
 ) -> None:
