@@ -163,9 +163,12 @@ def install_wheels(
             f"environment's python, and `{python}` does not exist",
             hint="the conda part must include `python`; resolve again with `python` in it",
         )
+    # a conda python marked EXTERNALLY-MANAGED (PEP 668) still takes this environment's own
+    # wheels: envd made the prefix, and the wheels are never conda's (held at resolve time)
+    managed = [] if only else ["--break-system-packages"]
     if wheels:
         _uv(["pip", "install", "--python", python, "--offline", "--no-index", "--no-deps",
-             "--require-hashes", "-r", str(requirements)], env, prefix)  # fmt: skip
+             "--require-hashes", *managed, "-r", str(requirements)], env, prefix)  # fmt: skip
     listing = _uv(["pip", "list", "--python", python, "--format", "json"], env, prefix)
     _check_installed(prefix, wheels, listing, only=only)
 
