@@ -57,10 +57,12 @@ class JobRunner:
         host: str,
         job_timeout: float = DEFAULT_JOB_TIMEOUT,
         pypi_resolver: Resolver | None = None,
+        mixed_resolver: Resolver | None = None,
         metrics: AgentMetrics | None = None,
     ) -> None:
         self.resolver = resolver
         self.pypi_resolver = pypi_resolver
+        self.mixed_resolver = mixed_resolver
         self.archives = archives
         self.catalog = catalog
         self.clock = clock
@@ -136,18 +138,19 @@ class JobRunner:
 
     def resolver_for(self, spec: Spec) -> Resolver:
         """The resolver of the spec's content: conda-only specs go to the conda resolver,
-        PyPI-only ones to the PyPI resolver; mixed ones are refused (a later step)."""
+        PyPI-only ones to the PyPI resolver, mixed ones to the mixed resolver (conda, then
+        PyPI around it)."""
         kind = spec.env_type
         if kind is EnvType.CONDA_ONLY:
             return self.resolver
-        if kind is EnvType.PYPI_ONLY and self.pypi_resolver is not None:
-            return self.pypi_resolver
+        chosen = self.pypi_resolver if kind is EnvType.PYPI_ONLY else self.mixed_resolver
+        if chosen is not None:
+            return chosen
         raise PypiNotAvailableError(
-            f"failed to resolve a `{kind}` spec: "
-            + ("mixed conda + PyPI resolution is not available yet"
-               if kind is EnvType.MIXED else f"agent `{self.agent_id}` has no PyPI resolver"),
-            hint="resolve the conda and the PyPI part as separate environments for now",
-        )  # fmt: skip
+            f"failed to resolve a `{kind}` spec: agent `{self.agent_id}` has no "
+            f"{'PyPI' if kind is EnvType.PYPI_ONLY else 'mixed conda + PyPI'} resolver",
+            hint="run an envd-agent of this release (`envd-agent` wires every resolver)",
+        )
 
     async def _cache_archives(
         self, job: Assignment, packages: tuple[ResolvedPackage, ...], progress: Progress

@@ -33,6 +33,8 @@ from .fetch import DEFAULT_ATTEMPTS, Fetcher
 from .fetch import DEFAULT_TIMEOUT as DEFAULT_FETCH_TIMEOUT
 from .job_runner import DEFAULT_JOB_TIMEOUT, JobRunner
 from .metrics import AgentMetrics, MeteredFetcher, MeteredStore, MeteredTransmuter
+from .mixed_resolver import MixedResolver
+from .pypi_names import PypiNames, read_name_map
 from .pypi_resolver import PypiResolver
 from .transmute import DEFAULT_LEVEL, MAX_LEVEL, MIN_LEVEL, Transmuter
 
@@ -152,6 +154,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         f"text (repeatable; also ${PLAIN_HTTP_ENV}, comma-separated); by default they are sent "
         "over https only",
     )
+    parser.add_argument(
+        "--pypi-name-map",
+        type=Path,
+        metavar="FILE",
+        default=None,
+        help="JSON object of conda name -> PyPI name (or null: provides none), for mixed "
+        "environments: which PyPI packages a conda package provides; overrides the packaged "
+        "grayskull mapping, which overrides the conda name itself",
+    )
     add_metrics_argument(parser)
     parser.add_argument("--log-level", default="INFO")
     add_log_format_argument(parser)
@@ -199,11 +210,13 @@ def build_connection(
     interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
     plain_http_hosts: Sequence[str] = (),
     metrics: AgentMetrics | None = None,
+    pypi_names: PypiNames | None = None,
 ) -> AgentConnection:  # fmt: skip
     """The same wiring serves `envd-agent` and the embedded default's in-process agents.
     Channel credentials default to the process environment (netrc, `ENVD_CHANNEL_TOKEN`,
     `ENVD_PLAIN_HTTP_HOSTS`) and `plain_http_hosts`; `metrics` (off when None) times solves,
-    builds and every archive's fetch, transmute and upload."""
+    builds and every archive's fetch, transmute and upload; `pypi_names` (default: the
+    packaged mapping) says which PyPI packages a conda package provides in mixed specs."""
     credentials = credentials or ChannelCredentials.from_environment(
         os.environ, plain_http=plain_http_hosts
     )
@@ -212,6 +225,7 @@ def build_connection(
         repodata_timeout=repodata_timeout,
     )  # fmt: skip
     pypi_resolver = PypiResolver(cache_dir, resolve_timeout=solve_timeout)
+    mixed_resolver = MixedResolver(resolver, pypi_resolver, pypi_names or PypiNames())
     if metrics is None:
         fetcher = Fetcher(credentials, timeout=fetch_timeout)
         transmuter = Transmuter(level=transmute_level, workers=workers)
@@ -230,7 +244,7 @@ def build_connection(
         return JobRunner(
             resolver=resolver, catalog=Catalog(store), archives=archives, clock=SystemClock(),
             agent_id=identity.agent_id, host=identity.host, job_timeout=job_timeout,
-            pypi_resolver=pypi_resolver, metrics=metrics,
+            pypi_resolver=pypi_resolver, mixed_resolver=mixed_resolver, metrics=metrics,
         )  # fmt: skip
 
     return AgentConnection(
@@ -251,6 +265,7 @@ async def run(args: argparse.Namespace) -> None:
         upload_timeout=args.upload_timeout, job_timeout=args.job_timeout,
         **coordinator_access(args.tls_ca),
         plain_http_hosts=args.plain_http_host, metrics=metrics,
+        pypi_names=PypiNames(read_name_map(args.pypi_name_map) if args.pypi_name_map else None),
     )  # fmt: skip
     endpoint = serve_metrics(metrics.registry, args.metrics_listen) if metrics else None
     stop = asyncio.Event()

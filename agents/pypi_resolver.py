@@ -83,9 +83,19 @@ class PypiResolver:
         self.environ = dict(os.environ if environ is None else environ)
         self.solver = SolverInfo("uv", dist_version("uv"))
 
-    async def resolve(self, request: ResolveRequest) -> Resolution:
+    async def resolve(
+        self,
+        request: ResolveRequest,
+        *,
+        python_version: str | None = None,
+        stub_index: str | None = None,
+    ) -> Resolution:
+        """`python_version` overrides the spec's python (a mixed spec: conda's python);
+        `stub_index` is an index uv consults before the spec's, taking every name it has from
+        it alone (`--index-strategy first-index`): the packages conda already provides."""
         spec, platform = request.spec, request.platform
-        target = pypi_target(platform, spec.python, dict(spec.virtual_packages))
+        python = spec.python if python_version is None else python_version
+        target = pypi_target(platform, python, dict(spec.virtual_packages))
         requirements = spec.pypi_requirements_for(platform)
         indexes = list(spec.pypi_indexes) or [DEFAULT_INDEX_URL]
         if not requirements:
@@ -96,7 +106,7 @@ class PypiResolver:
         try:
             async with deadline:
                 lock = await self._compile_with_retries(
-                    target, requirements, indexes, spec.exclude_newer
+                    target, requirements, indexes, spec.exclude_newer, stub_index
                 )
         except TimeoutError as err:
             if not deadline.expired():
@@ -115,10 +125,11 @@ class PypiResolver:
         requirements: list[str],
         indexes: list[str],
         exclude_newer: str | None,
+        stub_index: str | None = None,
     ) -> str:
         delay = self.retry_delay
         for attempt in range(1, self.attempts + 1):
-            run = await self._compile(target, requirements, indexes, exclude_newer)
+            run = await self._compile(target, requirements, indexes, exclude_newer, stub_index)
             if run.returncode == 0 and run.lock is not None:
                 return run.lock
             error, transient = _explain(run.stderr, target, requirements, indexes, attempt)
@@ -136,6 +147,7 @@ class PypiResolver:
         requirements: list[str],
         indexes: list[str],
         exclude_newer: str | None,
+        stub_index: str | None = None,
     ) -> _Run:
         scratch = self.cache_dir / "pypi-tmp"
         scratch.mkdir(parents=True, exist_ok=True)
@@ -154,6 +166,9 @@ class PypiResolver:
             if exclude_newer:
                 args += ["--exclude-newer", exclude_newer]
             extra = {"UV_HTTP_RETRIES": _UV_HTTP_RETRIES}
+            if stub_index is not None:  # first: uv takes a name from the first index having it
+                args += ["--index", stub_index, "--index-strategy", "first-index"]
+                extra["NO_PROXY"] = _no_proxy(self.environ)
             if target.macos_target is not None:
                 extra["MACOSX_DEPLOYMENT_TARGET"] = target.macos_target
             env = uv_environment(self.environ, home=work, cache_dir=self.cache_dir / "uv",
@@ -230,6 +245,12 @@ def _failing_index(text: str, indexes: list[str]) -> str:
 def _last_cause(text: str) -> str:
     lines = [line.strip().removeprefix("cause: ") for line in text.splitlines() if line.strip()]
     return lines[-1] if lines else "no answer"
+
+
+def _no_proxy(environ: Mapping[str, str]) -> str:
+    """NO_PROXY with the loopback added: the stub index is served on 127.0.0.1."""
+    current = environ.get("NO_PROXY") or environ.get("no_proxy") or ""
+    return ",".join(p for p in [current, "127.0.0.1"] if p)
 
 
 def _named(indexes: list[str]) -> str:

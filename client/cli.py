@@ -269,11 +269,14 @@ def cmd_create(args: argparse.Namespace, config: ClientConfig) -> int:
                     wheels, prefix, Path(scratch), cache / "uv", force=args.force
                 )
                 filenames = [w.filename for w in wheels]
-            else:
+            else:  # conda, then a mixed environment's wheels (none for conda-only)
                 archives = create.fetch_archives(description, store, Path(scratch), _stderr_line)
-                _stderr_line(f"installing {len(archives)} packages into {prefix}")
-                create.install(archives, prefix, description["platform"], cache / "rattler")
-                filenames = [a.filename for a in archives]
+                wheels = venv_create.fetch_wheels(description, store, Path(scratch), _stderr_line)
+                _stderr_line(f"installing {len(archives) + len(wheels)} packages into {prefix}")
+                venv_create.install_mixed(
+                    archives, wheels, prefix, description["platform"], Path(scratch), cache
+                )
+                filenames = [a.filename for a in archives] + [w.filename for w in wheels]
     document = {
         "prefix": str(prefix),
         "req_id": description["req_id"],

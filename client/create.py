@@ -105,7 +105,7 @@ def fetch_archives(
     """Download every package's archive from the store, verifying its sha256 and that its
     `info/index.json` is the package the description lists."""
     archives = []
-    packages = description["packages"]
+    packages = [p for p in description["packages"] if p["kind"] == "conda"]  # not a mixed's wheels
     for index, package in enumerate(packages, 1):
         archives.append(_fetch(package, store, into))
         progress(f"fetched {index}/{len(packages)} {archives[-1].filename}")

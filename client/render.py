@@ -10,6 +10,7 @@ from typing import Any, TextIO
 from envd.errors import error_to_dict
 from envd.progress import Outcome, ResolveEvent, Stage
 from envd.redaction import mask_text, masked
+from envd.requirements_txt import DEFAULT_INDEX_URL
 
 from .colour import Palette
 from .listing import aligned, requested_items
@@ -75,6 +76,7 @@ def environment_text(
         f" (agent {resolved_by['agent']} on {resolved_by['host']})",
         f"Solver: {description['solver']['name']} {description['solver']['version']}",
         "Channels: " + (", ".join(description["spec"].get("channels", [])) or "(none)"),
+        _indexes_line(description["spec"]),
         "Requested: " + (", ".join(requested_items(description["spec"])) or "(nothing)"),
     ]
     if is_default is not None:
@@ -90,6 +92,13 @@ def environment_text(
     if table:
         lines.append(aligned(table).rstrip("\n"))
     return mask_text("\n".join(line for line in lines if line) + "\n")
+
+
+def _indexes_line(spec: dict[str, Any]) -> str:
+    """The PyPI indexes of a spec with PyPI requirements (pypi-only or mixed), else nothing."""
+    if not spec.get("pypi"):
+        return ""
+    return "PyPI indexes: " + (", ".join(spec.get("pypi_indexes", [])) or f"{DEFAULT_INDEX_URL}")
 
 
 def _formats_cell(formats: list[dict[str, Any]]) -> str:

@@ -1,9 +1,9 @@
-"""`create` for a pypi-only environment: a virtualenv made by uv from the store's wheels alone.
+"""`create`'s PyPI part: a pypi-only environment's virtualenv, a mixed one's wheels, from the store.
 
 Each wheel is downloaded from the store and its sha256 checked before anything is installed;
 uv installs offline, without resolving (`--no-deps`) and checking the hashes again; afterwards
-the virtualenv must hold exactly the description's packages. A failure removes what this call
-made.
+the virtualenv must hold exactly the description's packages (a mixed prefix: every wheel at its
+version, beside conda's own). A failure removes what this call made.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from envd.store.base import Store
 from envd.store.layout import package_key
 from envd.uv import uv_bin, uv_environment
 
-from .create import undo_prefix
+from .create import CachedArchive, install, undo_prefix
 
 Progress = Callable[[str], None]
 WHEEL = ".whl"
@@ -64,7 +64,7 @@ def fetch_wheels(
 ) -> list[CachedWheel]:
     """Download every package's wheel from the store, verifying its sha256."""
     wheels = []
-    packages = description["packages"]
+    packages = [p for p in description["packages"] if p["kind"] == "pypi"]
     for index, package in enumerate(packages, 1):
         wheels.append(_fetch(package, store, into))
         progress(f"fetched {index}/{len(packages)} {wheels[-1].filename}")
@@ -105,24 +105,72 @@ def install_venv(
     existed = prefix.exists()
     before = set(prefix.iterdir()) if existed else set()
     env = uv_environment(os.environ, home=scratch, cache_dir=cache_dir)
+    try:
+        _uv(["venv", "--python", sys.executable, *(["--allow-existing"] if force else []),
+             str(prefix)], env, prefix)  # fmt: skip
+        install_wheels(wheels, prefix, scratch, cache_dir, only=True)
+    except BaseException:
+        undo_prefix(prefix, existed, before)  # the same rule as the conda `create`
+        raise
+
+
+def install_mixed(
+    archives: list[CachedArchive],
+    wheels: list[CachedWheel],
+    prefix: Path,
+    platform: str,
+    scratch: Path,
+    cache_dir: Path,
+) -> None:
+    """A mixed (or conda-only: no wheels) environment: the conda part first (it brings the
+    python), then the wheels into that same prefix, for its own python. Either failing removes
+    what this call made."""
+    existed = prefix.exists()
+    before = set(prefix.iterdir()) if existed else set()
+    install(archives, prefix, platform, cache_dir / "rattler")  # undoes itself on failure
+    if not wheels:
+        return
+    try:
+        install_wheels(wheels, prefix, scratch, cache_dir / "uv", only=False)
+    except BaseException:
+        undo_prefix(prefix, existed, before)
+        raise
+
+
+def prefix_python(prefix: Path) -> Path:
+    """The interpreter of an environment at `prefix` (conda's layout, and a virtualenv's)."""
+    windows = prefix / "python.exe"
+    return windows if windows.exists() else prefix / "bin" / "python"
+
+
+def install_wheels(
+    wheels: list[CachedWheel], prefix: Path, scratch: Path, cache_dir: Path, *, only: bool
+) -> None:
+    """Install `wheels` for the python of `prefix` (offline, no resolving, hashes checked),
+    then check what it lists: exactly the wheels when `only`, else at least them (a conda
+    prefix also lists conda's python packages)."""
+    env = uv_environment(os.environ, home=scratch, cache_dir=cache_dir)
     requirements = scratch / "requirements.txt"
     requirements.write_text(
         "".join(
             f"{w.name} @ {w.path.resolve().as_uri()} --hash=sha256:{w.sha256}\n" for w in wheels
         )
     )
-    python = prefix / "bin" / "python"
-    try:
-        _uv(["venv", "--python", sys.executable, *(["--allow-existing"] if force else []),
-             str(prefix)], env, prefix)  # fmt: skip
-        if wheels:
-            _uv(["pip", "install", "--python", str(python), "--offline", "--no-index",
-                 "--no-deps", "--require-hashes", "-r", str(requirements)], env, prefix)  # fmt: skip
-        _check_installed(prefix, wheels, _uv(["pip", "list", "--python", str(python),
-                                              "--format", "json"], env, prefix))  # fmt: skip
-    except BaseException:
-        undo_prefix(prefix, existed, before)  # the same rule as the conda `create`
-        raise
+    python = str(prefix_python(prefix))
+    if wheels and not Path(python).exists():
+        raise InstallError(
+            f"failed to create environment in `{prefix}`: its PyPI packages need the "
+            f"environment's python, and `{python}` does not exist",
+            hint="the conda part must include `python`; resolve again with `python` in it",
+        )
+    # a conda python marked EXTERNALLY-MANAGED (PEP 668) still takes this environment's own
+    # wheels: envd made the prefix, and the wheels are never conda's (held at resolve time)
+    managed = [] if only else ["--break-system-packages"]
+    if wheels:
+        _uv(["pip", "install", "--python", python, "--offline", "--no-index", "--no-deps",
+             "--require-hashes", *managed, "-r", str(requirements)], env, prefix)  # fmt: skip
+    listing = _uv(["pip", "list", "--python", python, "--format", "json"], env, prefix)
+    _check_installed(prefix, wheels, listing, only=only)
 
 
 def _uv(args: list[str], env: dict[str, str], prefix: Path) -> str:
@@ -144,11 +192,14 @@ def _uv(args: list[str], env: dict[str, str], prefix: Path) -> str:
     return done.stdout
 
 
-def _check_installed(prefix: Path, wheels: list[CachedWheel], listing: str) -> None:
-    """The virtualenv holds exactly the wheels' (name, version): nothing missing, nothing more."""
+def _check_installed(prefix: Path, wheels: list[CachedWheel], listing: str, *, only: bool) -> None:
+    """The environment holds the wheels' (name, version): nothing missing, and (`only`)
+    nothing more."""
     listed = json.loads(listing or "[]")
     installed = {(canonicalize_name(str(p["name"])), str(p["version"])) for p in listed}
     wanted = {(canonicalize_name(w.name), w.version) for w in wheels}
+    if not only:
+        installed = {(n, v) for n, v in installed if n in {name for name, _ in wanted}}
     if installed != wanted:
         missing = sorted(f"{n} {v}" for n, v in wanted - installed)
         extra = sorted(f"{n} {v}" for n, v in installed - wanted)

@@ -15,13 +15,12 @@ from envd.errors import (
     CoordinatorShuttingDownError,
     EnvdError,
     InternalError,
-    PypiNotAvailableError,
     error_from_dict,
 )
 from envd.ids import req_id as compute_req_id
 from envd.platforms import check_platform
 from envd.progress import Outcome, ResolveEvent, Stage
-from envd.spec import EnvType, Spec, canonical_json
+from envd.spec import Spec, canonical_json
 from envd.use_latest import ANY, UseLatest, UseLatestMode
 
 from .agent_registry import AgentRegistry
@@ -73,13 +72,6 @@ class Coordinator:
         requester: dict[str, str],
         use_latest: UseLatest = ANY,
     ) -> AsyncIterator[ResolveEvent]:
-        if spec.env_type is EnvType.MIXED:
-            raise PypiNotAvailableError(
-                "mixed conda + PyPI resolution not available yet: the request has conda "
-                "dependencies and PyPI dependencies " + ", ".join(f"`{d.name}`" for d in spec.pypi),
-                hint="resolve the PyPI part alone (no conda packages: a plain virtualenv) or "
-                "the conda part alone; mixed environments land in a later release",
-            )
         if self.stopping.is_set():
             raise CoordinatorShuttingDownError("the coordinator is shutting down")
         for channel in spec_channels(spec):

@@ -252,7 +252,6 @@ def test_request_errors_are_refused_before_any_job(
     from envd.errors import (
         ChannelNotAllowedError,
         InvalidSpecError,
-        PypiNotAvailableError,
         UnknownPlatformError,
     )
 
@@ -261,17 +260,6 @@ def test_request_errors_are_refused_before_any_job(
         with pytest.raises(UnknownPlatformError, match="unknown platform `linux-65`") as info:
             client.resolve(python_spec(channel.url), ["linux-65"])
         assert info.value.hint is not None and "osx-arm64" in info.value.hint
-        mixed = normalize_spec(
-            RawSpec(
-                conda=[RawDependency("numpy")],
-                pypi=[RawDependency("requests")],
-                channels=[channel.url],
-            )
-        )
-        with pytest.raises(
-            PypiNotAvailableError, match=r"^mixed conda \+ PyPI resolution not available yet"
-        ):
-            client.resolve(mixed, ["linux-64"])
         with pytest.raises(InvalidSpecError, match="no target platform"):
             client.resolve(python_spec(channel.url), [])
         # the channel policy: folders only under --allow-local-channels (the harness lists

@@ -1,0 +1,128 @@
+"""Mixed conda + PyPI: conda python from the bundled channel, PyPI from a generated index, uv real."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from envd.agents.conda_resolver import CondaResolver
+from envd.agents.mixed_resolver import MixedResolver
+from envd.agents.pypi_names import PypiNames
+from envd.agents.pypi_resolver import PypiResolver
+from envd.agents.resolver import Resolution, ResolveRequest
+from envd.channels import DEFAULT_CHANNEL_ALIAS
+from envd.client.api import EnvdClient
+from envd.errors import UnsatisfiableError
+from envd.progress import Outcome
+from envd.spec import RawDependency, RawSpec, Spec, normalize_spec
+from harness import ChannelServer, Cluster
+from pypi_index import PypiIndex, Wheel, serve_index
+
+pytestmark = pytest.mark.integration
+# six 1.16.0 is what the bundled conda-forge subset has for python 3.9; the index offers a
+# newer six (1.99, and 2.0 uploaded later) that uv would pick if it were free to
+WHEELS = [
+    Wheel("envd-uses-six", "1.0", requires=("six>=1.10", "envd-helper")),
+    Wheel("envd-helper", "1.0"),
+    Wheel("six", "1.99"),
+    Wheel("six", "2.0", uploaded="2025-06-01T00:00:00Z"),
+]
+
+
+@pytest.fixture
+def index(tmp_path: Path) -> Iterator[PypiIndex]:
+    with serve_index(tmp_path / "index", WHEELS) as served:
+        yield served
+
+
+def mixed_spec(channel: str, index: PypiIndex, *pypi: str, extra: tuple[str, ...] = ()) -> Spec:
+    return normalize_spec(
+        RawSpec(
+            conda=[RawDependency(c) for c in ("python=3.9", "six")],
+            pypi=[RawDependency(r) for r in pypi],
+            channels=[channel],
+            pypi_indexes=[index.url, *extra],
+            exclude_newer="2025-01-01",
+        )
+    )
+
+
+def resolve(tmp_path: Path, spec: Spec, platform: str = "linux-64") -> Resolution:
+    conda = CondaResolver(tmp_path / "repodata", DEFAULT_CHANNEL_ALIAS, 60.0)
+    pypi = PypiResolver(tmp_path / "pypi", attempts=1)
+    mixed = MixedResolver(conda, pypi, PypiNames())
+    return asyncio.run(mixed.resolve(ResolveRequest(spec, platform)))
+
+
+def test_conda_provided_names_are_held(
+    tmp_path: Path, channel: ChannelServer, index: PypiIndex
+) -> None:
+    """six comes from conda (1.16.0), never from the indexes' newer ones (`--index-url` and
+    `--extra-index-url` alike: neither is even asked for six), and is not re-added as a PyPI
+    package; envd-uses-six's other dependency comes from PyPI; the python version uv resolves
+    for is conda's 3.9."""
+    with serve_index(tmp_path / "extra", [Wheel("six", "3.0")]) as extra:
+        spec = mixed_spec(channel.url, index, "envd-uses-six", extra=(extra.url,))
+        resolution = resolve(tmp_path, spec)
+    assert not any(path.startswith("/simple/six") for path in extra.requests), extra.requests
+    kinds = {(p.kind, p.name): p.version for p in resolution.packages}
+    assert kinds[("conda", "six")] == "1.16.0"
+    assert kinds[("conda", "python")].startswith("3.9.")
+    pypi = {name: version for (kind, name), version in kinds.items() if kind == "pypi"}
+    assert pypi == {"envd-uses-six": "1.0", "envd-helper": "1.0"}
+    assert not any(path.startswith("/simple/six") for path in index.requests), index.requests
+    assert resolution.solver.name.startswith("py-rattler (resolvo) 0.")
+    assert resolution.solver.name.endswith(" + uv")
+
+
+def test_a_pypi_pin_the_conda_version_does_not_meet_names_it(
+    tmp_path: Path, channel: ChannelServer, index: PypiIndex
+) -> None:
+    with pytest.raises(UnsatisfiableError) as failed:
+        resolve(tmp_path, mixed_spec(channel.url, index, "six>=1.99"))
+    assert "held at the conda solution's versions: `six 1.16.0` (conda `six 1.16.0`)" in (
+        failed.value.message
+    )
+
+
+def test_pypi_requirements_for_other_platforms_leave_the_conda_solution(
+    tmp_path: Path, channel: ChannelServer, index: PypiIndex
+) -> None:
+    spec = mixed_spec(channel.url, index, 'envd-uses-six; sys_platform == "win32"')
+    resolution = resolve(tmp_path, spec)
+    assert {p.kind for p in resolution.packages} == {"conda"}
+    assert resolution.solver.name == "py-rattler (resolvo)" and index.requests == []
+
+
+def test_a_direct_url_for_a_conda_provided_name_is_refused(
+    tmp_path: Path, channel: ChannelServer, index: PypiIndex
+) -> None:
+    url = f"{index.url.removesuffix('/simple')}/files/six-1.99-py3-none-any.whl"
+    with pytest.raises(UnsatisfiableError) as failed:
+        resolve(tmp_path, mixed_spec(channel.url, index, f"six @ {url}"))
+    assert failed.value.message == (
+        f"failed to resolve the mixed spec for `linux-64`: PyPI requirement `six @ {url}` "
+        "replaces conda package `six 1.16.0`, which provides `six`"
+    )
+
+
+def test_cluster_writes_a_mixed_description(
+    cluster: Cluster, channel: ChannelServer, index: PypiIndex
+) -> None:
+    """Through the coordinator and a real agent: one description holds both kinds."""
+    spec = mixed_spec(channel.url, index, "envd-uses-six")
+    cluster.start_daemon()
+    cluster.start_agent("agent", ["linux-64"])
+    with EnvdClient(cluster.address) as client:
+        result = client.resolve(spec, ["linux-64"], no_archives=True)
+    event = result.events["linux-64"]
+    assert event.outcome is Outcome.RESOLVED, event.error
+    description = event.description
+    assert description is not None and description["env_type"] == "mixed"
+    by_kind = {(p["kind"], p["name"]) for p in description["packages"]}
+    assert {("conda", "python"), ("conda", "six"), ("pypi", "envd-uses-six"),
+            ("pypi", "envd-helper")} <= by_kind  # fmt: skip
+    assert ("pypi", "six") not in by_kind
