@@ -211,7 +211,6 @@ def build_connection(
         cache_dir, channel_alias, solve_timeout, credentials.authorization,
         repodata_timeout=repodata_timeout,
     )  # fmt: skip
-    pypi_resolver = PypiResolver(cache_dir, resolve_timeout=solve_timeout)
     if metrics is None:
         fetcher = Fetcher(credentials, timeout=fetch_timeout)
         transmuter = Transmuter(level=transmute_level, workers=workers)
@@ -227,6 +226,8 @@ def build_connection(
             store, fetcher, transmuter, scratch_dir=cache_dir / "archives-tmp",
             concurrency=fetch_concurrency, upload_timeout=upload_timeout,
         )  # fmt: skip
+        pypi_resolver = PypiResolver(cache_dir, resolve_timeout=solve_timeout, store=store,
+                                     credentials=credentials)  # fmt: skip
         return JobRunner(
             resolver=resolver, catalog=Catalog(store), archives=archives, clock=SystemClock(),
             agent_id=identity.agent_id, host=identity.host, job_timeout=job_timeout,

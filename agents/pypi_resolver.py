@@ -24,12 +24,15 @@ from envd.errors import (
     UnsatisfiableError,
 )
 from envd.requirements_txt import DEFAULT_INDEX_URL
+from envd.store.base import Store
 from envd.uv import uv_bin, uv_environment
 
+from .credentials import ChannelCredentials
 from .fetch import redact_text, redact_url
 from .pylock import Unbuilt, needs_build_error, read_pylock
 from .pypi_target import PypiTarget, pypi_target
 from .resolver import Resolution, ResolveRequest, missing_packages_error
+from .source_inputs import fetch_sources
 
 log = logging.getLogger("envd.agent")
 DEFAULT_RESOLVE_TIMEOUT = 300.0
@@ -74,6 +77,8 @@ class PypiResolver:
         attempts: int = DEFAULT_ATTEMPTS,
         retry_delay: float = DEFAULT_RETRY_DELAY,
         environ: Mapping[str, str] | None = None,
+        store: Store | None = None,
+        credentials: ChannelCredentials | None = None,
     ) -> None:
         self.cache_dir = cache_dir
         self.python = python
@@ -82,6 +87,8 @@ class PypiResolver:
         self.retry_delay = retry_delay
         self.environ = dict(os.environ if environ is None else environ)
         self.solver = SolverInfo("uv", dist_version("uv"))
+        self.store = store  # where `envd-source://` inputs are read (agents/source_inputs.py)
+        self.credentials = credentials  # index logins, given to uv as a netrc of their own
 
     async def resolve(self, request: ResolveRequest) -> Resolution:
         spec, platform = request.spec, request.platform
@@ -141,6 +148,7 @@ class PypiResolver:
         scratch.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix="resolve-", dir=scratch))
         try:
+            requirements = await asyncio.to_thread(fetch_sources, requirements, work, self.store)
             (work / "requirements.in").write_text("\n".join(requirements) + "\n", "utf-8")
             args = [
                 uv_bin(), "pip", "compile", "requirements.in", "--output-file", _LOCK,
@@ -156,6 +164,11 @@ class PypiResolver:
             extra = {"UV_HTTP_RETRIES": _UV_HTTP_RETRIES}
             if target.macos_target is not None:
                 extra["MACOSX_DEPLOYMENT_TARGET"] = target.macos_target
+            logins = self.credentials and self.credentials.write_index_netrc(
+                indexes, work / "netrc"
+            )
+            if logins:
+                extra["NETRC"] = str(logins)
             env = uv_environment(self.environ, home=work, cache_dir=self.cache_dir / "uv",
                                  extra=extra)  # fmt: skip
             returncode, stderr = await _run(args, work, env)
