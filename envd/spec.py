@@ -279,10 +279,10 @@ def _check_pypi_url(url: str, dep: RawDependency) -> None:
             "must be an absolute `file://` URL",
             hint="envd-client packs local directories and files itself; pass it the path",
         )
-    refuse_url_credentials(url, f"PyPI requirement URL at {dep.where()}")
+    refuse_url_credentials(url, "PyPI requirement URL", dep.where())
 
 
-def refuse_url_credentials(url: str, what: str) -> None:
+def refuse_url_credentials(url: str, what: str, where: str | None = None) -> None:
     """Refuse a PyPI index or requirement URL with a password (or a token as user name):
     specs are hashed into ids and stored in state and descriptions. `git@` (ssh's user) is
     not a secret. The refusal shows the URL masked."""
@@ -294,8 +294,8 @@ def refuse_url_credentials(url: str, what: str) -> None:
         )
     if parts.password or (parts.username and parts.username != "git"):
         raise InvalidSpecError(
-            f"{what} `{mask_url(url)}` carries credentials; they would be written into ids, "
-            "state, descriptions and logs",
+            f"{what} `{mask_url(url)}`{f' at {where}' if where else ''} carries credentials; "
+            "they would be written into ids, state, descriptions and logs",
             hint=_CREDENTIALS_HINT,
         )
 

@@ -83,7 +83,10 @@ def test_credentials_in_index_or_requirement_urls_are_refused_masked() -> None:
     with pytest.raises(InvalidSpecError) as token:
         spec("a @ https://tok3n@files.example/a-1.0-py3-none-any.whl")
     assert "tok3n" not in token.value.message
-    assert token.value.message.startswith("PyPI requirement URL at <inline> `https://***@files")
+    assert token.value.message.startswith(
+        "PyPI requirement URL `https://***@files.example/a-1.0-py3-none-any.whl` at <inline> "
+        "carries credentials"
+    )
     assert spec("a @ git+ssh://git@github.com/o/a").pypi[0].requirement == (
         "a @ git+ssh://git@github.com/o/a"
     )
