@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from test_cli import one_json, run_client
+from test_cli import run_client
 
 from envd.catalog import Catalog
 from envd.description import ResolvedBy, ResolvedPackage, SolverInfo, build_description
