@@ -42,6 +42,10 @@ _UV_HTTP_RETRIES = "1"  # uv's own, per request; ours wrap the whole compile
 _LOCK = "pylock.toml"
 _NOT_FOUND = re.compile(r"Because (\S+) was not found in the package registry")
 _NO_WHEEL = re.compile(r"Because (\S+)==(\S+) has no wheels with a matching platform tag")
+_NO_LOGIN = re.compile(
+    r"index URL \((\S+)\) could not be queried due to a lack of valid authentication "
+    r"credentials \((\d{3}[^)]*)\)"
+)
 _FETCH_URL = re.compile(r"Failed to fetch: `?(\S+?)`?$", re.MULTILINE)
 _TRANSIENT = re.compile(
     r"error sending request|Request failed after|timed out|Connection refused|Connection reset|"
@@ -204,6 +208,15 @@ def _explain(
     """uv's failure as the envd error a user can act on, and whether it may pass on retry."""
     text = redact_text(stderr.strip())
     tail = text if len(text) <= _MAX_STDERR else "…" + text[-_MAX_STDERR:]
+    refused = _NO_LOGIN.search(text)
+    if refused:  # uv says "not found" too; the login is what's missing
+        return ChannelError(
+            f"failed to fetch from PyPI index `{redact_url(refused.group(1))}` for "
+            f"`{target.platform}`: it wants a login the agent does not have ({refused.group(2)})",
+            hint="give the agent the login in its netrc file (`$NETRC` or `~/.netrc`: `machine "
+            "HOST login USER password SECRET`; over plain http also `--plain-http-host "
+            "HOST:PORT`), never in the spec",
+        ), False
     missing = list(dict.fromkeys(_NOT_FOUND.findall(text)))
     if missing:
         where = f"{_named(indexes)} for `{target.platform}`"
