@@ -31,7 +31,7 @@ from envd.progress import Outcome
 from envd.spec import RawDependency, RawSpec, normalize_spec
 from envd.uv import uv_bin
 
-REQUIREMENTS = ("envd-app",)  # 2.0 and its three dependencies for linux-64
+REQUIREMENTS = ("envd-app",)  # 2.0 and its two dependencies for linux-64
 PLATFORM = "linux-64"
 PYTHON = "3.11"
 
