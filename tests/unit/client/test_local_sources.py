@@ -18,6 +18,7 @@ from envd.errors import ArchiveIntegrityError, InvalidSpecError, StoreError
 from envd.ids import req_id
 from envd.requirements_txt import read_requirements_file, requirement_text
 from envd.spec import RawDependency, RawSpec, Spec, normalize_spec, parse_source_url, source_url
+from envd.spec_files import read_environment_file
 from envd.store.local import LocalStore
 
 
@@ -72,6 +73,10 @@ def test_local_paths_become_absolute_file_urls_named_by_the_project(tmp_path: Pa
     requirements.write_text("./proj\n")
     (dep,) = read_requirements_file(requirements).dependencies
     assert dep.text == f"My_Pkg @ {project.as_uri()}"
+    environment = tmp_path / "environment.yml"
+    environment.write_text("dependencies:\n  - python=3.11\n  - pip:\n    - ./proj\n")
+    pip = read_environment_file(environment).spec.pypi
+    assert [d.text for d in pip] == [f"My_Pkg @ {project.as_uri()}"]
 
 
 def test_bad_local_requirements_are_named(tmp_path: Path) -> None:
