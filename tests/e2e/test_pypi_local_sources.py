@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from test_cli import one_json, run_client
 
+from harness import Cluster
 from pypi_index import serve_index
 
 pytestmark = pytest.mark.e2e
@@ -89,3 +90,24 @@ def test_a_project_that_fails_to_pack_shows_the_build_log(tmp_path: Path) -> Non
         "exited 2): "
     ), out.stderr
     assert "ModuleNotFoundError: No module named 'envd_missing_backend'" in out.stderr  # the log
+
+
+def test_a_remote_coordinators_agent_reads_the_source_the_client_uploaded(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    write_project(tmp_path / "work" / "mypkg")
+    cluster.start_daemon()
+    cluster.start_agent("linux", ["linux-64"])
+    with serve_index(tmp_path / "index") as index:
+        requirements = tmp_path / "work" / "requirements.txt"
+        requirements.write_text(f"-i {index.url}\n./mypkg\n")
+        _, sha = spec_of(tmp_path, requirements)
+        out = run_client("--coordinator", cluster.address, "resolve", "-r", str(requirements),
+                         "--python", "3.11", "--arch", "linux-64", "--json", cwd=tmp_path)  # fmt: skip
+    stored = cluster.root / "store" / "pkgs" / sha / "mypkg-0.1.tar.gz"  # the daemon's store
+    assert hashlib.sha256(stored.read_bytes()).hexdigest() == sha, out.stderr
+    (result,) = one_json(out)["environments"]
+    if result["outcome"] == "failed":  # as above: resolved up to the missing native build
+        assert "package `mypkg 0.1` (no wheel for" in result["error"]["message"], result
+    else:
+        assert result["outcome"] == "resolved", result
