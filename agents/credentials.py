@@ -103,6 +103,13 @@ class ChannelCredentials:
         return f"{host}:{port}" in self.plain_http or (port == 80 and host in self.plain_http)
 
     def _netrc(self, host: str) -> str | None:
+        found = self._login(host)
+        if found is None:
+            return None
+        login, password = found
+        return "Basic " + b64encode(f"{login}:{password}".encode()).decode()
+
+    def _login(self, host: str) -> tuple[str, str] | None:
         if self.netrc_path is None or not self.netrc_path.is_file():
             return None
         try:
@@ -113,7 +120,33 @@ class ChannelCredentials:
         if found is None:
             return None
         login, _, password = found
-        return "Basic " + b64encode(f"{login}:{password or ''}".encode()).decode()
+        return login, password or ""
+
+    def write_index_netrc(self, urls: Iterable[str], path: Path) -> Path | None:
+        """For uv: a netrc file (mode 0600) holding only the agent's netrc logins for the hosts
+        of `urls` (PyPI indexes) that may receive credentials — https, or an origin marked
+        plain-http, as for channels. None when no URL gets one: uv then gets no netrc at all.
+        Specs never carry these logins (envd.spec refuses URLs with credentials)."""
+        entries: dict[str, tuple[str, str]] = {}
+        for url in urls:
+            parts = urlsplit(url)
+            scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+            try:
+                port = parts.port or DEFAULT_PORTS[scheme]
+            except (KeyError, ValueError):
+                continue
+            if scheme == "http" and not self.is_plain_http(host, port):
+                continue
+            found = self._login(host)
+            if found is not None and not any(c.isspace() for c in "".join(found)):
+                entries[host] = found
+        if not entries:
+            return None
+        text = "".join(f"machine {h} login {u} password {p}\n" for h, (u, p) in entries.items())
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+            out.write(text)
+        return path
 
 
 def _entries(text: str) -> list[str]:

@@ -224,8 +224,7 @@ def build_connection(
         cache_dir, channel_alias, solve_timeout, credentials.authorization,
         repodata_timeout=repodata_timeout,
     )  # fmt: skip
-    pypi_resolver = PypiResolver(cache_dir, resolve_timeout=solve_timeout)
-    mixed_resolver = MixedResolver(resolver, pypi_resolver, pypi_names or PypiNames())
+    names = pypi_names or PypiNames()
     if metrics is None:
         fetcher = Fetcher(credentials, timeout=fetch_timeout)
         transmuter = Transmuter(level=transmute_level, workers=workers)
@@ -241,6 +240,9 @@ def build_connection(
             store, fetcher, transmuter, scratch_dir=cache_dir / "archives-tmp",
             concurrency=fetch_concurrency, upload_timeout=upload_timeout,
         )  # fmt: skip
+        pypi_resolver = PypiResolver(cache_dir, resolve_timeout=solve_timeout, store=store,
+                                     credentials=credentials)  # fmt: skip
+        mixed_resolver = MixedResolver(resolver, pypi_resolver, names)
         return JobRunner(
             resolver=resolver, catalog=Catalog(store), archives=archives, clock=SystemClock(),
             agent_id=identity.agent_id, host=identity.host, job_timeout=job_timeout,

@@ -24,12 +24,15 @@ from envd.errors import (
     UnsatisfiableError,
 )
 from envd.requirements_txt import DEFAULT_INDEX_URL
+from envd.store.base import Store
 from envd.uv import uv_bin, uv_environment
 
+from .credentials import ChannelCredentials
 from .fetch import redact_text, redact_url
 from .pylock import Unbuilt, needs_build_error, read_pylock
 from .pypi_target import PypiTarget, pypi_target
 from .resolver import Resolution, ResolveRequest, missing_packages_error
+from .source_inputs import fetch_sources
 
 log = logging.getLogger("envd.agent")
 DEFAULT_RESOLVE_TIMEOUT = 300.0
@@ -39,6 +42,10 @@ _UV_HTTP_RETRIES = "1"  # uv's own, per request; ours wrap the whole compile
 _LOCK = "pylock.toml"
 _NOT_FOUND = re.compile(r"Because (\S+) was not found in the package registry")
 _NO_WHEEL = re.compile(r"Because (\S+)==(\S+) has no wheels with a matching platform tag")
+_NO_LOGIN = re.compile(
+    r"index URL \((\S+)\) could not be queried due to a lack of valid authentication "
+    r"credentials \((\d{3}[^)]*)\)"
+)
 _FETCH_URL = re.compile(r"Failed to fetch: `?(\S+?)`?$", re.MULTILINE)
 _TRANSIENT = re.compile(
     r"error sending request|Request failed after|timed out|Connection refused|Connection reset|"
@@ -74,6 +81,8 @@ class PypiResolver:
         attempts: int = DEFAULT_ATTEMPTS,
         retry_delay: float = DEFAULT_RETRY_DELAY,
         environ: Mapping[str, str] | None = None,
+        store: Store | None = None,
+        credentials: ChannelCredentials | None = None,
     ) -> None:
         self.cache_dir = cache_dir
         self.python = python
@@ -82,6 +91,8 @@ class PypiResolver:
         self.retry_delay = retry_delay
         self.environ = dict(os.environ if environ is None else environ)
         self.solver = SolverInfo("uv", dist_version("uv"))
+        self.store = store  # where `envd-source://` inputs are read (agents/source_inputs.py)
+        self.credentials = credentials  # index logins, given to uv as a netrc of their own
 
     async def resolve(
         self,
@@ -153,6 +164,7 @@ class PypiResolver:
         scratch.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix="resolve-", dir=scratch))
         try:
+            requirements = await asyncio.to_thread(fetch_sources, requirements, work, self.store)
             (work / "requirements.in").write_text("\n".join(requirements) + "\n", "utf-8")
             args = [
                 uv_bin(), "pip", "compile", "requirements.in", "--output-file", _LOCK,
@@ -171,6 +183,11 @@ class PypiResolver:
                 extra["NO_PROXY"] = _no_proxy(self.environ)
             if target.macos_target is not None:
                 extra["MACOSX_DEPLOYMENT_TARGET"] = target.macos_target
+            logins = self.credentials and self.credentials.write_index_netrc(
+                indexes, work / "netrc"
+            )
+            if logins:
+                extra["NETRC"] = str(logins)
             env = uv_environment(self.environ, home=work, cache_dir=self.cache_dir / "uv",
                                  extra=extra)  # fmt: skip
             returncode, stderr = await _run(args, work, env)
@@ -206,6 +223,15 @@ def _explain(
     """uv's failure as the envd error a user can act on, and whether it may pass on retry."""
     text = redact_text(stderr.strip())
     tail = text if len(text) <= _MAX_STDERR else "…" + text[-_MAX_STDERR:]
+    refused = _NO_LOGIN.search(text)
+    if refused:  # uv says "not found" too; the login is what's missing
+        return ChannelError(
+            f"failed to fetch from PyPI index `{redact_url(refused.group(1))}` for "
+            f"`{target.platform}`: it wants a login the agent does not have ({refused.group(2)})",
+            hint="give the agent the login in its netrc file (`$NETRC` or `~/.netrc`: `machine "
+            "HOST login USER password SECRET`; over plain http also `--plain-http-host "
+            "HOST:PORT`), never in the spec",
+        ), False
     missing = list(dict.fromkeys(_NOT_FOUND.findall(text)))
     if missing:
         where = f"{_named(indexes)} for `{target.platform}`"

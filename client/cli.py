@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
     from .api import ResolveResult
     from .config import ClientConfig
+    from .local_sources import PackedSpec
 
     Pointed = tuple[Alias | None, EnvdError | None]
     from .progress_view import ProgressPrinter
@@ -50,10 +51,12 @@ def cmd_spec(args: argparse.Namespace, config: ClientConfig) -> int:
     from envd.ids import req_id as compute_req_id
 
     from . import render
+    from .local_sources import packed_sources
 
     loaded, platforms = load_request(args)
-    spec = loaded.spec
     _warn(loaded.warnings)
+    with packed_sources(loaded.spec, config.home / "cache" / "sources-tmp") as packed:
+        spec = packed.spec  # local sources count by content: packed, not uploaded
     document = {
         "req_id": compute_req_id(spec),
         "env_type": str(spec.env_type),
@@ -86,6 +89,19 @@ def cmd_resolve(args: argparse.Namespace, config: ClientConfig) -> int:
     loaded, platforms = load_request(args)
     require_channels(loaded.spec)
     _warn(loaded.warnings)
+    from dataclasses import replace
+
+    from .local_sources import packed_sources
+
+    with packed_sources(loaded.spec, config.home / "cache" / "sources-tmp") as packed:
+        return _resolve(replace(loaded, spec=packed.spec), packed, platforms, alias, use_latest,
+                        args, config)  # fmt: skip
+
+
+def _resolve(
+    loaded: LoadedSpec, packed: PackedSpec, platforms: list[str], alias: str | None,
+    use_latest: str, args: argparse.Namespace, config: ClientConfig,
+) -> int:  # fmt: skip
     shared = use_latest in ("", "any")  # other policies are the coordinator's to decide
     if not config.coordinator and not args.force and not args.no_wait and shared:
         from .readers import StoreReader
@@ -106,6 +122,12 @@ def cmd_resolve(args: argparse.Namespace, config: ClientConfig) -> int:
     from .session import open_client
 
     with _progress(args) as progress, open_client(config, progress.notice) as client:
+        if packed.sources:  # the agents read local sources from the store
+            from envd.store.url import open_store
+
+            from .local_sources import upload_sources
+
+            upload_sources(packed.sources, open_store(config.store or client.info().store_url))
         result = client.resolve(
             loaded.spec, platforms, force=args.force, no_wait=args.no_wait,
             no_archives=args.no_archives, on_event=progress, use_latest=use_latest,

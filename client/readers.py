@@ -102,8 +102,8 @@ class StoreReader:
     ) -> ResolveResult | None:  # fmt: skip
         """The result a coordinator would give if every platform is a cache hit, else None.
 
-        The coordinator's test (`envd.cache_hits`). PyPI requests go to the coordinator,
-        which refuses them.
+        The coordinator's test (`envd.cache_hits`). PyPI requests always go to the
+        coordinator (their local sources, if any, uploaded first: `client/local_sources.py`).
         """
         from envd.cache_hits import cache_hit
         from envd.ids import req_id as compute_req_id

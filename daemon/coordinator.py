@@ -76,6 +76,7 @@ class Coordinator:
             raise CoordinatorShuttingDownError("the coordinator is shutting down")
         for channel in spec_channels(spec):
             self.settings.channel_policy.check(channel)
+        self.settings.channel_policy.check_pypi_spec(spec)  # indexes, find-links, direct URLs
         targets = list(dict.fromkeys(check_platform(p) for p in platforms))
         rid = compute_req_id(spec)
         canonical: bytes | None = None

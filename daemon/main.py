@@ -65,6 +65,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "channel name",
     )
     parser.add_argument(
+        "--allow-pypi-index",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="only PyPI indexes, find-links locations and direct requirement URLs matching "
+        "this pattern (fnmatch over the URL, e.g. `https://pypi.example.com/*`; repeatable); "
+        "default: any http(s) URL",
+    )
+    parser.add_argument(
         "--allow-local-channels",
         action="append",
         default=[],
@@ -138,7 +147,9 @@ async def serve(args: argparse.Namespace, directory: JobDirectory | None = None)
         heartbeat_interval=args.heartbeat_interval,
         no_agent_timeout=args.no_agent_timeout,
         sweep_interval=min(1.0, args.lease_ttl / 4),
-        channel_policy=ChannelPolicy.of(args.allow_channel, args.allow_local_channels),
+        channel_policy=ChannelPolicy.of(
+            args.allow_channel, args.allow_local_channels, allow_pypi=args.allow_pypi_index
+        ),
         max_concurrent_calls=args.max_concurrent_calls,
     )
     access = open_access(args)

@@ -1,6 +1,12 @@
 """Which channels a coordinator lets its agents read: http(s) and the alias's names by default,
 `file://` and folders only under directories the operator lists (the embedded default allows
-them, being the user's own machine). Errors never say anything about files outside them."""
+them, being the user's own machine). Errors never say anything about files outside them.
+
+PyPI locations — index URLs (PyPI itself when a spec names none), `--find-links` locations
+and direct requirement URLs (`name @ https://…`, `git+https://…`) — follow the same rules with
+their own patterns (`--allow-pypi-index`): any http(s) URL by default, `file://` only under the
+local directories, and `envd-source://` (a local source the client packed into the store)
+always."""
 
 from __future__ import annotations
 
@@ -10,11 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from packaging.requirements import Requirement
 from rattler import MatchSpec
 
 from envd.channels import DEFAULT_CHANNEL_ALIAS, channel_url
 from envd.errors import ChannelNotAllowedError
-from envd.spec import Spec
+from envd.redaction import mask_url
+from envd.spec import ENVD_SOURCE_SCHEME, Spec
+
+DEFAULT_PYPI_INDEX = "https://pypi.org/simple"  # = envd.requirements_txt.DEFAULT_INDEX_URL
 
 WEB_SCHEMES = ("http", "https")
 
@@ -28,12 +38,45 @@ class ChannelPolicy:
     local_dirs: tuple[Path, ...] = ()
     any_local: bool = False
     channel_alias: str = DEFAULT_CHANNEL_ALIAS
+    # fnmatch patterns over PyPI index, find-links and direct URLs; empty: any http(s) URL
+    allow_pypi: tuple[str, ...] = ()
 
     @classmethod
     def of(
-        cls, allow: Iterable[str] = (), local_dirs: Iterable[Path] = (), *, any_local: bool = False
-    ) -> ChannelPolicy:
-        return cls(tuple(allow), tuple(Path(d).resolve() for d in local_dirs), any_local)
+        cls, allow: Iterable[str] = (), local_dirs: Iterable[Path] = (), *, any_local: bool = False,
+        allow_pypi: Iterable[str] = (),
+    ) -> ChannelPolicy:  # fmt: skip
+        dirs = tuple(Path(d).resolve() for d in local_dirs)
+        return cls(tuple(allow), dirs, any_local, allow_pypi=tuple(allow_pypi))
+
+    def check_pypi(self, kind: str, url: str) -> None:
+        """Refuse a PyPI location (`kind`: "PyPI index", "find-links location", "requirement
+        URL") the policy does not allow; the refusal shows the URL masked and the policy."""
+        scheme = urlsplit(url).scheme.lower() if "://" in url else ""
+        plain = url.split("+", 1)[1] if scheme.startswith(("git+", "hg+", "svn+", "bzr+")) else url
+        inner = urlsplit(plain).scheme.lower() if "://" in plain else ""
+        if scheme == ENVD_SOURCE_SCHEME:
+            return
+        if inner == "file":
+            if not self._local_allowed(plain):
+                raise _pypi_refused(kind, url, "local files are only allowed under the "
+                                    "directories the coordinator lists (`--allow-local-channels`)")  # fmt: skip
+            return
+        if inner not in WEB_SCHEMES:
+            raise _pypi_refused(kind, url, f"`{scheme or 'a bare path'}` is not an http(s) URL")
+        if self.allow_pypi and not any(
+            fnmatch.fnmatchcase(candidate, pattern)
+            for pattern in self.allow_pypi
+            for candidate in (url, plain)
+        ):
+            patterns = ", ".join(f"`{p}`" for p in self.allow_pypi)
+            raise _pypi_refused(kind, url, f"it matches no `--allow-pypi-index` pattern of the "
+                                f"coordinator ({patterns})")  # fmt: skip
+
+    def check_pypi_spec(self, spec: Spec) -> None:
+        """Every PyPI location of a spec (nothing for a spec without PyPI dependencies)."""
+        for kind, url in pypi_locations(spec):
+            self.check_pypi(kind, url)
 
     def check(self, channel: str) -> None:
         """Refuse a channel the policy does not allow (ChannelNotAllowedError)."""
@@ -73,6 +116,27 @@ def spec_channels(spec: Spec) -> list[str]:
             named if "::" in dep.spec and "://" not in named else str(channel.base_url).rstrip("/")
         )
     return list(dict.fromkeys(found))
+
+
+def pypi_locations(spec: Spec) -> list[tuple[str, str]]:
+    """Where an agent's uv would fetch from for this spec: its indexes (PyPI when none),
+    `--find-links` locations, and the URLs of direct requirements."""
+    if not spec.pypi:
+        return []
+    found = [("PyPI index", url) for url in spec.pypi_indexes or (DEFAULT_PYPI_INDEX,)]
+    found += [("find-links location", url) for url in getattr(spec, "pypi_find_links", ())]
+    for dep in spec.pypi:
+        url = Requirement(dep.requirement).url
+        if url:
+            found.append(("requirement URL", url))
+    return list(dict.fromkeys(found))
+
+
+def _pypi_refused(kind: str, url: str, why: str) -> ChannelNotAllowedError:
+    return ChannelNotAllowedError(
+        f"{kind} `{mask_url(url)}` is not allowed by this coordinator: {why}",
+        hint="ask its operator, or use an index or URL it allows",
+    )
 
 
 def _resolved(url_path: str) -> Path | None:

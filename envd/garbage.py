@@ -16,7 +16,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from envd.errors import InvalidKeyError
+from packaging.requirements import InvalidRequirement, Requirement
+
+from envd.errors import InvalidKeyError, InvalidSpecError
+from envd.spec import parse_source_url
 from envd.store.base import Leftovers, ObjectInfo, Store
 from envd.store.layout import LINKS, PKGS, environments_prefix, package_key
 
@@ -78,6 +81,7 @@ def _references(store: Store, keys: Iterable[str]) -> tuple[set[str], set[str]]:
             packages = doc["packages"]
             for package in packages:
                 referenced.update(_package_keys(package))
+            referenced.update(_source_keys(doc.get("spec")))
         except (ValueError, TypeError, KeyError, AttributeError):
             log.warning("description `%s` is not readable: the archives it needs are unknown", key)
             unreadable.add(key)
@@ -93,6 +97,21 @@ def _package_keys(package: dict[str, Any]) -> list[str]:
             found.append(package_key(str(sha256), str(filename)))
         except InvalidKeyError:
             continue  # not a key: it names nothing in the store
+    return found
+
+
+def _source_keys(spec: Any) -> list[str]:
+    """Local sources the spec names (`envd-source://`): a re-resolve (`--force`) reads them."""
+    deps = spec.get("pypi") if isinstance(spec, dict) else None
+    found = []
+    for dep in deps if isinstance(deps, list) else []:
+        try:
+            url = Requirement(str(dep["requirement"])).url
+            source = parse_source_url(url) if url else None
+        except (InvalidRequirement, InvalidSpecError, KeyError, TypeError):
+            continue
+        if source is not None:
+            found.append(package_key(*source))
     return found
 
 

@@ -6,6 +6,7 @@ import os
 import re
 import shlex
 import stat
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -15,7 +16,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import InvalidSdistFilename, parse_sdist_filename, parse_wheel_filename
 
 from envd.errors import InvalidSpecError, RequestTooLargeError
-from envd.spec import DEFAULT_CATEGORY, RawDependency
+from envd.spec import DEFAULT_CATEGORY, RawDependency, is_local_url
 
 DEFAULT_INDEX_URL = "https://pypi.org/simple"
 MAX_SPEC_FILE_BYTES = 1024 * 1024
@@ -80,24 +81,28 @@ def read_requirements_file(path: Path, *, category: str = DEFAULT_CATEGORY) -> P
     return reader.result()
 
 
-def requirement_text(text: str, where: str) -> str:
-    """One requirement as PEP 508 text: a bare VCS or archive URL gets its package name.
+def requirement_text(text: str, where: str, base_dir: Path | None = None) -> str:
+    """One requirement as PEP 508 text: a bare VCS or archive URL gets its package name, and a
+    local directory or file (`./pkg`, `/abs/x.tar.gz`, `file:///…`, `name @ ./pkg`) becomes
+    `name @ file:///absolute/path` (relative paths are relative to `base_dir`, the folder of
+    the file that names them; the working directory by default). envd-client packs those into
+    the store before the spec leaves it (`client/local_sources.py`).
 
     pip accepts `git+https://host/org/repo@tag` without a name; the name comes from an
     `#egg=` fragment, the repository (as conda-lock does) or the wheel/sdist file name.
     """
     value = text.strip()
     try:
-        Requirement(value)
-        return value
+        parsed = Requirement(value)
     except InvalidRequirement:
-        pass
+        parsed = None
+    if parsed is not None:
+        if parsed.url and is_local_url(parsed.url):
+            return _local_requirement(parsed, _local_path(parsed.url, where, base_dir), where)
+        return value
     if value.startswith((".", "/", "~")) or value.startswith("file:"):
-        raise InvalidSpecError(
-            f"failed to parse PyPI requirement `{value}` at {where}: local paths are not supported",
-            hint="a spec must not depend on files of the machine that sends it; "
-            "publish the package or use `name @ https://…`",
-        )
+        path = _local_path(value, where, base_dir)
+        return f"{_local_name(path, value, where)} @ {path.as_uri()}"
     if "://" not in value:
         return value  # not a URL: normalization reports the parse error with its location
     name = _name_from_url(value)
@@ -108,6 +113,64 @@ def requirement_text(text: str, where: str) -> str:
             hint=f"name it: `NAME @ {value}`",
         )
     return f"{name} @ {value}"
+
+
+def _local_requirement(parsed: Requirement, path: Path, where: str) -> str:
+    extras = f"[{','.join(sorted(parsed.extras))}]" if parsed.extras else ""
+    marker = f" ; {parsed.marker}" if parsed.marker is not None else ""
+    return f"{parsed.name}{extras} @ {path.as_uri()}{marker}"
+
+
+def _local_path(location: str, where: str, base_dir: Path | None) -> Path:
+    """The existing directory or file a local requirement names, absolute."""
+    shown = location
+    if location.lower().startswith("file:"):
+        parts = urlsplit(location)
+        if parts.netloc not in ("", "localhost"):
+            raise InvalidSpecError(
+                f"failed to read local requirement `{shown}` at {where}: `file://` URLs name "
+                "files of this machine only",
+                hint="write `file:///absolute/path`",
+            )
+        location = unquote(parts.path)
+    try:
+        path = (base_dir or Path.cwd()) / Path(location).expanduser()
+        path = path.resolve()
+        found = path.is_dir() or path.is_file()
+    except (OSError, RuntimeError) as err:  # RuntimeError: unknown `~user`, a symlink loop
+        raise InvalidSpecError(
+            f"failed to read local requirement `{shown}` at {where}: {err}"
+        ) from err
+    if not found:
+        raise InvalidSpecError(
+            f"failed to read local requirement `{shown}` at {where}: no such directory or "
+            f"file `{path}`",
+            hint="relative paths are relative to the file that names them (the working "
+            "directory for `--pypi`)",
+        )
+    return path
+
+
+def _local_name(path: Path, shown: str, where: str) -> str:
+    """The project name of a local directory (`[project] name` of its pyproject.toml) or file
+    (its wheel or sdist file name)."""
+    name: str | None = None
+    if path.is_dir():
+        try:
+            with (path / "pyproject.toml").open("rb") as source:
+                project = tomllib.load(source).get("project", {})
+            name = project.get("name") if isinstance(project, dict) else None
+        except (OSError, tomllib.TOMLDecodeError):
+            name = None
+    else:
+        name = _name_from_url(path.as_uri())
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidSpecError(
+            f"failed to parse PyPI requirement `{shown}` at {where}: cannot tell which "
+            "package it is",
+            hint=f"name it: `NAME @ {shown}`",
+        )
+    return name.strip()
 
 
 class PipLineReader:
@@ -158,7 +221,7 @@ class PipLineReader:
             for name, value in _parse_options(options, at.where):
                 if name != "--hash":
                     raise _refusal(name, value, at.where)
-            text = requirement_text(requirement, at.where)
+            text = requirement_text(requirement, at.where, at.base_dir)
             self._dependencies.append(RawDependency(text, source, line, self._category, selector))
             return
         for name, value in _parse_options(options, at.where):
@@ -237,7 +300,8 @@ _REFUSED = {
     "--editable": (
         "requirement `-e {value}`",
         "editable installs are not supported",
-        "install the project into the environment after it is created",
+        "drop `-e`: envd-client packs the directory and installs it as a regular (non-editable) "
+        "package; an editable install can't be shared through a store",
     ),
     "--find-links": (
         "`--find-links {value}`",

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
@@ -17,12 +18,20 @@ from rattler import MatchSpec, VersionSpec
 from envd.errors import InvalidSpecError
 from envd.markers import applies
 from envd.platforms import SELECTOR_WORDS, selector_matches
-from envd.redaction import CONDA_TOKEN
+from envd.redaction import CONDA_TOKEN, mask_url, split_url
 
 CANONICAL_FORMAT = "envd-spec-v1"
 DEFAULT_CATEGORY = "main"
 # Channels conda-lock drops because envd always overrides channels.
 _IGNORED_CHANNELS = frozenset({"nodefaults"})
+# A local directory or file packed by the client and stored at `pkgs/<sha256>/<filename>`:
+# `name @ envd-source://sha256/<hex>/<filename>` (docs/architecture.md "Local sources").
+ENVD_SOURCE_SCHEME = "envd-source"
+_SOURCE_URL = re.compile(r"^envd-source://sha256/([0-9a-f]{64})/([^/?#]+)$")
+_CREDENTIALS_HINT = (
+    "give agents the login in their netrc file (`$NETRC` or `~/.netrc`, `machine HOST login "
+    "USER password SECRET`), never in the spec"
+)
 
 
 class EnvType(StrEnum):
@@ -217,6 +226,8 @@ def normalize_pypi(dep: RawDependency) -> PypiDependency:
             hint="write a PEP 508 requirement such as `requests>=2.31`",
         ) from err
     _check_selector(dep)
+    if req.url:
+        _check_pypi_url(req.url, dep)
     name = canonicalize_name(req.name)
     text: str = name
     if req.extras:
@@ -229,6 +240,64 @@ def normalize_pypi(dep: RawDependency) -> PypiDependency:
         # PEP 508: a URL must be followed by whitespace before `;`, or the text won't reparse.
         text += f" ; {req.marker}" if req.url else f"; {req.marker}"
     return PypiDependency(name, text, dep.category, dep.selector)
+
+
+def source_url(sha256: str, filename: str) -> str:
+    """The spec's reference to a packed local source in the store."""
+    return f"{ENVD_SOURCE_SCHEME}://sha256/{sha256}/{quote(filename)}"
+
+
+def parse_source_url(url: str) -> tuple[str, str] | None:
+    """`(sha256, filename)` of an `envd-source://` URL; None for any other URL; a malformed one
+    is `InvalidSpecError`."""
+    if not url.startswith(f"{ENVD_SOURCE_SCHEME}:"):
+        return None
+    match = _SOURCE_URL.match(url)
+    filename = unquote(match.group(2)) if match else ""
+    if match is None or "/" in filename or filename in {".", ".."}:
+        raise InvalidSpecError(
+            f"failed to read local source `{url}`: expected "
+            f"`{ENVD_SOURCE_SCHEME}://sha256/<64 hex digits>/<filename>`",
+            hint="envd-client writes these URLs when it packs a local directory or file",
+        )
+    return match.group(1), filename
+
+
+def is_local_url(url: str) -> bool:
+    """A requirement URL naming a file of the sender's machine (`file:` or a bare path)."""
+    scheme = url.partition(":")[0].lower() if ":" in url.split("/", 1)[0] else ""
+    return scheme in {"", "file"}
+
+
+def _check_pypi_url(url: str, dep: RawDependency) -> None:
+    """A direct URL carries no credentials (they would be hashed, stored and shown) and names
+    no bare path (only `file://` URLs, which the client packs, or `envd-source://`)."""
+    parse_source_url(url)
+    if is_local_url(url) and not url.lower().startswith("file:"):
+        raise InvalidSpecError(
+            f"failed to parse PyPI requirement `{dep.text}` at {dep.where()}: a local path "
+            "must be an absolute `file://` URL",
+            hint="envd-client packs local directories and files itself; pass it the path",
+        )
+    refuse_url_credentials(url, "PyPI requirement URL", dep.where())
+
+
+def refuse_url_credentials(url: str, what: str, where: str | None = None) -> None:
+    """Refuse a PyPI index or requirement URL with a password (or a token as user name):
+    specs are hashed into ids and stored in state and descriptions. `git@` (ssh's user) is
+    not a secret. The refusal shows the URL masked."""
+    parts = split_url(url.removeprefix("git+"))
+    if parts is None:
+        raise InvalidSpecError(
+            f"{what} `{url.partition('://')[0]}://…` is not a valid URL",
+            hint="check the host part of the URL",
+        )
+    if parts.password or (parts.username and parts.username != "git"):
+        raise InvalidSpecError(
+            f"{what} `{mask_url(url)}`{f' at {where}' if where else ''} carries credentials; "
+            "they would be written into ids, state, descriptions and logs",
+            hint=_CREDENTIALS_HINT,
+        )
 
 
 def normalize_channel(channel: str) -> str:
@@ -288,6 +357,8 @@ def normalize_spec(raw: RawSpec) -> Spec:
     pypi = sorted(set(normalize_pypi(d) for d in raw.pypi), key=_pypi_sort_key)
     channels = _dedupe(normalize_channel(c) for c in raw.channels if c not in _IGNORED_CHANNELS)
     indexes = _dedupe(i.strip().rstrip("/") for i in raw.pypi_indexes)
+    for index in indexes:
+        refuse_url_credentials(index, "PyPI index URL")
     vpkgs = tuple(sorted((_vpkg_name(k), v.strip()) for k, v in raw.virtual_packages.items()))
     return Spec(
         conda=_merge_conda(conda),

@@ -107,7 +107,11 @@ def standard_wheels() -> list[Wheel]:
 
 
 @contextmanager
-def serve_index(folder: Path, wheels: Sequence[Wheel] | None = None) -> Iterator[PypiIndex]:
+def serve_index(
+    folder: Path, wheels: Sequence[Wheel] | None = None, require_auth: tuple[str, str] | None = None
+) -> Iterator[PypiIndex]:
+    """`require_auth`: (user, password) that every request must carry as HTTP basic auth;
+    others get 401."""
     chosen = list(standard_wheels() if wheels is None else wheels)
     folder.mkdir(parents=True, exist_ok=True)
     files = {w.filename: (w, write_wheel(w, folder)) for w in chosen}
@@ -117,7 +121,21 @@ def serve_index(folder: Path, wheels: Sequence[Wheel] | None = None) -> Iterator
         def log_message(self, *args: object) -> None:
             pass
 
+        def _refused(self) -> bool:
+            if require_auth is None:
+                return False
+            expected = base64.b64encode(":".join(require_auth).encode()).decode()
+            if self.headers.get("Authorization") == f"Basic {expected}":
+                return False
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="envd-tests"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return True
+
         def do_HEAD(self) -> None:
+            if self._refused():
+                return
             parts = [p for p in self.path.split("?")[0].split("/") if p]
             if parts[:1] == ["files"] and len(parts) == 2 and parts[1] in files:
                 self.send_response(200)
@@ -128,6 +146,8 @@ def serve_index(folder: Path, wheels: Sequence[Wheel] | None = None) -> Iterator
 
         def do_GET(self) -> None:
             index.requests.append(self.path)
+            if self._refused():
+                return
             parts = [p for p in self.path.split("?")[0].split("/") if p]
             if parts[:1] == ["files"] and len(parts) == 2 and parts[1] in files:
                 self._send(files[parts[1]][1].read_bytes(), "application/octet-stream")

@@ -1,5 +1,6 @@
-"""PyPI index passwords never shown: `spec` (text and `--json`), errors naming an index, and
-`show`/`list` of a stored environment whose spec names one — always `https://user:***@host`."""
+"""PyPI index passwords never shown: `spec` refuses them (text and `--json`) naming the URL
+masked, errors naming an index, and `show`/`list` of a stored environment whose spec names one
+(stored before they were refused) — always `https://user:***@host`."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from test_cli import one_json, run_client
+from test_cli import run_client
 
 from envd.catalog import Catalog
 from envd.description import ResolvedBy, ResolvedPackage, SolverInfo, build_description
@@ -23,18 +24,20 @@ SHOWN = "https://alice:***@pypi.corp.example/simple"
 WHEEL = f"https://alice:{SECRET}@files.corp.example/tool-1.0-py3-none-any.whl"
 
 
-def test_spec_masks_index_passwords_as_text_json_and_in_errors(tmp_path: Path) -> None:
+def test_spec_refuses_index_passwords_masked_as_text_json_and_in_errors(tmp_path: Path) -> None:
     requirements = tmp_path / "requirements.txt"
-    requirements.write_text(f"-i {INDEX}\ntool @ {WHEEL}\nrequests\n")
+    requirements.write_text(f"-i {INDEX}\nrequests\n")
     as_json = run_client("spec", "-r", str(requirements), "--json", cwd=tmp_path)
     as_text = run_client("spec", "-r", str(requirements), "--arch", "linux-64", cwd=tmp_path)
-    for out in (as_json, as_text):
-        assert out.returncode == 0, out.stderr
+    for out in (as_json, as_text):  # a spec is hashed, stored and shown: no secret goes in
+        assert out.returncode == 2, out.stderr
         assert SECRET not in out.stdout + out.stderr
-    assert one_json(as_json)["canonical"]["pypi_indexes"] == [SHOWN]
-    assert "  pypi   tool @ https://alice:***@files.corp.example/tool-1.0-py3-none-any.whl\n" in (
-        as_text.stdout
-    )
+        assert f"PyPI index URL `{SHOWN}` carries credentials" in out.stderr
+    wheel = tmp_path / "wheel.txt"
+    wheel.write_text(f"tool @ {WHEEL}\n")
+    refused = run_client("spec", "-r", str(wheel), cwd=tmp_path)
+    assert refused.returncode == 2 and SECRET not in refused.stdout + refused.stderr
+    assert "`https://alice:***@files.corp.example/tool-1.0-py3-none-any.whl`" in refused.stderr
     twice = tmp_path / "twice.txt"
     twice.write_text(f"-i {INDEX}\n-i https://bob:{SECRET}@other.example/simple\nrequests\n")
     refused = run_client("spec", "-r", str(twice), cwd=tmp_path)

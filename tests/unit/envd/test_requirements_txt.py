@@ -154,8 +154,8 @@ def test_bare_urls_get_a_name() -> None:
         ),
         (
             "./local/package\n",
-            "failed to parse PyPI requirement `./local/package` at {path}:1: local paths are "
-            "not supported",
+            "failed to read local requirement `./local/package` at {path}:1: no such "
+            "directory or file `{dir}/local/package`",
         ),
         (
             "https://x.org/archive/main\n",
