@@ -11,7 +11,7 @@ from envd.client.manifest import Manifest, SpecSource, Step, parse_manifest, rea
 from envd.errors import InvalidManifestError
 
 
-def manifest(*steps: dict[str, Any], **top: Any) -> dict[str, Any]:
+def manifest(*steps: Any, **top: Any) -> dict[str, Any]:
     return {"version": 1, "steps": list(steps), **top}
 
 

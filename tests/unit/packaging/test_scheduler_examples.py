@@ -59,8 +59,8 @@ def argo_hook() -> dict[str, Any]:
 
 
 def gh_hook_step() -> dict[str, Any]:
-    (step,) = [s for s in workflow()["jobs"]["envd-pre-deploy"]["steps"]
-               if "envd-client pre-deploy" in s.get("run", "")]  # fmt: skip
+    steps: list[dict[str, Any]] = workflow()["jobs"]["envd-pre-deploy"]["steps"]
+    (step,) = [s for s in steps if "envd-client pre-deploy" in s.get("run", "")]
     return step
 
 
