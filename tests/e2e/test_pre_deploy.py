@@ -6,16 +6,18 @@ through `envd.client.pre_deploy`."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from test_cli import one_json, run_client
+from test_cli import CLIENT, one_json, run_client
 
 from envd.channels import DEFAULT_CHANNEL_ALIAS
 from envd.client import pre_deploy
 from envd.client.config import ClientConfig
-from harness import ChannelServer, Cluster
+from harness import ChannelServer, Cluster, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -131,3 +133,40 @@ def test_an_invalid_manifest_resolves_nothing(tmp_path: Path) -> None:
         "hint: docs/pre-deploy.md describes the manifest: `version: 1` and a list of `steps`\n"
     )
     assert not (tmp_path / "home").exists()  # no embedded coordinator was started
+
+
+def test_every_environment_is_asked_for_at_once(
+    tmp_path: Path, cluster: Cluster, channel: ChannelServer
+) -> None:
+    """With no agent yet, both environments reach the queue: the requests did not wait for
+    each other. The agent then serves both."""
+    cluster.start_daemon()
+    steps = [
+        {"name": name, "platforms": ["linux-64"],
+         "environment": {"channels": [channel.url], "packages": packages}}
+        for name, packages in (("first", ["python=3.9"]), ("second", ["python=3.9", "zlib"]))
+    ]  # fmt: skip
+    manifest = tmp_path / "manifest.yaml"
+    manifest.write_text(json.dumps({"version": 1, "steps": steps}))
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("ENVD_")}
+    environ |= {"ENVD_CONFIG": "", "ENVD_HOME": str(tmp_path / "home"),
+                "ENVD_COORDINATOR": cluster.address}  # fmt: skip
+    errors = tmp_path / "stderr"
+    with errors.open("w") as sink:
+        process = subprocess.Popen(
+            [CLIENT, "pre-deploy", str(manifest), "--no-archives", "--json"], env=environ,
+            stdout=subprocess.PIPE, stderr=sink, text=True,
+        )  # fmt: skip
+        try:
+            queued = ("first: linux-64 queued\n", "second: linux-64 queued\n")
+            wait_for(lambda: all(q in errors.read_text() for q in queued), 30, "both queued")
+            cluster.start_agent("agent", ["linux-64"])
+            out, _ = process.communicate(timeout=60)
+        finally:
+            process.kill()
+    assert process.returncode == 0, errors.read_text()
+    result = json.loads(out)
+    assert [s["platforms"]["linux-64"]["outcome"] for s in result["steps"].values()] == [
+        "resolved",
+        "resolved",
+    ]
