@@ -387,10 +387,16 @@ def cmd_diff(args: argparse.Namespace, config: ClientConfig) -> int:
     return run(args, config)
 
 
+def cmd_pre_deploy(args: argparse.Namespace, config: ClientConfig) -> int:
+    from .deploy_hook import cmd_pre_deploy as run
+
+    return run(args, config)
+
+
 COMMANDS = {"create": cmd_create, "resolve": cmd_resolve, "spec": cmd_spec, "show": cmd_show,
             "list": cmd_list, "wait": cmd_wait, "info": cmd_info, "alias": cmd_alias,
             "delete": cmd_delete, "gc": cmd_gc, "lock": cmd_lock, "export": cmd_export,
-            "diff": cmd_diff}  # fmt: skip
+            "diff": cmd_diff, "pre-deploy": cmd_pre_deploy}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -112,6 +112,15 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "the versions and the platforms agents serve. Starts and creates nothing.",
         "envd-client info --json",
     ),
+    "pre-deploy": (
+        "resolve or confirm every environment of a deployment manifest, at once",
+        "Read a deployment manifest (YAML: steps, each with its environment — spec files, "
+        "inline specs or an alias — and its platforms), resolve every spec and confirm every "
+        "alias for its platforms through the coordinator at once, print a table (step, "
+        "platform, req_id, full_id, outcome) and exit non-zero naming every step that can't "
+        "be resolved, with its error. docs/pre-deploy.md has the manifest and result schemas.",
+        "envd-client pre-deploy deploy/manifest.yaml --output envd-environments.json",
+    ),
     "completion": (
         "print a shell completion script",
         "Print a completion script for bash, zsh or fish.",
@@ -209,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="keep anything younger (`90s`, `30m`, `6h`, `2d`; default 1d)")  # fmt: skip
     _export_options(sub["lock"], sub["export"], sub["diff"])
     sub["completion"].add_argument("shell", choices=SHELLS, help="the shell to complete in")
+    _pre_deploy_options(sub["pre-deploy"])
     return parser
 
 
@@ -281,3 +291,15 @@ def _resolve_options(resolve: argparse.ArgumentParser) -> None:
                          "(default: ENVD_USE_LATEST, else any)")  # fmt: skip
     resolve.add_argument("-q", "--quiet", action="store_true",
                          help="no progress and no package tables: the summary line per platform")  # fmt: skip
+
+
+def _pre_deploy_options(pre_deploy: argparse.ArgumentParser) -> None:
+    pre_deploy.add_argument("manifest", metavar="MANIFEST", type=Path,
+                            help="the deployment manifest (YAML); its paths are relative to it")  # fmt: skip
+    pre_deploy.add_argument("-o", "--output", type=Path, metavar="PATH",
+                            help="write the JSON result (step → platform → full_id, store_url) "
+                            "here, whether or not every step resolved")  # fmt: skip
+    pre_deploy.add_argument("--no-archives", action="store_true",
+                            help="resolve and describe only; do not cache package archives")  # fmt: skip
+    pre_deploy.add_argument("-q", "--quiet", action="store_true",
+                            help="no progress lines on stderr")  # fmt: skip

@@ -251,6 +251,15 @@ class EnvironmentInUseError(EnvdError):
     exit_code = 2
 
 
+class InvalidManifestError(EnvdError):
+    """A pre-deploy manifest (`envd-client pre-deploy`) cannot be read: the message names the
+    file, the step and the field."""
+
+    reference = "E160"
+    status = "INVALID_ARGUMENT"
+    exit_code = 2
+
+
 class UnauthenticatedError(EnvdError):
     """No token, or one the coordinator does not know."""
 
