@@ -326,7 +326,7 @@ def _identities(packages: Iterable[dict[str, Any]]) -> list[PackageIdentity]:
             p.get("build", ""),
             p["filename"],
             p["sha256"] if p.get("built") is None else p["built"]["sha256"],
-        )  # fmt: skip
+        )
         for p in packages
     ]
 

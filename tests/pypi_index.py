@@ -58,6 +58,7 @@ class Sdist:
     version: str
     c_extension: bool = False
     uploaded: str = "2024-01-01T00:00:00Z"
+    setup_py: str | None = None  # e.g. a build that fails or hangs
 
     @property
     def filename(self) -> str:
@@ -88,6 +89,8 @@ def write_sdist(sdist: Sdist, folder: Path) -> Path:
             'static struct PyModuleDef speed = {PyModuleDef_HEAD_INIT, "_speed", 0, -1, 0};\n'
             "PyMODINIT_FUNC PyInit__speed(void) { return PyModule_Create(&speed); }\n"
         )
+    if sdist.setup_py is not None:
+        files["setup.py"] = sdist.setup_py
     path = folder / sdist.filename
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:

@@ -7,14 +7,18 @@ from __future__ import annotations
 
 import hashlib
 import re
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from envd.client.api import EnvdClient
+from envd.errors import StageTimeoutError, WheelBuildError
 from envd.progress import Outcome, ResolveEvent, Stage
 from envd.spec import RawDependency, RawSpec, Spec, normalize_spec
+from envd.store.local import LocalStore
 from harness import Cluster
 from pypi_index import PypiIndex, Sdist, serve_index
 
@@ -118,3 +122,74 @@ def test_no_native_agent_waits_then_fails_with_the_same_words(
     assert event.outcome is Outcome.FAILED and event.error is not None
     assert event.error.message == f"{waiting}: none connected within 2 s"
     assert "handed back" in cluster.processes[1].log()
+
+
+def direct_build(tmp_path: Path, index: PypiIndex, name: str, timeout: float) -> None:
+    """Build `name` (sdist only) for linux-64 on this machine, without daemon or agent."""
+    import asyncio
+
+    from envd.agents.fetch import Fetcher
+    from envd.agents.native_build import NativeBuilds
+    from envd.agents.pylock import read_lock_packages
+    from envd.agents.pypi_target import pypi_target
+
+    (sdist,) = [s for s in index.sdists if s.name == name]
+    data = (index.folder / sdist.filename).read_bytes()
+    url = f"{index.url.removesuffix('/simple')}/files/{sdist.filename}"
+    sha = hashlib.sha256(data).hexdigest()
+    lock = (
+        f'[[packages]]\nname = "{name}"\nversion = "1.0"\nsdist = {{ url = "{url}", '
+        f'size = {len(data)}, hashes = {{ sha256 = "{sha}" }} }}\n'
+    )
+    target = pypi_target("linux-64", "3.11", {})
+    found = read_lock_packages(lock, target, [index.url])
+    builds = NativeBuilds(
+        LocalStore(tmp_path / "store"), Fetcher(attempts=1), tmp_path / "cache",
+        agent_id="here", native_platform="linux-64", pythons={"3.11": sys.executable},
+        build_timeout=timeout,
+    )  # fmt: skip
+    asyncio.run(builds.provide(found.unbuilt, target, [index.url]))
+
+
+def broken(pid_file: Path) -> list[Sdist]:
+    hang = (
+        f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\ntime.sleep(600)\n"
+    )
+    return [
+        Sdist("envd-broken", "1.0", setup_py="raise SystemExit('boom: this build fails')\n"),
+        Sdist("envd-hangs", "1.0", setup_py=hang),
+    ]
+
+
+def gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except FileNotFoundError:
+        return True
+    return state == "Z"  # killed, not yet reaped by its new parent
+
+
+def test_a_failing_build_shows_its_log_and_a_hanging_one_is_killed(tmp_path: Path) -> None:
+    pid_file = tmp_path / "build.pid"
+    with serve_index(tmp_path / "index", wheels=[], sdists=broken(pid_file)) as index:
+        with pytest.raises(WheelBuildError) as failed:
+            direct_build(tmp_path, index, "envd-broken", 60)
+        assert failed.value.message.startswith(
+            "failed to build `envd-broken 1.0` for `linux-64`: `uv build` exited with 2: "
+        )
+        assert "boom: this build fails" in failed.value.message
+        started = time.monotonic()
+        with pytest.raises(StageTimeoutError) as hung:
+            direct_build(tmp_path, index, "envd-hangs", 3)
+        assert time.monotonic() - started < 30
+        assert hung.value.message == (
+            "timed out building `envd-hangs 1.0` for `linux-64`: not done within 3 s; the "
+            "build was killed"
+        )
+    assert not (tmp_path / "store" / "built").exists()
+    assert not list((tmp_path / "cache" / "build-tmp").iterdir())  # temp folders removed
+    pid = int(pid_file.read_text())  # the build backend's process, under uv's
+    deadline = time.monotonic() + 5
+    while not gone(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert gone(pid)  # the whole process group was killed
