@@ -84,14 +84,19 @@ def read_lock_packages(text: str, target: PypiTarget, indexes: Sequence[str]) ->
     return LockPackages(tuple(sorted(packages, key=lambda p: p.name)), tuple(unbuilt))
 
 
-def needs_build_error(unbuilt: Sequence[Unbuilt], platform: str) -> PypiNotAvailableError:
-    """For a resolver without native builds (or a source envd can't build from)."""
+def needs_build_error(
+    unbuilt: Sequence[Unbuilt], platform: str, *, sourceless: bool = False
+) -> PypiNotAvailableError:
+    """For a resolver without native builds, or (`sourceless`) packages whose index has
+    neither a wheel for the target nor a source to build one from."""
     names = ", ".join(f"`{u.name} {u.version}` ({u.why})" for u in unbuilt)
     noun = "package" if len(unbuilt) == 1 else "packages"
     verb = "needs" if len(unbuilt) == 1 else "need"
+    why = (f"the index has no source to build {'it' if len(unbuilt) == 1 else 'them'} from"
+           if sourceless else "not available yet")  # fmt: skip
     return PypiNotAvailableError(
         f"failed to resolve PyPI requirements for `{platform}`: {noun} {names} {verb} a native "
-        f"build on an agent of `{platform}`: not available yet",
+        f"build on an agent of `{platform}`: {why}",
         hint="pin a version that publishes a wheel for this target (for Linux, a newer "
         "`--virtual-package __glibc=2.28` admits newer manylinux wheels), or leave it out",
     )

@@ -197,7 +197,7 @@ def _explain(
     if unbuilt:
         why = f"no wheel for `{target.python_platform}`, python {target.python_version}"
         found = [Unbuilt(name, version, why) for name, version in unbuilt]
-        return needs_build_error(found, target.platform), False
+        return needs_build_error(found, target.platform, sourceless=True), False
     if _TRANSIENT.search(text):
         index = _failing_index(text, indexes)
         return ChannelError(
