@@ -10,6 +10,7 @@ from pathlib import Path
 
 from envd.daemon.agent_registry import AssignJob, ConnectedAgent
 from envd.daemon.agent_sessions import Registration
+from envd.daemon.coordinator import Coordinator
 from envd.daemon.jobs import native_waiting_message
 from envd.daemon.state import JobStatus
 from envd.progress import Stage
@@ -120,3 +121,18 @@ async def test_a_stopping_release_still_drains_and_keeps_no_mark(w: World) -> No
     await w.sessions.release(agent, leased.lease_id, "agent stopping")
     queued = await w.state.get(job.job_id)
     assert agent.draining and queued.native_build is None
+
+
+@memory_scenario
+async def test_a_request_joining_a_native_only_job_hears_what_it_waits_for(w: World) -> None:
+    job = await w.job("osx-arm64")
+    linux = await _agent(w, "linux", "linux-64", ("osx-arm64",))
+    await _assigned(w, linux)
+    leased = await w.state.get(job.job_id)
+    assert leased.lease_id is not None
+    await w.sessions.release(linux, leased.lease_id, "needs a native build", [BUILDS])
+    coordinator = Coordinator(jobs=w.jobs, catalog=w.catalog, clock=w.clock,
+                              settings=w.jobs.settings, registry=w.registry,
+                              dispatcher=w.dispatcher)  # fmt: skip
+    status = coordinator.status_event(await w.state.get(job.job_id))
+    assert (status.stage, status.message) == (Stage.QUEUED, WAITING)
