@@ -24,6 +24,7 @@ from envd.description import BuildOrigin, ResolvedPackage
 from envd.errors import (
     ArchiveIntegrityError,
     EnvdError,
+    PreconditionFailed,
     StageTimeoutError,
     StoreError,
     WheelBuildError,
@@ -39,6 +40,7 @@ from .pypi_target import PypiTarget
 log = logging.getLogger("envd.agent")
 DEFAULT_BUILD_TIMEOUT = 600.0
 _LOG_TAIL = 2000
+_RECORD_ATTEMPTS = 4
 _LINUX_ARCH = {"linux-64": "x86_64", "linux-aarch64": "aarch64"}
 _MANYLINUX = re.compile(r"^(?:x86_64|aarch64)-manylinux_2_(\d+)$")
 _AUDIT_TAG = re.compile(r'following platform tag:\s*"(manylinux_2_(\d+)_\w+)"')
@@ -321,18 +323,31 @@ class NativeBuilds:
                              wheel.name, sha256, wheel.stat().st_size, self.agent_id)  # fmt: skip
         self.store.put_file_if_absent(package_key(sha256, wheel.name), wheel)
         key = built_key(source.sha256, record.python, target.platform)
-        if self.store.put_if_absent(key, record.encode()):
-            self.built += 1
-            log.info("built wheel %s for %s (sha256 %s); recorded at %s", wheel.name,
-                     target.platform, sha256, key)  # fmt: skip
-            return record
-        held = self._live_record(source.sha256, target)
-        if held is None:
+        for _ in range(_RECORD_ATTEMPTS):
+            if self.store.put_if_absent(key, record.encode()):
+                break
+            held = self._live_record(source.sha256, target)
+            if held is not None:
+                return held  # another agent's build, recorded first: every description names it
+            current = self.store.get_versioned(key)
+            if current is None:
+                continue  # deleted in between: create it again
+            try:  # a corrupt record, or one whose wheel left the store: replace it
+                self.store.compare_and_swap(key, current[1], record.encode())
+            except PreconditionFailed:
+                continue
+            log.warning("replaced an invalid or dangling built record `%s`", key)
+            break
+        else:
             raise StoreError(
-                f"failed to record the built wheel at `{key}`: an invalid record is there",
-                hint="delete that key from the store, then resolve again",
+                f"failed to record the built wheel at `{key}`: it changed on each of "
+                f"{_RECORD_ATTEMPTS} attempts",
+                hint="many agents are racing on this build; retry",
             )
-        return held
+        self.built += 1
+        log.info("built wheel %s for %s (sha256 %s); recorded at %s", wheel.name,
+                 target.platform, sha256, key)  # fmt: skip
+        return record
 
 
 async def run_group(args: Sequence[str], cwd: Path, env: dict[str, str]) -> tuple[int, str]:

@@ -154,3 +154,22 @@ def test_a_tampered_source_is_refused_before_any_build(tmp_path: Path) -> None:
     with pytest.raises(ArchiveIntegrityError, match="sha256 is `"):
         asyncio.run(mac.provide([unbuilt(source)], MAC, [INDEX]))
     assert not (tmp_path / "store" / "built").exists()
+
+
+def test_publishing_keeps_a_first_record_and_replaces_a_dangling_one(tmp_path: Path) -> None:
+    mac = builds(tmp_path, "osx-arm64")
+    key = built_key(SOURCE_SHA, "cp311", "osx-arm64")
+    wheel = tmp_path / PURE
+    wheel.write_bytes(b"built here")
+    mine_sha = hashlib.sha256(b"built here").hexdigest()
+    source = unbuilt().source
+    assert source is not None
+    mac.store.put_if_absent(key, record().encode())  # its wheel is not in the store
+    published = mac._publish(wheel, source, MAC)
+    assert (published.sha256, published.agent, mac.built) == (mine_sha, "here", 1)
+    stored = mac.store.get(key)
+    assert stored is not None and BuiltRecord.decode(stored, SOURCE_SHA, MAC) == published
+    # a second build of the same source (other bytes) loses to the record now there
+    wheel.write_bytes(b"built again, other bytes")
+    assert mac._publish(wheel, source, MAC) == published
+    assert mac.built == 1
