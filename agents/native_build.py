@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 import os
 import re
@@ -14,25 +13,24 @@ import signal
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.tags import Tag
-from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+from packaging.utils import parse_wheel_filename
 
 from envd.description import BuildOrigin, ResolvedPackage
 from envd.errors import (
     ArchiveIntegrityError,
-    EnvdError,
     PreconditionFailed,
     StageTimeoutError,
     StoreError,
     WheelBuildError,
 )
 from envd.store.base import Store
-from envd.store.layout import BUILT_FORMAT, built_key, package_key
+from envd.store.layout import built_key, package_key
 from envd.uv import uv_bin, uv_environment
 
+from .built_record import BuiltRecord, python_tag
 from .fetch import Fetcher, redact_text, redact_url
 from .pylock import NOARCH, SourceArchive, Unbuilt
 from .pypi_target import PypiTarget
@@ -54,56 +52,6 @@ class NativeBuildNeeded(Exception):
         super().__init__(f"needs a native build on a `{platform}` agent: {', '.join(builds)}")
         self.platform = platform
         self.builds = tuple(builds)
-
-
-@dataclass(frozen=True, slots=True)
-class BuiltRecord:
-    """`built/<source sha256>/<python tag>/<platform>.json`: the wheel built from one source
-    for one python and platform, in `pkgs/`."""
-
-    source_sha256: str
-    source_url: str
-    python: str
-    platform: str
-    filename: str
-    sha256: str
-    size: int
-    agent: str
-
-    def encode(self) -> bytes:
-        doc = {"schema": BUILT_FORMAT, "source_sha256": self.source_sha256,
-               "source_url": self.source_url, "python": self.python,
-               "platform": self.platform, "filename": self.filename, "sha256": self.sha256,
-               "size": self.size, "agent": self.agent}  # fmt: skip
-        return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
-
-    @classmethod
-    def decode(cls, data: bytes, source_sha256: str, target: PypiTarget) -> BuiltRecord | None:
-        """The record, or None unless it is one for this source, python and platform whose
-        wheel installs on the target."""
-        try:
-            doc = json.loads(data)
-            record = cls(str(doc["source_sha256"]), str(doc["source_url"]), str(doc["python"]),
-                         str(doc["platform"]), str(doc["filename"]), str(doc["sha256"]),
-                         int(doc["size"]), str(doc["agent"]))  # fmt: skip
-            package_key(record.sha256, record.filename)  # refuses a bad sha256 or filename
-            _, _, _, tags = parse_wheel_filename(record.filename)
-        except (ValueError, TypeError, KeyError, EnvdError, InvalidWheelFilename):
-            return None
-        valid = (
-            doc.get("schema") == BUILT_FORMAT
-            and record.source_sha256 == source_sha256
-            and record.python == python_tag(target)
-            and record.platform == target.platform
-            and target.rank(tags) is not None
-        )
-        return record if valid else None
-
-
-def python_tag(target: PypiTarget) -> str:
-    """`cp311` for python 3.11 (3.11.4 too)."""
-    major, minor = target.python_version.split(".")[:2]
-    return f"cp{major}{minor}"
 
 
 def check_wheel_tags(filename: str, target: PypiTarget, what: str) -> None:

@@ -10,15 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from envd.agents.built_record import BuiltRecord, python_tag
 from envd.agents.fetch import Fetcher
-from envd.agents.native_build import (
-    BuiltRecord,
-    NativeBuildNeeded,
-    NativeBuilds,
-    audit_plan,
-    check_wheel_tags,
-    python_tag,
-)
+from envd.agents.native_build import NativeBuildNeeded, NativeBuilds, audit_plan, check_wheel_tags
 from envd.agents.pylock import SourceArchive, Unbuilt
 from envd.agents.pypi_target import pypi_target
 from envd.errors import ArchiveIntegrityError, WheelBuildError
