@@ -24,6 +24,7 @@ from envd.wire import (
 )
 
 from .job_runner import Assignment, JobRunner
+from .native_build import NativeBuildNeeded
 
 log = logging.getLogger("envd.agent")
 _METADATA = (
@@ -41,6 +42,8 @@ class AgentIdentity:
     host: str
     platforms: tuple[str, ...]
     slots: int = 1
+    native_platform: str = ""  # the platform it builds wheels for (its machine's)
+    build_pythons: tuple[str, ...] = ()  # "3.11": host interpreters it builds with
 
 
 RunnerFactory = Callable[[str], JobRunner]  # store URL (from the coordinator) → runner
@@ -188,6 +191,8 @@ class AgentConnection:
                 version=envd.__version__,
                 slots=identity.slots,
                 held_lease_ids=list(self.active),
+                native_platform=identity.native_platform,
+                build_pythons=list(identity.build_pythons),
             )
         )
         while True:
@@ -242,6 +247,13 @@ class AgentConnection:
         except asyncio.CancelledError:
             log.info("job=%s cancelled", job.job_id)
             raise
+        except NativeBuildNeeded as need:
+            log.info("job=%s handed back: %s", job.job_id, need)
+            reply = agents_pb2.AgentMessage(
+                release=agents_pb2.JobRelease(
+                    lease_id=job.lease_id, reason=str(need), native_builds=list(need.builds)
+                )
+            )
         except EnvdError as err:
             log.warning("job=%s failed: %s", job.job_id, err.message)
             reply = agents_pb2.AgentMessage(

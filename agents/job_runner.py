@@ -20,6 +20,7 @@ from envd.spec import EnvType, Spec, spec_from_canonical
 
 from .archive_cache import ArchiveCache, CacheProgress, check_sources
 from .metrics import AgentMetrics
+from .native_build import NativeBuildNeeded
 from .resolver import Resolver, ResolveRequest
 
 log = logging.getLogger("envd.agent")
@@ -97,6 +98,9 @@ class JobRunner:
             return full_id
         except asyncio.CancelledError:
             outcome = "cancelled"
+            raise
+        except NativeBuildNeeded:
+            outcome = "handed_back"  # to an agent native to the platform
             raise
         except TimeoutError as err:
             if not deadline.expired():

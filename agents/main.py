@@ -7,7 +7,10 @@ import asyncio
 import os
 import signal
 import socket
-from collections.abc import Sequence
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +21,7 @@ from envd.catalog import Catalog
 from envd.channels import DEFAULT_CHANNEL_ALIAS
 from envd.clock import SystemClock
 from envd.config_file import config_path, read_config_file
-from envd.errors import EnvdError
+from envd.errors import ConfigError, EnvdError
 from envd.logs import add_log_format_argument, configure_logging, report_error
 from envd.metrics import add_metrics_argument, serve_metrics
 from envd.platforms import check_platform, host_platform_name
@@ -34,6 +37,7 @@ from .fetch import DEFAULT_TIMEOUT as DEFAULT_FETCH_TIMEOUT
 from .job_runner import DEFAULT_JOB_TIMEOUT, JobRunner
 from .metrics import AgentMetrics, MeteredFetcher, MeteredStore, MeteredTransmuter
 from .mixed_resolver import MixedResolver
+from .native_build import DEFAULT_BUILD_TIMEOUT, NativeBuilds
 from .pypi_names import PypiNames, read_name_map
 from .pypi_resolver import PypiResolver
 from .transmute import DEFAULT_LEVEL, MAX_LEVEL, MIN_LEVEL, Transmuter
@@ -62,7 +66,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--platform",
         action="append",
         default=[],
-        help=f"platform to serve (repeatable; default: this machine's, {host_platform_name()})",
+        help="platform to serve (repeatable; default: the native platform, this machine's "
+        f"{host_platform_name()})",
+    )
+    parser.add_argument(
+        "--native-platform",
+        metavar="PLATFORM",
+        help="the platform this machine runs, detected by default "
+        f"({host_platform_name()}); only an agent native to a platform builds wheels for it "
+        "(PyPI packages without a wheel). Overriding it is for tests and emulation: it changes "
+        "no compiler, and a wheel whose tags don't fit the target is still refused",
+    )
+    parser.add_argument(
+        "--build-python",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="a host python to build wheels with, for its version (repeatable; this agent's "
+        "own python is always one)",
+    )
+    parser.add_argument(
+        "--build-timeout",
+        type=_seconds,
+        metavar="SECONDS",
+        default=DEFAULT_BUILD_TIMEOUT,
+        help="seconds one native wheel build may take before it is killed (default %(default)s)",
     )
     parser.add_argument("--store", help="store URL; default: the one the coordinator announces")
     parser.add_argument(
@@ -211,12 +239,16 @@ def build_connection(
     plain_http_hosts: Sequence[str] = (),
     metrics: AgentMetrics | None = None,
     pypi_names: PypiNames | None = None,
+    build_pythons: Mapping[str, str] | None = None,
+    build_timeout: float = DEFAULT_BUILD_TIMEOUT,
 ) -> AgentConnection:  # fmt: skip
     """The same wiring serves `envd-agent` and the embedded default's in-process agents.
     Channel credentials default to the process environment (netrc, `ENVD_CHANNEL_TOKEN`,
     `ENVD_PLAIN_HTTP_HOSTS`) and `plain_http_hosts`; `metrics` (off when None) times solves,
     builds and every archive's fetch, transmute and upload; `pypi_names` (default: the
-    packaged mapping) says which PyPI packages a conda package provides in mixed specs."""
+    packaged mapping) says which PyPI packages a conda package provides in mixed specs.
+    Native wheel builds use `build_pythons` (version → interpreter; default: this process's
+    python) for the identity's native platform."""
     credentials = credentials or ChannelCredentials.from_environment(
         os.environ, plain_http=plain_http_hosts
     )
@@ -225,6 +257,9 @@ def build_connection(
         repodata_timeout=repodata_timeout,
     )  # fmt: skip
     names = pypi_names or PypiNames()
+    pythons = dict(build_pythons or host_pythons(()))
+    if not identity.native_platform:  # e.g. the embedded default's agents: this machine's
+        identity = replace(identity, native_platform=host_platform_name())
     if metrics is None:
         fetcher = Fetcher(credentials, timeout=fetch_timeout)
         transmuter = Transmuter(level=transmute_level, workers=workers)
@@ -240,8 +275,13 @@ def build_connection(
             store, fetcher, transmuter, scratch_dir=cache_dir / "archives-tmp",
             concurrency=fetch_concurrency, upload_timeout=upload_timeout,
         )  # fmt: skip
+        builds = NativeBuilds(
+            store, fetcher, cache_dir, agent_id=identity.agent_id,
+            native_platform=identity.native_platform, pythons=pythons,
+            build_timeout=build_timeout,
+        )  # fmt: skip
         pypi_resolver = PypiResolver(cache_dir, resolve_timeout=solve_timeout, store=store,
-                                     credentials=credentials)  # fmt: skip
+                                     credentials=credentials, builds=builds)  # fmt: skip
         mixed_resolver = MixedResolver(resolver, pypi_resolver, names)
         return JobRunner(
             resolver=resolver, catalog=Catalog(store), archives=archives, clock=SystemClock(),
@@ -255,8 +295,11 @@ def build_connection(
 
 
 async def run(args: argparse.Namespace) -> None:
-    platforms = platforms_tuple(check_platform(p) for p in args.platform or [host_platform_name()])
-    identity = AgentIdentity(args.agent_id, socket.gethostname(), platforms, max(1, args.slots))
+    native = check_platform(args.native_platform or host_platform_name())
+    platforms = platforms_tuple(check_platform(p) for p in args.platform or [native])
+    pythons = host_pythons(args.build_python)
+    identity = AgentIdentity(args.agent_id, socket.gethostname(), platforms, max(1, args.slots),
+                             native, tuple(pythons))  # fmt: skip
     metrics = AgentMetrics() if args.metrics_listen else None
     connection = build_connection(
         target=args.coordinator, identity=identity, cache_dir=args.cache_dir,
@@ -268,6 +311,7 @@ async def run(args: argparse.Namespace) -> None:
         **coordinator_access(args.tls_ca),
         plain_http_hosts=args.plain_http_host, metrics=metrics,
         pypi_names=PypiNames(read_name_map(args.pypi_name_map) if args.pypi_name_map else None),
+        build_pythons=pythons, build_timeout=args.build_timeout,
     )  # fmt: skip
     endpoint = serve_metrics(metrics.registry, args.metrics_listen) if metrics else None
     stop = asyncio.Event()
@@ -279,6 +323,25 @@ async def run(args: argparse.Namespace) -> None:
     finally:
         if endpoint is not None:
             endpoint.stop()
+
+
+def host_pythons(paths: Sequence[str]) -> dict[str, str]:
+    """Python version ("3.11") → interpreter: this process's python, then each `--build-python`
+    (asked for its version; one that does not run is a `ConfigError`)."""
+    found = {f"{sys.version_info[0]}.{sys.version_info[1]}": sys.executable}
+    for path in paths:
+        try:
+            done = subprocess.run(
+                [path, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                capture_output=True, text=True, timeout=30, check=True,
+            )  # fmt: skip
+        except (OSError, subprocess.SubprocessError) as err:
+            raise ConfigError(
+                f"failed to use `--build-python {path}`: it does not run: {err}",
+                hint="pass the path of a python interpreter",
+            ) from err
+        found.setdefault(done.stdout.strip(), path)
+    return found
 
 
 def coordinator_access(tls_ca: str | None) -> dict[str, Any]:

@@ -22,12 +22,35 @@ _SHA256_HEX = 64
 
 
 @dataclass(frozen=True, slots=True)
+class SourceArchive:
+    """Where the source of a package to build is, and the sha256 it must have."""
+
+    url: str
+    filename: str
+    sha256: str
+    size: int | None
+    index: str
+
+
+@dataclass(frozen=True, slots=True)
 class Unbuilt:
-    """A package the lock chose that has no wheel for the target (slice 2 builds it)."""
+    """A package the lock chose that has no wheel for the target: built natively from
+    `source` (None for a source envd can't verify by sha256: git, a local directory)."""
 
     name: str
     version: str
-    why: str  # "sdist only", "no wheel for the target"
+    why: str  # "sdist only", "git source", "URL source", "local source", "no wheel for …"
+    source: SourceArchive | None = None
+
+    def shown(self) -> str:
+        """ "crcmod 1.7 (sdist only)", as statuses and errors name it."""
+        return f"{self.name} {self.version} ({self.why})"
+
+
+@dataclass(frozen=True, slots=True)
+class LockPackages:
+    packages: tuple[ResolvedPackage, ...]  # sorted by name
+    unbuilt: tuple[Unbuilt, ...]
 
 
 def read_pylock(
@@ -35,6 +58,15 @@ def read_pylock(
 ) -> tuple[ResolvedPackage, ...]:
     """The lock's packages that apply on the target, each with its best wheel for it, sorted by
     name; packages without one are refused at once, all of them named."""
+    found = read_lock_packages(text, target, indexes)
+    if found.unbuilt:
+        raise needs_build_error(found.unbuilt, target.platform)
+    return found.packages
+
+
+def read_lock_packages(text: str, target: PypiTarget, indexes: Sequence[str]) -> LockPackages:
+    """The lock's packages that apply on the target: those with a wheel for it, and those to
+    build (with their source, when it is an archive with a sha256)."""
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
@@ -49,18 +81,22 @@ def read_pylock(
             unbuilt.append(chosen)
         else:
             packages.append(chosen)
-    if unbuilt:
-        raise needs_build_error(unbuilt, target.platform)
-    return tuple(sorted(packages, key=lambda p: p.name))
+    return LockPackages(tuple(sorted(packages, key=lambda p: p.name)), tuple(unbuilt))
 
 
-def needs_build_error(unbuilt: Sequence[Unbuilt], platform: str) -> PypiNotAvailableError:
+def needs_build_error(
+    unbuilt: Sequence[Unbuilt], platform: str, *, sourceless: bool = False
+) -> PypiNotAvailableError:
+    """For a resolver without native builds, or (`sourceless`) packages whose index has
+    neither a wheel for the target nor a source to build one from."""
     names = ", ".join(f"`{u.name} {u.version}` ({u.why})" for u in unbuilt)
     noun = "package" if len(unbuilt) == 1 else "packages"
     verb = "needs" if len(unbuilt) == 1 else "need"
+    why = (f"the index has no source to build {'it' if len(unbuilt) == 1 else 'them'} from"
+           if sourceless else "not available yet")  # fmt: skip
     return PypiNotAvailableError(
         f"failed to resolve PyPI requirements for `{platform}`: {noun} {names} {verb} a native "
-        f"build on an agent of `{platform}`: not available yet",
+        f"build on an agent of `{platform}`: {why}",
         hint="pin a version that publishes a wheel for this target (for Linux, a newer "
         "`--virtual-package __glibc=2.28` admits newer manylinux wheels), or leave it out",
     )
@@ -92,8 +128,7 @@ def _package(
     wheels = entry.get("wheels") or []
     ranked = [(rank, wheel) for wheel in wheels if (rank := _rank(wheel, target)) is not None]
     if not ranked:
-        why = f"no wheel for `{target.python_platform}`, python {target.python_version}"
-        return Unbuilt(name, version, why)
+        return _unbuilt(entry, name, version, target, indexes)
     _, wheel = min(ranked, key=lambda pair: pair[0])
     filename = _filename(wheel)
     _, _, _, tags = parse_wheel_filename(filename)
@@ -110,6 +145,33 @@ def _package(
         size=wheel.get("size"),
         subdir=NOARCH if all(t.platform == "any" for t in tags) else target.platform,
     )
+
+
+def _unbuilt(
+    entry: dict[str, Any], name: str, version: str, target: PypiTarget, indexes: Sequence[str]
+) -> Unbuilt:
+    """What to build, and from what: the sdist, or an archive at a URL (PEP 751 `archive`);
+    git and local directories have no sha256 to verify, so no source."""
+    if entry.get("wheels"):
+        why = f"no wheel for `{target.python_platform}`, python {target.python_version}"
+    else:
+        why = next(
+            (w for key, w in _SOURCE_KINDS if entry.get(key)), "no wheel or source in the lock"
+        )
+    for key in ("sdist", "archive"):
+        source = entry.get(key)
+        if isinstance(source, dict) and (source.get("url") or source.get("path")):
+            filename = _filename(source)
+            return Unbuilt(name, version, why, SourceArchive(
+                url=str(source.get("url") or source.get("path")), filename=filename,
+                sha256=_sha256(source, filename), size=source.get("size"),
+                index=_index(entry, source, indexes),
+            ))  # fmt: skip
+    return Unbuilt(name, version, why)
+
+
+_SOURCE_KINDS = (("sdist", "sdist only"), ("vcs", "git source"), ("archive", "URL source"),
+                 ("directory", "local source"))  # fmt: skip
 
 
 def _rank(wheel: dict[str, Any], target: PypiTarget) -> int | None:
@@ -131,7 +193,7 @@ def _sha256(wheel: dict[str, Any], filename: str) -> str:
     value = str((wheel.get("hashes") or {}).get("sha256", "")).lower()
     if len(value) != _SHA256_HEX or any(c not in "0123456789abcdef" for c in value):
         raise InternalError(
-            f"failed to read uv's pylock.toml: wheel `{filename}` has no sha256",
+            f"failed to read uv's pylock.toml: `{filename}` has no sha256",
             hint="envd verifies every wheel: use an index that publishes sha256 hashes",
         )
     return value

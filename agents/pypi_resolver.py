@@ -7,7 +7,6 @@ import logging
 import os
 import re
 import shutil
-import signal
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -29,7 +28,8 @@ from envd.uv import uv_bin, uv_environment
 
 from .credentials import ChannelCredentials
 from .fetch import redact_text, redact_url
-from .pylock import Unbuilt, needs_build_error, read_pylock
+from .native_build import NativeBuilds, run_group
+from .pylock import Unbuilt, needs_build_error, read_lock_packages
 from .pypi_target import PypiTarget, pypi_target
 from .resolver import Resolution, ResolveRequest, missing_packages_error
 from .source_inputs import fetch_sources
@@ -70,7 +70,11 @@ class PypiResolver:
     uv runs in a temp folder under `cache_dir` with a deadline, an environment without the
     agent's store or channel credentials (`envd.uv`), and its own cache under `cache_dir`
     (kept warm between jobs). Transient index failures are retried `attempts` times in all,
-    then reported naming the index."""
+    then reported naming the index.
+
+    Packages without a wheel for the target go to `builds` (`agents/native_build.py`): a
+    wheel built before (any agent), one built here on a native agent, or the job handed back
+    (`NativeBuildNeeded`); without `builds` they are refused."""
 
     def __init__(
         self,
@@ -83,6 +87,7 @@ class PypiResolver:
         environ: Mapping[str, str] | None = None,
         store: Store | None = None,
         credentials: ChannelCredentials | None = None,
+        builds: NativeBuilds | None = None,
     ) -> None:
         self.cache_dir = cache_dir
         self.python = python
@@ -93,6 +98,7 @@ class PypiResolver:
         self.solver = SolverInfo("uv", dist_version("uv"))
         self.store = store  # where `envd-source://` inputs are read (agents/source_inputs.py)
         self.credentials = credentials  # index logins, given to uv as a netrc of their own
+        self.builds = builds
 
     async def resolve(
         self,
@@ -128,7 +134,13 @@ class PypiResolver:
                 hint="check that the index answers; pin more versions, or raise the agent's "
                 "`--solve-timeout`",
             ) from err
-        return Resolution(read_pylock(lock, target, indexes), self.solver)
+        found = read_lock_packages(lock, target, indexes)
+        if not found.unbuilt:
+            return Resolution(found.packages, self.solver)
+        if self.builds is None:
+            raise needs_build_error(found.unbuilt, platform)
+        built = await self.builds.provide(found.unbuilt, target, indexes)
+        return Resolution(tuple(sorted(found.packages + built, key=lambda p: p.name)), self.solver)
 
     async def _compile_with_retries(
         self,
@@ -200,21 +212,7 @@ class PypiResolver:
 async def _run(args: Sequence[str], cwd: Path, env: dict[str, str]) -> tuple[int, str]:
     """Run uv in its own process group; cancelled (a deadline, a revoked lease), the whole
     group is killed and reaped before `CancelledError` leaves here."""
-    process = await asyncio.create_subprocess_exec(
-        *args, cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-        start_new_session=True,
-    )  # fmt: skip
-    try:
-        _, stderr = await process.communicate()
-    except BaseException:
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        await asyncio.shield(process.wait())
-        raise
-    return process.returncode or 0, stderr.decode("utf-8", "replace")
+    return await run_group(args, cwd, env)  # `--quiet`: what it prints is its errors
 
 
 def _explain(
@@ -240,7 +238,7 @@ def _explain(
     if unbuilt:
         why = f"no wheel for `{target.python_platform}`, python {target.python_version}"
         found = [Unbuilt(name, version, why) for name, version in unbuilt]
-        return needs_build_error(found, target.platform), False
+        return needs_build_error(found, target.platform, sourceless=True), False
     if _TRANSIENT.search(text):
         index = _failing_index(text, indexes)
         return ChannelError(

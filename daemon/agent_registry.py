@@ -47,6 +47,9 @@ class ConnectedAgent:
     leases: set[str] = field(default_factory=set)
     # the agent gave work back (it is stopping): no new leases for this session
     draining: bool = False
+    # the platform its machine runs ("" if it did not say): it alone builds wheels natively
+    native_platform: str = ""
+    build_pythons: tuple[str, ...] = ()
 
     def live(self, now: float, ttl: float) -> bool:
         """An agent that stopped heartbeating (e.g. SIGSTOP) gets no new jobs."""
@@ -105,6 +108,12 @@ class AgentRegistry:
     def serving_count(self, platform: str, now: float, ttl: float) -> int:
         """Live agents serving `platform`: here, or fleet-wide where replicas share a view."""
         return len(self.serving(platform, now, ttl))
+
+    def native_count(self, platform: str, now: float, ttl: float) -> int:
+        """Live agents connected here that can lease a native-only job of `platform`: they
+        serve it and run on it. (Replicas do not share native platforms: a native-only job
+        waits for a native agent of the replica whose sweep sees it.)"""
+        return sum(a.native_platform == platform for a in self.serving(platform, now, ttl))
 
     def platforms(self) -> list[str]:
         return sorted({p for a in self._sessions.values() for p in a.platforms})

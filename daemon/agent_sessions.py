@@ -26,6 +26,8 @@ class Registration:
     platforms: tuple[str, ...]
     slots: int
     held_lease_ids: tuple[str, ...]
+    native_platform: str = ""
+    build_pythons: tuple[str, ...] = ()
 
 
 class AgentSessions:
@@ -54,12 +56,15 @@ class AgentSessions:
             platforms=registration.platforms,
             slots=max(1, registration.slots),
             last_seen=self.clock.now(),
+            native_platform=registration.native_platform,
+            build_pythons=registration.build_pythons,
         )
         self.registry.add(agent)
         await self._renew(agent, registration.held_lease_ids)
         log.info(
-            "agent=%s host=%s connected, platforms=%s, kept %d lease(s)",
-            agent.agent_id, agent.host, list(agent.platforms), len(agent.leases),
+            "agent=%s host=%s connected, platforms=%s, native=%s builds for python %s, kept %d "
+            "lease(s)", agent.agent_id, agent.host, list(agent.platforms),
+            agent.native_platform or "?", list(agent.build_pythons), len(agent.leases),
         )  # fmt: skip
         self.dispatcher.kick()
         return agent
@@ -125,15 +130,21 @@ class AgentSessions:
         finally:
             self.dispatcher.kick()
 
-    async def release(self, agent: ConnectedAgent, lease_id: str, reason: str) -> None:
-        """The agent gives the job back unfinished (it is stopping): queue it again now, and
-        lease this session nothing new."""
-        agent.draining = True
+    async def release(
+        self, agent: ConnectedAgent, lease_id: str, reason: str,
+        native_builds: Sequence[str] = (),
+    ) -> None:  # fmt: skip
+        """The agent gives the job back unfinished. Stopping: queue it again now, and lease
+        this session nothing new. With `native_builds` (packages to build on an agent native
+        to the job's platform, which this one is not): queue it for such an agent only."""
+        agent.draining = agent.draining or not native_builds
         self.registry.release(lease_id)
         job = await self.jobs.state.by_lease(lease_id)
         if job is not None:
-            await self.jobs.requeue(job, f"agent `{agent.agent_id}` released it: {reason}",
-                                    lease_id=lease_id)  # fmt: skip
+            await self.jobs.requeue(
+                job, f"agent `{agent.agent_id}` released it: {reason}", lease_id=lease_id,
+                native_build=", ".join(native_builds) or None,
+            )  # fmt: skip
         self.dispatcher.kick()
 
 

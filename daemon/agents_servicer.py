@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import grpc
@@ -102,7 +103,10 @@ class AgentsServicer(agents_pb2_grpc.AgentsServicer):  # type: ignore[misc]
             body = message.failure
             await self.sessions.failure(agent, body.lease_id, error_from_pb(body.error))
         elif kind == "release":
-            await self.sessions.release(agent, message.release.lease_id, message.release.reason)
+            body = message.release
+            await self.sessions.release(
+                agent, body.lease_id, body.reason, _native_builds(body.native_builds)
+            )
         else:
             log.warning("agent=%s sent unexpected `%s`", agent.agent_id, kind)
 
@@ -127,7 +131,29 @@ def _registration(message: agents_pb2.Register) -> Registration:
         platforms=tuple(check_platform(p) for p in message.platforms),
         slots=message.slots,
         held_lease_ids=tuple(message.held_lease_ids),
+        native_platform=check_platform(message.native_platform) if message.native_platform else "",
+        build_pythons=tuple(_python(v) for v in message.build_pythons[:_MAX_PYTHONS]),
     )
+
+
+_MAX_PYTHONS = 16
+_MAX_BUILDS = 64
+_MAX_BUILD_TEXT = 200
+_PYTHON = re.compile(r"^[0-9]{1,2}\.[0-9]{1,3}$")
+
+
+def _python(value: str) -> str:
+    if not _PYTHON.match(value):
+        raise InvalidSpecError(f"an agent's build python `{value[:20]}` is not `MAJOR.MINOR`")
+    return value
+
+
+def _native_builds(values: Sequence[str]) -> tuple[str, ...]:
+    """An agent's list of what needs building, bounded (it becomes a status and an error)."""
+    builds = tuple(v[:_MAX_BUILD_TEXT] for v in values[:_MAX_BUILDS] if v.strip())
+    if len(values) > _MAX_BUILDS:
+        builds += (f"{len(values) - _MAX_BUILDS} more",)
+    return builds
 
 
 def _encode(message: ToAgent) -> agents_pb2.CoordinatorMessage:

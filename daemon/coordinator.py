@@ -26,7 +26,7 @@ from envd.use_latest import ANY, UseLatest, UseLatestMode
 from .agent_registry import AgentRegistry
 from .dispatcher import Dispatcher
 from .job_events import job_event
-from .jobs import JobLifecycle
+from .jobs import JobLifecycle, native_waiting_message
 from .settings import CoordinatorSettings
 from .state import Job, JobStatus, NewJob
 
@@ -180,6 +180,10 @@ class Coordinator:
         """Where an unfinished job stands, in words a user can act on."""
         if job.status in (JobStatus.LEASED, JobStatus.COMPLETING):
             return job_event(job, Stage.LEASED, message=f"leased by agent `{job.agent_id}`")
+        if job.native_build is not None:
+            return job_event(
+                job, Stage.QUEUED, message=native_waiting_message(job.platform, job.native_build)
+            )
         agents = self.registry.serving_count(
             job.platform, self.clock.now(), self.settings.lease_ttl
         )

@@ -10,7 +10,7 @@ from envd.clock import Clock
 from envd.errors import JobAttemptsExceededError, NoAgentForPlatformError, StaleLeaseError
 
 from .agent_registry import AgentRegistry, AssignJob, ConnectedAgent, RevokeLease
-from .jobs import JobLifecycle, JobTransitionError
+from .jobs import JobLifecycle, JobTransitionError, native_waiting_message
 from .settings import CoordinatorSettings
 from .state import Job
 
@@ -70,7 +70,9 @@ class Dispatcher:
                     break
 
     async def _lease_next(self, agent: ConnectedAgent) -> Job | None:
-        candidates = await self.jobs.state.queued(agent.platforms, _CANDIDATES)
+        candidates = await self.jobs.state.queued(
+            agent.platforms, _CANDIDATES, agent.native_platform or None
+        )
         for candidate in candidates:
             if not self.registry.connected(agent) or agent.free_slots() == 0:
                 return None  # it left or began draining while we read the queue
@@ -94,12 +96,23 @@ class Dispatcher:
         now = self.clock.now()
         timeout = self.settings.no_agent_timeout
         for job in await self.jobs.state.queued_before(now - timeout):
-            if self.registry.serving_count(job.platform, now, self.settings.lease_ttl):
+            if job.native_build is not None:
+                if self.registry.native_count(job.platform, now, self.settings.lease_ttl):
+                    continue
+                err = NoAgentForPlatformError(
+                    f"{native_waiting_message(job.platform, job.native_build)}: none connected "
+                    f"within {timeout:g} s",
+                    hint=f"start `envd-agent --coordinator ADDR` on a `{job.platform}` machine "
+                    "(its native platform is detected), or pin versions that publish wheels",
+                )
+            elif self.registry.serving_count(job.platform, now, self.settings.lease_ttl):
                 continue
-            err = NoAgentForPlatformError(
-                f"no agent serving `{job.platform}` connected within {timeout:g} s",
-                hint=f"start one with `envd-agent --coordinator ADDR --platform {job.platform}`",
-            )
+            else:
+                err = NoAgentForPlatformError(
+                    f"no agent serving `{job.platform}` connected within {timeout:g} s",
+                    hint=f"start one with `envd-agent --coordinator ADDR --platform "
+                    f"{job.platform}`",
+                )
             try:
                 await self.jobs.fail(job, err)
             except JobTransitionError:

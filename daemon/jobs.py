@@ -205,13 +205,20 @@ class JobLifecycle:
                    level=logging.WARNING)  # fmt: skip
         return failed
 
-    async def requeue(self, job: Job, reason: str, lease_id: str | None = None) -> Job | None:
+    async def requeue(
+        self, job: Job, reason: str, lease_id: str | None = None,
+        native_build: str | None = None,
+    ) -> Job | None:  # fmt: skip
         """leased/completing → queued again; None when the job had moved on (or, with
-        `lease_id`, that lease is no longer current)."""
-        queued = await self.state.requeue(job.job_id, self.clock.now(), lease_id)
+        `lease_id`, that lease is no longer current). With `native_build` (what needs building,
+        "crcmod 1.7 (sdist only)"), only an agent native to the job's platform may lease it
+        from now on; its status says what it waits for."""
+        queued = await self.state.requeue(job.job_id, self.clock.now(), lease_id, native_build)
         if queued is None:
             return None
-        event = job_event(queued, Stage.QUEUED, message=f"{reason}; queued again")
+        message = (f"{reason}; queued again" if native_build is None
+                   else native_waiting_message(queued.platform, native_build))  # fmt: skip
+        event = job_event(queued, Stage.QUEUED, message=message)
         self._emit(Transition.REQUEUED, queued, event, "requeued job=%s lease=%s: %s",
                    job.job_id, job.lease_id, reason, level=logging.WARNING)  # fmt: skip
         return queued
@@ -234,6 +241,13 @@ class JobLifecycle:
         for job in jobs:
             self.hook(Transition.EXPIRED, job)
         return jobs
+
+
+def native_waiting_message(platform: str, builds: str) -> str:
+    """The status of a job queued for a native build: "waiting for an osx-arm64 agent to build
+    crcmod 1.7 (sdist only)"."""
+    article = "an" if platform[:1] in "aeiou" else "a"
+    return f"waiting for {article} {platform} agent to build {builds}"
 
 
 def _transient(err: StoreError) -> bool:

@@ -44,6 +44,9 @@ class Job:
     error: dict[str, str] | None
     created_at: float
     queued_at: float
+    # what the job needs built natively ("crcmod 1.7 (sdist only)"): set, the job is leased
+    # only to an agent whose native platform is the job's platform. Kept once set.
+    native_build: str | None = None
 
     @property
     def finished(self) -> bool:
@@ -80,6 +83,7 @@ def job_from_row(row: Any, load: Callable[[Any], dict[str, str]]) -> Job:
         error=load(row["error"]) if row["error"] else None,
         created_at=row["created_at"],
         queued_at=row["queued_at"],
+        native_build=row["native_build"],
     )
 
 
@@ -105,8 +109,11 @@ class JobState(Protocol):
         """The job; JobNotFoundError if there is none."""
         ...
 
-    async def queued(self, platforms: Sequence[str], limit: int) -> list[Job]:
-        """Queued jobs for any of `platforms`, oldest first, at most `limit`."""
+    async def queued(
+        self, platforms: Sequence[str], limit: int, native_platform: str | None = None
+    ) -> list[Job]:
+        """Queued jobs for any of `platforms`, oldest first, at most `limit`; a job marked
+        native-only (`native_build`) only when its platform is `native_platform`."""
         ...
 
     async def queued_before(self, cutoff: float) -> list[Job]:
@@ -140,9 +147,13 @@ class JobState(Protocol):
         leased under it (not once its result was accepted)."""
         ...
 
-    async def requeue(self, job_id: str, now: float, lease_id: str | None = None) -> Job | None:
+    async def requeue(
+        self, job_id: str, now: float, lease_id: str | None = None,
+        native_build: str | None = None,
+    ) -> Job | None:  # fmt: skip
         """leased or completing → queued (lease dropped); with `lease_id`, only while the job
-        is leased under it."""
+        is leased under it. With `native_build`, the job is marked native-only from now on
+        (a requeue without it never clears the mark)."""
         ...
 
     async def cancel(self, job_id: str, error: dict[str, str]) -> Job | None:

@@ -138,11 +138,13 @@ class PostgresJobState:
             )
         return found[0]
 
-    async def queued(self, platforms: Sequence[str], limit: int) -> list[Job]:
+    async def queued(
+        self, platforms: Sequence[str], limit: int, native_platform: str | None = None
+    ) -> list[Job]:
         return await self._select(
             "SELECT * FROM jobs WHERE status='queued' AND platform = ANY(%s)"
-            " ORDER BY created_at LIMIT %s",
-            (list(platforms), limit),
+            " AND (native_build IS NULL OR platform = %s) ORDER BY created_at LIMIT %s",
+            (list(platforms), native_platform, limit),
         )
 
     async def queued_before(self, cutoff: float) -> list[Job]:
@@ -198,15 +200,19 @@ class PostgresJobState:
             (Jsonb(error), job_id, *_opt(lease_id)),
         )
 
-    async def requeue(self, job_id: str, now: float, lease_id: str | None = None) -> Job | None:
+    async def requeue(
+        self, job_id: str, now: float, lease_id: str | None = None,
+        native_build: str | None = None,
+    ) -> Job | None:  # fmt: skip
         where = "status IN ('leased', 'completing')" if lease_id is None else "status='leased'"
         fence = "" if lease_id is None else " AND lease_id=%s"
         return await self._one(
             "UPDATE jobs SET status='queued', lease_id=NULL, agent_id=NULL,"
-            " lease_expires_at=NULL, full_id=NULL, completer=NULL, queued_at=%s"
+            " lease_expires_at=NULL, full_id=NULL, completer=NULL, queued_at=%s,"
+            " native_build=COALESCE(%s, native_build)"
             f" WHERE job_id=%s AND {where}{fence}"
             f" RETURNING *, {_QUEUED}",
-            (now, job_id, *_opt(lease_id)),
+            (now, native_build, job_id, *_opt(lease_id)),
         )
 
     async def cancel(self, job_id: str, error: dict[str, str]) -> Job | None:

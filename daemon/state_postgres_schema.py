@@ -56,6 +56,11 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (replica_id, session)
     );
     """,
+    # 2: the mark of a job whose PyPI packages need a native build (leased only to an agent
+    # whose native platform is the job's)
+    """
+    ALTER TABLE jobs ADD COLUMN native_build text;
+    """,
 )
 LATEST = len(MIGRATIONS)
 # any constant: replicas starting together apply migrations one at a time

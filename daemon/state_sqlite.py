@@ -32,7 +32,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     full_id TEXT,
     error TEXT,
     created_at REAL NOT NULL,
-    queued_at REAL NOT NULL
+    queued_at REAL NOT NULL,
+    native_build TEXT
 );
 -- single-flight: at most one in-flight job per (req_id, platform, archives or not); a request
 -- without archives also attaches to a job that caches them (see create_or_attach)
@@ -75,6 +76,9 @@ class SqliteJobState:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
             db.executescript(_SCHEMA)
+            columns = {r["name"] for r in db.execute("PRAGMA table_info(jobs)")}
+            if "native_build" not in columns:  # a state written before native builds
+                db.execute("ALTER TABLE jobs ADD COLUMN native_build TEXT")
             db.execute("SELECT job_id, req_id, status, lease_id FROM jobs LIMIT 1").fetchall()
         except sqlite3.Error as err:
             db.close()
@@ -151,12 +155,14 @@ class SqliteJobState:
             )
         return _job(row)
 
-    async def queued(self, platforms: Sequence[str], limit: int) -> list[Job]:
+    async def queued(
+        self, platforms: Sequence[str], limit: int, native_platform: str | None = None
+    ) -> list[Job]:
         marks = ",".join("?" * len(platforms)) or "''"
         return await self._select(
             f"SELECT * FROM jobs WHERE status=? AND platform IN ({marks})"
-            " ORDER BY created_at LIMIT ?",
-            (JobStatus.QUEUED, *platforms, limit),
+            " AND (native_build IS NULL OR platform IS ?) ORDER BY created_at LIMIT ?",
+            (JobStatus.QUEUED, *platforms, native_platform, limit),
         )
 
     async def queued_before(self, cutoff: float) -> list[Job]:
@@ -222,14 +228,18 @@ class SqliteJobState:
             (JobStatus.FAILED, json.dumps(error), job_id, *_opt(lease_id)),
         )
 
-    async def requeue(self, job_id: str, now: float, lease_id: str | None = None) -> Job | None:
+    async def requeue(
+        self, job_id: str, now: float, lease_id: str | None = None,
+        native_build: str | None = None,
+    ) -> Job | None:  # fmt: skip
         where = "status IN ('leased', 'completing')" if lease_id is None else "status='leased'"
         fence = "" if lease_id is None else " AND lease_id=?"
         return await self._update(
             job_id,
             "UPDATE jobs SET status=?, lease_id=NULL, agent_id=NULL, lease_expires_at=NULL,"
-            f" full_id=NULL, queued_at=? WHERE job_id=? AND {where}{fence}",
-            (JobStatus.QUEUED, now, job_id, *_opt(lease_id)),
+            " full_id=NULL, queued_at=?, native_build=COALESCE(?, native_build)"
+            f" WHERE job_id=? AND {where}{fence}",
+            (JobStatus.QUEUED, now, native_build, job_id, *_opt(lease_id)),
         )
 
     async def cancel(self, job_id: str, error: dict[str, str]) -> Job | None:

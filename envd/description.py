@@ -59,9 +59,11 @@ class PackageFormat:
 
 @dataclass(frozen=True, slots=True)
 class BuildOrigin:
-    """Where a wheel envd built came from."""
+    """Where a wheel envd built came from: its source (URL) and that source's sha256, the
+    agent that built it and the platform it was built on (the target's)."""
 
     source: str
+    sha256: str
     agent: str
     platform: str
 
@@ -87,8 +89,11 @@ class ResolvedPackage:
     built: BuildOrigin | None = None
 
     def identity(self) -> PackageIdentity:
+        """A built wheel counts with its source's sha256: wheel builds are not
+        byte-reproducible, the same source built again is the same package."""
+        sha256 = self.sha256 if self.built is None else self.built.sha256
         return PackageIdentity(
-            self.kind, self.name, self.version, self.build, self.filename, self.sha256
+            self.kind, self.name, self.version, self.build, self.filename, sha256
         )
 
 
@@ -276,7 +281,12 @@ def _package_json(p: ResolvedPackage) -> dict[str, Any]:
         ],
         "built": None
         if p.built is None
-        else {"source": p.built.source, "agent": p.built.agent, "platform": p.built.platform},
+        else {
+            "source": p.built.source,
+            "sha256": p.built.sha256,
+            "agent": p.built.agent,
+            "platform": p.built.platform,
+        },
     }
     if p.kind == "pypi":
         out["index"] = p.channel
@@ -310,7 +320,12 @@ def _package_from_json(p: dict[str, Any]) -> ResolvedPackage:
 def _identities(packages: Iterable[dict[str, Any]]) -> list[PackageIdentity]:
     return [
         PackageIdentity(
-            p["kind"], p["name"], p["version"], p.get("build", ""), p["filename"], p["sha256"]
+            p["kind"],
+            p["name"],
+            p["version"],
+            p.get("build", ""),
+            p["filename"],
+            p["sha256"] if p.get("built") is None else p["built"]["sha256"],
         )
         for p in packages
     ]

@@ -113,6 +113,16 @@ class ChannelNotAllowedError(EnvdError):
     exit_code = 2
 
 
+class WheelBuildError(EnvdError):
+    """A native wheel build failed: the build itself (its log's tail in the message), a wheel
+    whose tags or glibc don't fit the target, or no host interpreter of the python asked for.
+    Nothing of it is stored."""
+
+    reference = "E210"
+    status = "FAILED_PRECONDITION"
+    exit_code = 3
+
+
 class NoAgentForPlatformError(EnvdError):
     reference = "E300"
     status = "UNAVAILABLE"

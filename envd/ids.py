@@ -24,7 +24,9 @@ def req_id(spec: Spec) -> str:
 
 @dataclass(frozen=True, slots=True)
 class PackageIdentity:
-    """What makes a resolved package itself; a built package counts with its source's sha256."""
+    """What makes a resolved package itself. `sha256` is the archive's, except for a wheel envd
+    built: there it is its source's (wheel builds are not byte-reproducible; the same source
+    built twice is the same package, and gives the same full_id)."""
 
     kind: str
     name: str

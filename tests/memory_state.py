@@ -44,9 +44,12 @@ class MemoryJobState:
             raise JobNotFoundError(f"no job `{job_id}` on this coordinator")
         return self.jobs[job_id]
 
-    async def queued(self, platforms: Sequence[str], limit: int) -> list[Job]:
+    async def queued(
+        self, platforms: Sequence[str], limit: int, native_platform: str | None = None
+    ) -> list[Job]:
         found = [j for j in self.jobs.values() if j.status is JobStatus.QUEUED
-                 and j.platform in platforms]  # fmt: skip
+                 and j.platform in platforms
+                 and (j.native_build is None or j.platform == native_platform)]  # fmt: skip
         return sorted(found, key=lambda j: j.created_at)[:limit]
 
     async def queued_before(self, cutoff: float) -> list[Job]:
@@ -109,7 +112,10 @@ class MemoryJobState:
         return self._set(job, status=JobStatus.FAILED, error=json.loads(json.dumps(error)),
                          lease_id=None)  # fmt: skip
 
-    async def requeue(self, job_id: str, now: float, lease_id: str | None = None) -> Job | None:
+    async def requeue(
+        self, job_id: str, now: float, lease_id: str | None = None,
+        native_build: str | None = None,
+    ) -> Job | None:  # fmt: skip
         job = self.jobs.get(job_id)
         if job is None or job.status not in (JobStatus.LEASED, JobStatus.COMPLETING):
             return None
@@ -118,7 +124,8 @@ class MemoryJobState:
         ):
             return None
         return self._set(job, status=JobStatus.QUEUED, lease_id=None, agent_id=None,
-                         lease_expires_at=None, full_id=None, queued_at=now)  # fmt: skip
+                         lease_expires_at=None, full_id=None, queued_at=now,
+                         native_build=native_build or job.native_build)  # fmt: skip
 
     async def cancel(self, job_id: str, error: dict[str, str]) -> Job | None:
         job = self.jobs.get(job_id)

@@ -1,6 +1,8 @@
 """A PyPI index the tests generate: wheels written by hand, served over loopback HTTP.
 
 A wheel is a zip with the package, `METADATA`, `WHEEL` and `RECORD`; no build tool is needed.
+An sdist (`Sdist`) is a real one, built by setuptools: the index also serves the setuptools wheel
+of `tests/fixtures/pypi/`, so an isolated build (`uv build --index-url` this index) needs no PyPI.
 The index answers PEP 691 JSON (with PEP 700 upload times, which `--exclude-newer` needs) to
 clients that ask for it, PEP 503 HTML to the rest.
 """
@@ -8,10 +10,13 @@ clients that ask for it, PEP 503 HTML to the rest.
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import html
 import http.server
+import io
 import json
+import tarfile
 import threading
 import zipfile
 from collections.abc import Iterator, Sequence
@@ -26,6 +31,9 @@ JSON_TYPE = "application/vnd.pypi.simple.v1+json"
 LINUX_TAG = "cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64"
 MACOS_TAG = "cp311-cp311-macosx_11_0_arm64"
 PURE_TAG = "py3-none-any"
+SETUPTOOLS_WHEEL = (
+    Path(__file__).parent / "fixtures" / "pypi" / "setuptools-84.2.1-py3-none-any.whl"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +47,60 @@ class Wheel:
     @property
     def filename(self) -> str:
         return f"{self.name.replace('-', '_')}-{self.version}-{self.tag}.whl"
+
+
+@dataclass(frozen=True, slots=True)
+class Sdist:
+    """A source distribution only (no wheel): pure python, or with a C extension module
+    `<name>._speed` (gcc and Python.h build it on linux; its wheel is `linux_x86_64`)."""
+
+    name: str
+    version: str
+    c_extension: bool = False
+    uploaded: str = "2024-01-01T00:00:00Z"
+    setup_py: str | None = None  # e.g. a build that fails or hangs
+
+    @property
+    def filename(self) -> str:
+        return f"{self.name.replace('-', '_')}-{self.version}.tar.gz"
+
+
+def write_sdist(sdist: Sdist, folder: Path) -> Path:
+    """An sdist with static metadata (PKG-INFO 2.2, so resolving reads it without a build) and
+    a setuptools `pyproject.toml`; byte-for-byte the same on every call."""
+    module = sdist.name.replace("-", "_")
+    base = f"{module}-{sdist.version}"
+    pkg_info = f"Metadata-Version: 2.2\nName: {sdist.name}\nVersion: {sdist.version}\n"
+    files = {
+        "PKG-INFO": pkg_info,
+        "pyproject.toml": '[build-system]\nrequires = ["setuptools>=70.1"]\n'
+        'build-backend = "setuptools.build_meta"\n\n[project]\n'
+        f'name = "{sdist.name}"\nversion = "{sdist.version}"\n\n'
+        f'[tool.setuptools]\npackages = ["{module}"]\n',
+        f"{module}/__init__.py": f"VERSION = {sdist.version!r}\n",
+    }
+    if sdist.c_extension:
+        files["setup.py"] = (
+            "from setuptools import Extension, setup\n\n"
+            f'setup(ext_modules=[Extension("{module}._speed", ["{module}/speed.c"])])\n'
+        )
+        files[f"{module}/speed.c"] = (
+            "#include <Python.h>\n"
+            'static struct PyModuleDef speed = {PyModuleDef_HEAD_INIT, "_speed", 0, -1, 0};\n'
+            "PyMODINIT_FUNC PyInit__speed(void) { return PyModule_Create(&speed); }\n"
+        )
+    if sdist.setup_py is not None:
+        files["setup.py"] = sdist.setup_py
+    path = folder / sdist.filename
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        for name, text in sorted(files.items()):
+            data = text.encode()
+            info = tarfile.TarInfo(f"{base}/{name}")
+            info.size, info.mtime, info.mode = len(data), 1_704_067_200, 0o644
+            archive.addfile(info, io.BytesIO(data))
+    path.write_bytes(gzip.compress(buffer.getvalue(), mtime=0))
+    return path
 
 
 def write_wheel(wheel: Wheel, folder: Path) -> Path:
@@ -81,6 +143,7 @@ class PypiIndex:
     folder: Path
     wheels: list[Wheel]
     requests: list[str] = field(default_factory=list)
+    sdists: list[Sdist] = field(default_factory=list)
 
 
 def standard_wheels() -> list[Wheel]:
@@ -108,14 +171,24 @@ def standard_wheels() -> list[Wheel]:
 
 @contextmanager
 def serve_index(
-    folder: Path, wheels: Sequence[Wheel] | None = None, require_auth: tuple[str, str] | None = None
+    folder: Path,
+    wheels: Sequence[Wheel] | None = None,
+    sdists: Sequence[Sdist] = (),
+    require_auth: tuple[str, str] | None = None,
 ) -> Iterator[PypiIndex]:
-    """`require_auth`: (user, password) that every request must carry as HTTP basic auth;
+    """With `sdists`, the index also serves the setuptools wheel that builds them;
+    `require_auth`: (user, password) that every request must carry as HTTP basic auth;
     others get 401."""
     chosen = list(standard_wheels() if wheels is None else wheels)
     folder.mkdir(parents=True, exist_ok=True)
-    files = {w.filename: (w, write_wheel(w, folder)) for w in chosen}
-    index = PypiIndex("", folder, chosen)
+    files: dict[str, tuple[Wheel | Sdist, Path]] = {
+        w.filename: (w, write_wheel(w, folder)) for w in chosen
+    }
+    files.update((s.filename, (s, write_sdist(s, folder))) for s in sdists)
+    if sdists:
+        backend = Wheel("setuptools", "84.2.1")
+        files[SETUPTOOLS_WHEEL.name] = (backend, SETUPTOOLS_WHEEL)
+    index = PypiIndex("", folder, chosen, sdists=list(sdists))
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def log_message(self, *args: object) -> None:

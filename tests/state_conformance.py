@@ -193,6 +193,33 @@ class JobStateConformance:
 
         self.check(tmp_path, scenario)
 
+    def test_a_native_only_job_is_listed_only_for_its_native_platform(self, tmp_path: Path) -> None:
+        async def scenario(state: JobState) -> None:
+            job, _ = await state.create_or_attach(new_job(platform="osx-arm64"), 100.0)
+            other, _ = await state.create_or_attach(new_job("o" * 40, "osx-arm64"), 101.0)
+            leased = await _lease(state, job, "linux", 500.0)
+            assert (
+                await state.requeue(job.job_id, 200.0, "lease-not-it", "x 1 (sdist only)") is None
+            )
+            queued = await state.requeue(job.job_id, 200.0, _lid(leased), "crcmod 1.7 (sdist only)")
+            assert queued is not None and queued.native_build == "crcmod 1.7 (sdist only)"
+            assert queued.status is JobStatus.QUEUED and queued.queued_at == 200.0
+            assert other.native_build is None
+            ids = [j.job_id for j in await state.queued(["osx-arm64"], 10)]
+            assert ids == [other.job_id]  # not native: only the unmarked job
+            ids = [j.job_id for j in await state.queued(["osx-arm64"], 10, "linux-64")]
+            assert ids == [other.job_id]
+            ids = [j.job_id for j in await state.queued(["osx-arm64"], 10, "osx-arm64")]
+            assert ids == [job.job_id, other.job_id]
+            # the mark outlives a lease that expires and a requeue without it
+            again = await _lease(state, queued, "mac", 600.0)
+            requeued = await state.requeue(job.job_id, 300.0)
+            assert requeued is not None and requeued.native_build == "crcmod 1.7 (sdist only)"
+            assert (await state.get(job.job_id)).native_build == "crcmod 1.7 (sdist only)"
+            assert again.native_build == "crcmod 1.7 (sdist only)"
+
+        self.check(tmp_path, scenario)
+
     def test_archives_requests_never_attach_to_a_job_without_archives(self, tmp_path: Path) -> None:
         async def scenario(state: JobState) -> None:
             bare, _ = await state.create_or_attach(new_job(no_archives=True), 1.0)

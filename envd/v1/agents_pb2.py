@@ -26,7 +26,7 @@ from envd.v1 import common_pb2 as envd_dot_v1_dot_common__pb2
 from envd.v1 import environments_pb2 as envd_dot_v1_dot_environments__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x65nvd/v1/agents.proto\x12\x07\x65nvd.v1\x1a\x14\x65nvd/v1/common.proto\x1a\x1a\x65nvd/v1/environments.proto\"\x86\x02\n\x0c\x41gentMessage\x12%\n\x08register\x18\x01 \x01(\x0b\x32\x11.envd.v1.RegisterH\x00\x12\'\n\theartbeat\x18\x02 \x01(\x0b\x32\x12.envd.v1.HeartbeatH\x00\x12(\n\x08progress\x18\x03 \x01(\x0b\x32\x14.envd.v1.JobProgressH\x00\x12$\n\x06result\x18\x04 \x01(\x0b\x32\x12.envd.v1.JobResultH\x00\x12&\n\x07\x66\x61ilure\x18\x05 \x01(\x0b\x32\x13.envd.v1.JobFailureH\x00\x12&\n\x07release\x18\x06 \x01(\x0b\x32\x13.envd.v1.JobReleaseH\x00\x42\x06\n\x04\x62ody\"\x8f\x01\n\x08Register\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\x11\n\tplatforms\x18\x03 \x03(\t\x12\x18\n\x10protocol_version\x18\x04 \x01(\x05\x12\x0f\n\x07version\x18\x05 \x01(\t\x12\r\n\x05slots\x18\x06 \x01(\x05\x12\x16\n\x0eheld_lease_ids\x18\x07 \x03(\t\"\x1e\n\tHeartbeat\x12\x11\n\tlease_ids\x18\x01 \x03(\t\"O\n\x0bJobProgress\x12\x10\n\x08lease_id\x18\x01 \x01(\t\x12\x1d\n\x05stage\x18\x02 \x01(\x0e\x32\x0e.envd.v1.Stage\x12\x0f\n\x07message\x18\x03 \x01(\t\".\n\tJobResult\x12\x10\n\x08lease_id\x18\x01 \x01(\t\x12\x0f\n\x07\x66ull_id\x18\x02 \x01(\t\"=\n\nJobFailure\x12\x10\n\x08lease_id\x18\x01 \x01(\t\x12\x1d\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x0e.envd.v1.Error\".\n\nJobRelease\x12\x10\n\x08lease_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x99\x01\n\x12\x43oordinatorMessage\x12#\n\x07welcome\x18\x01 \x01(\x0b\x32\x10.envd.v1.WelcomeH\x00\x12,\n\nassignment\x18\x02 \x01(\x0b\x32\x16.envd.v1.JobAssignmentH\x00\x12(\n\x07revoked\x18\x03 \x01(\x0b\x32\x15.envd.v1.LeaseRevokedH\x00\x42\x06\n\x04\x62ody\"|\n\x07Welcome\x12\x11\n\tstore_url\x18\x01 \x01(\t\x12\x14\n\x0clease_ttl_ms\x18\x02 \x01(\x03\x12\x1d\n\x15heartbeat_interval_ms\x18\x03 \x01(\x03\x12\x18\n\x10protocol_version\x18\x04 \x01(\x05\x12\x0f\n\x07version\x18\x05 \x01(\t\"\xa7\x01\n\rJobAssignment\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x10\n\x08lease_id\x18\x02 \x01(\t\x12\x0e\n\x06req_id\x18\x03 \x01(\t\x12\x10\n\x08platform\x18\x04 \x01(\t\x12\x16\n\x0e\x63\x61nonical_spec\x18\x05 \x01(\x0c\x12\x13\n\x0bno_archives\x18\x06 \x01(\x08\x12%\n\trequester\x18\x07 \x01(\x0b\x32\x12.envd.v1.Requester\"0\n\x0cLeaseRevoked\x12\x10\n\x08lease_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t2K\n\x06\x41gents\x12\x41\n\x07\x43onnect\x12\x15.envd.v1.AgentMessage\x1a\x1b.envd.v1.CoordinatorMessage(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x65nvd/v1/agents.proto\x12\x07\x65nvd.v1\x1a\x14\x65nvd/v1/common.proto\x1a\x1a\x65nvd/v1/environments.proto\"\x86\x02\n\x0c\x41gentMessage\x12%\n\x08register\x18\x01 \x01(\x0b\x32\x11.envd.v1.RegisterH\x00\x12\'\n\theartbeat\x18\x02 \x01(\x0b\x32\x12.envd.v1.HeartbeatH\x00\x12(\n\x08progress\x18\x03 \x01(\x0b\x32\x14.envd.v1.JobProgressH\x00\x12$\n\x06result\x18\x04 \x01(\x0b\x32\x12.envd.v1.JobResultH\x00\x12&\n\x07\x66\x61ilure\x18\x05 \x01(\x0b\x32\x13.envd.v1.JobFailureH\x00\x12&\n\x07release\x18\x06 \x01(\x0b\x32\x13.envd.v1.JobReleaseH\x00\x42\x06\n\x04\x62ody\"\xbf\x01\n\x08Register\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\x11\n\tplatforms\x18\x03 \x03(\t\x12\x18\n\x10protocol_version\x18\x04 \x01(\x05\x12\x0f\n\x07version\x18\x05 \x01(\t\x12\r\n\x05slots\x18\x06 \x01(\x05\x12\x16\n\x0eheld_lease_ids\x18\x07 \x03(\t\x12\x17\n\x0fnative_platform\x18\x14 \x01(\t\x12\x15\n\rbuild_pythons\x18\x15 \x03(\t\"\x1e\n\tHeartbeat\x12\x11\n\tlease_ids\x18\x01 \x03(\t\"O\n\x0bJobProgress\x12\x10\n\x08lease_id\x18\x01 \x01(\t\x12\x1d\n\x05stage\x18\x02 \x01(\x0e\x32\x0e.envd.v1.Stage\x12\x0f\n\x07message\x18\x03 \x01(\t\".\n\tJobResult\x12\x10\n\x08lease_id\x18\x01 \x01(\t\x12\x0f\n\x07\x66ull_id\x18\x02 \x01(\t\"=\n\nJobFailure\x12\x10\n\x08lease_id\x18\x01 \x01(\t\x12\x1d\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x0e.envd.v1.Error\"E\n\nJobRelease\x12\x10\n\x08lease_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x15\n\rnative_builds\x18\x14 \x03(\t\"\x99\x01\n\x12\x43oordinatorMessage\x12#\n\x07welcome\x18\x01 \x01(\x0b\x32\x10.envd.v1.WelcomeH\x00\x12,\n\nassignment\x18\x02 \x01(\x0b\x32\x16.envd.v1.JobAssignmentH\x00\x12(\n\x07revoked\x18\x03 \x01(\x0b\x32\x15.envd.v1.LeaseRevokedH\x00\x42\x06\n\x04\x62ody\"|\n\x07Welcome\x12\x11\n\tstore_url\x18\x01 \x01(\t\x12\x14\n\x0clease_ttl_ms\x18\x02 \x01(\x03\x12\x1d\n\x15heartbeat_interval_ms\x18\x03 \x01(\x03\x12\x18\n\x10protocol_version\x18\x04 \x01(\x05\x12\x0f\n\x07version\x18\x05 \x01(\t\"\xa7\x01\n\rJobAssignment\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x10\n\x08lease_id\x18\x02 \x01(\t\x12\x0e\n\x06req_id\x18\x03 \x01(\t\x12\x10\n\x08platform\x18\x04 \x01(\t\x12\x16\n\x0e\x63\x61nonical_spec\x18\x05 \x01(\x0c\x12\x13\n\x0bno_archives\x18\x06 \x01(\x08\x12%\n\trequester\x18\x07 \x01(\x0b\x32\x12.envd.v1.Requester\"0\n\x0cLeaseRevoked\x12\x10\n\x08lease_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t2K\n\x06\x41gents\x12\x41\n\x07\x43onnect\x12\x15.envd.v1.AgentMessage\x1a\x1b.envd.v1.CoordinatorMessage(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,25 +36,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_AGENTMESSAGE']._serialized_start=84
   _globals['_AGENTMESSAGE']._serialized_end=346
   _globals['_REGISTER']._serialized_start=349
-  _globals['_REGISTER']._serialized_end=492
-  _globals['_HEARTBEAT']._serialized_start=494
-  _globals['_HEARTBEAT']._serialized_end=524
-  _globals['_JOBPROGRESS']._serialized_start=526
-  _globals['_JOBPROGRESS']._serialized_end=605
-  _globals['_JOBRESULT']._serialized_start=607
-  _globals['_JOBRESULT']._serialized_end=653
-  _globals['_JOBFAILURE']._serialized_start=655
-  _globals['_JOBFAILURE']._serialized_end=716
-  _globals['_JOBRELEASE']._serialized_start=718
-  _globals['_JOBRELEASE']._serialized_end=764
-  _globals['_COORDINATORMESSAGE']._serialized_start=767
-  _globals['_COORDINATORMESSAGE']._serialized_end=920
-  _globals['_WELCOME']._serialized_start=922
-  _globals['_WELCOME']._serialized_end=1046
-  _globals['_JOBASSIGNMENT']._serialized_start=1049
-  _globals['_JOBASSIGNMENT']._serialized_end=1216
-  _globals['_LEASEREVOKED']._serialized_start=1218
-  _globals['_LEASEREVOKED']._serialized_end=1266
-  _globals['_AGENTS']._serialized_start=1268
-  _globals['_AGENTS']._serialized_end=1343
+  _globals['_REGISTER']._serialized_end=540
+  _globals['_HEARTBEAT']._serialized_start=542
+  _globals['_HEARTBEAT']._serialized_end=572
+  _globals['_JOBPROGRESS']._serialized_start=574
+  _globals['_JOBPROGRESS']._serialized_end=653
+  _globals['_JOBRESULT']._serialized_start=655
+  _globals['_JOBRESULT']._serialized_end=701
+  _globals['_JOBFAILURE']._serialized_start=703
+  _globals['_JOBFAILURE']._serialized_end=764
+  _globals['_JOBRELEASE']._serialized_start=766
+  _globals['_JOBRELEASE']._serialized_end=835
+  _globals['_COORDINATORMESSAGE']._serialized_start=838
+  _globals['_COORDINATORMESSAGE']._serialized_end=991
+  _globals['_WELCOME']._serialized_start=993
+  _globals['_WELCOME']._serialized_end=1117
+  _globals['_JOBASSIGNMENT']._serialized_start=1120
+  _globals['_JOBASSIGNMENT']._serialized_end=1287
+  _globals['_LEASEREVOKED']._serialized_start=1289
+  _globals['_LEASEREVOKED']._serialized_end=1337
+  _globals['_AGENTS']._serialized_start=1339
+  _globals['_AGENTS']._serialized_end=1414
 # @@protoc_insertion_point(module_scope)

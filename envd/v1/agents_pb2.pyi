@@ -25,7 +25,7 @@ class AgentMessage(_message.Message):
     def __init__(self, register: _Optional[_Union[Register, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., progress: _Optional[_Union[JobProgress, _Mapping]] = ..., result: _Optional[_Union[JobResult, _Mapping]] = ..., failure: _Optional[_Union[JobFailure, _Mapping]] = ..., release: _Optional[_Union[JobRelease, _Mapping]] = ...) -> None: ...
 
 class Register(_message.Message):
-    __slots__ = ("agent_id", "host", "platforms", "protocol_version", "version", "slots", "held_lease_ids")
+    __slots__ = ("agent_id", "host", "platforms", "protocol_version", "version", "slots", "held_lease_ids", "native_platform", "build_pythons")
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     HOST_FIELD_NUMBER: _ClassVar[int]
     PLATFORMS_FIELD_NUMBER: _ClassVar[int]
@@ -33,6 +33,8 @@ class Register(_message.Message):
     VERSION_FIELD_NUMBER: _ClassVar[int]
     SLOTS_FIELD_NUMBER: _ClassVar[int]
     HELD_LEASE_IDS_FIELD_NUMBER: _ClassVar[int]
+    NATIVE_PLATFORM_FIELD_NUMBER: _ClassVar[int]
+    BUILD_PYTHONS_FIELD_NUMBER: _ClassVar[int]
     agent_id: str
     host: str
     platforms: _containers.RepeatedScalarFieldContainer[str]
@@ -40,7 +42,9 @@ class Register(_message.Message):
     version: str
     slots: int
     held_lease_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, agent_id: _Optional[str] = ..., host: _Optional[str] = ..., platforms: _Optional[_Iterable[str]] = ..., protocol_version: _Optional[int] = ..., version: _Optional[str] = ..., slots: _Optional[int] = ..., held_lease_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    native_platform: str
+    build_pythons: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, agent_id: _Optional[str] = ..., host: _Optional[str] = ..., platforms: _Optional[_Iterable[str]] = ..., protocol_version: _Optional[int] = ..., version: _Optional[str] = ..., slots: _Optional[int] = ..., held_lease_ids: _Optional[_Iterable[str]] = ..., native_platform: _Optional[str] = ..., build_pythons: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
     __slots__ = ("lease_ids",)
@@ -75,12 +79,14 @@ class JobFailure(_message.Message):
     def __init__(self, lease_id: _Optional[str] = ..., error: _Optional[_Union[_common_pb2.Error, _Mapping]] = ...) -> None: ...
 
 class JobRelease(_message.Message):
-    __slots__ = ("lease_id", "reason")
+    __slots__ = ("lease_id", "reason", "native_builds")
     LEASE_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    NATIVE_BUILDS_FIELD_NUMBER: _ClassVar[int]
     lease_id: str
     reason: str
-    def __init__(self, lease_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    native_builds: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, lease_id: _Optional[str] = ..., reason: _Optional[str] = ..., native_builds: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CoordinatorMessage(_message.Message):
     __slots__ = ("welcome", "assignment", "revoked")

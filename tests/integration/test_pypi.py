@@ -77,7 +77,7 @@ def test_bad_input_is_named(tmp_path: Path, index: PypiIndex) -> None:
     assert unbuilt.value.message == (
         "failed to resolve PyPI requirements for `osx-arm64`: package `envd-linux-wheel-only "
         "1.0` (no wheel for `aarch64-apple-darwin`, python 3.11) needs a native build on an "
-        "agent of `osx-arm64`: not available yet"
+        "agent of `osx-arm64`: the index has no source to build it from"
     )
 
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 
 from envd.agents import fetch
-from envd.agents.main import parse_args
+from envd.agents.main import host_pythons, parse_args
+from envd.errors import ConfigError
 
 STALL_BUDGET = 120.0  # a stalled channel fails the job within 2 minutes with default flags
 
@@ -48,3 +52,18 @@ def test_plain_http_hosts_are_repeatable_and_none_by_default() -> None:
     args = parse_args(["--coordinator", "x:1", "--plain-http-host", "mirror.lan:8080",
                        "--plain-http-host", "10.0.0.5"])  # fmt: skip
     assert args.plain_http_host == ["mirror.lan:8080", "10.0.0.5"]
+
+
+def test_build_pythons_are_this_python_plus_those_named(tmp_path: Path) -> None:
+    own = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    assert host_pythons([]) == {own: sys.executable}
+    assert host_pythons([sys.executable]) == {own: sys.executable}  # asked, same version
+    with pytest.raises(ConfigError, match=r"^failed to use `--build-python .*/nope`: it does"):
+        host_pythons([str(tmp_path / "nope")])
+    args = parse_args(["--coordinator", "x:1", "--native-platform", "osx-arm64",
+                       "--build-python", "/p1", "--build-python", "/p2"])  # fmt: skip
+    assert (args.native_platform, args.build_python, args.build_timeout) == (
+        "osx-arm64",
+        ["/p1", "/p2"],
+        600.0,
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from importlib import resources
 from typing import Any
@@ -81,7 +82,12 @@ REQUESTS = ResolvedPackage(
             format=".whl", filename="requests-2.32.3-py3-none-any.whl", sha256="e" * 64, size=64
         ),
     ),
-    built=BuildOrigin(source="requests-2.32.3.tar.gz", agent="agent-1", platform="linux-64"),
+    built=BuildOrigin(
+        source="https://files.pythonhosted.org/requests-2.32.3.tar.gz",
+        sha256="f" * 64,
+        agent="agent-1",
+        platform="linux-64",
+    ),
 )
 PACKAGES = [
     conda_package("zlib", "a"),
@@ -120,6 +126,25 @@ def test_build_computes_full_id_and_sorts_packages_by_kind_then_name() -> None:
     assert doc["env_type"] == "mixed"
     assert doc["spec"] == SPEC.to_canonical()
     assert doc["resolved_at"] == "2024-05-01T12:00:00Z"
+
+
+def test_full_id_counts_a_built_wheels_source_not_the_wheel() -> None:
+    rebuilt = replace(REQUESTS, sha256="d" * 64)  # the same source built again: other bytes
+    assert rebuilt.identity() == REQUESTS.identity()
+    assert REQUESTS.identity().sha256 == "f" * 64
+    other_source = replace(REQUESTS, built=replace(REQUESTS.built, sha256="c" * 64))  # type: ignore[type-var]
+    assert full_id([other_source.identity()]) != full_id([REQUESTS.identity()])
+    doc = make_doc()
+    assert doc["packages"][2]["built"] == {
+        "source": "https://files.pythonhosted.org/requests-2.32.3.tar.gz",
+        "sha256": "f" * 64,
+        "agent": "agent-1",
+        "platform": "linux-64",
+    }
+    decoded = decode_description(json.dumps(doc).encode(), WHERE)  # full_id recomputes
+    assert decoded["full_id"] == doc["full_id"]
+    del doc["packages"][2]["built"]["sha256"]
+    assert "built.sha256" in refusal(doc)
 
 
 def test_pypi_packages_name_their_index_and_carry_no_conda_fields() -> None:
