@@ -83,15 +83,21 @@ def cmd_resolve(args: argparse.Namespace, config: ClientConfig) -> int:
 
     alias = _alias_to_point(args)
     use_latest = _use_latest(args, config)
-    loaded, platforms = load_request(args)
-    require_channels(loaded.spec)
-    _warn(loaded.warnings)
+    if args.from_lock is not None:
+        from .lock_readers import locked_request
+
+        spec, platforms = locked_request(args)
+    else:
+        loaded, platforms = load_request(args)
+        require_channels(loaded.spec)
+        _warn(loaded.warnings)
+        spec = loaded.spec
     shared = use_latest in ("", "any")  # other policies are the coordinator's to decide
     if not config.coordinator and not args.force and not args.no_wait and shared:
         from .readers import StoreReader
 
         hits = StoreReader(config.store_url).cache_hits(
-            loaded.spec, platforms, no_archives=args.no_archives,
+            spec, platforms, no_archives=args.no_archives,
             memo_folder=config.home / "cache" / "verified",
         )  # fmt: skip
         if hits is not None:  # every platform is in the home's store: no daemon to start
@@ -107,7 +113,7 @@ def cmd_resolve(args: argparse.Namespace, config: ClientConfig) -> int:
 
     with _progress(args) as progress, open_client(config, progress.notice) as client:
         result = client.resolve(
-            loaded.spec, platforms, force=args.force, no_wait=args.no_wait,
+            spec, platforms, force=args.force, no_wait=args.no_wait,
             no_archives=args.no_archives, on_event=progress, use_latest=use_latest,
         )  # fmt: skip
         pointed = None
@@ -338,6 +344,12 @@ def cmd_delete(args: argparse.Namespace, config: ClientConfig) -> int:
     return run(args, config)
 
 
+def cmd_status(args: argparse.Namespace, config: ClientConfig) -> int:
+    from .lock_status import cmd_status as run
+
+    return run(args, config)
+
+
 def cmd_gc(args: argparse.Namespace, config: ClientConfig) -> int:
     from .removal_commands import cmd_gc as run
 
@@ -346,7 +358,7 @@ def cmd_gc(args: argparse.Namespace, config: ClientConfig) -> int:
 
 COMMANDS = {"create": cmd_create, "resolve": cmd_resolve, "spec": cmd_spec, "show": cmd_show,
             "list": cmd_list, "wait": cmd_wait, "info": cmd_info, "alias": cmd_alias,
-            "delete": cmd_delete, "gc": cmd_gc}  # fmt: skip
+            "delete": cmd_delete, "gc": cmd_gc, "status": cmd_status}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -73,7 +73,7 @@ class Coordinator:
         requester: dict[str, str],
         use_latest: UseLatest = ANY,
     ) -> AsyncIterator[ResolveEvent]:
-        if spec.env_type is EnvType.MIXED:
+        if spec.env_type is EnvType.MIXED and not spec.locked:  # a lock is not solved
             raise PypiNotAvailableError(
                 "mixed conda + PyPI resolution not available yet: the request has conda "
                 "dependencies and PyPI dependencies " + ", ".join(f"`{d.name}`" for d in spec.pypi),

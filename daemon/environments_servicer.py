@@ -32,7 +32,7 @@ from .aliases_servicer import caller
 from .coordinator import Coordinator
 from .decoding import decoder, guard_stream, guard_unary
 from .hit_cache import HitCache
-from .limits import check_resolve_request, check_spec
+from .limits import check_locked_archives, check_resolve_request, check_spec
 
 log = logging.getLogger("envd.daemon")
 MAX_LIST_WARNINGS = 100  # lines of `ListEnvironmentsResponse.warnings`; the log has them all
@@ -77,6 +77,7 @@ class EnvironmentsServicer(environments_pb2_grpc.EnvironmentsServicer):  # type:
                         return
             spec = normalize_spec(raw_spec_from_pb(request.spec))
             check_spec(spec, canonical_json(spec.to_canonical()), platforms)
+            check_locked_archives(spec, request.no_archives)
             rid = self.hits.req_id_of(spec_bytes, lambda: compute_req_id(spec))
             # pointers read before the answer is built: if one moves in between, the cached
             # answer carries the older pointer and is re-read on its next check
