@@ -112,7 +112,7 @@ def read_conda_lock(path: Path, data: dict[str, Any]) -> Lock:
             raise InvalidLockError(f"{where} is not a mapping")
         platform = _field(entry, "platform", where)
         found.setdefault(platform, []).append(_conda_lock_package(entry, platform, where))
-    return Lock(path, LockFormat.CONDA_LOCK, _checked(found, path), channels)
+    return Lock(path, LockFormat.CONDA_LOCK, _checked(found, path, need_sha256=True), channels)
 
 
 def _conda_lock_package(entry: dict[str, Any], platform: str, where: str) -> LockedPackage:
@@ -207,7 +207,7 @@ def read_pixi(path: Path, environment: str = "default") -> Lock:
             f"environment `{environment}` of `{path}` pins no platform", hint=f"it has: {names}"
         )
     channels = tuple(_channel_url(c) for c in env.channels())
-    return Lock(path, LockFormat.PIXI, _checked(found, path), channels)
+    return Lock(path, LockFormat.PIXI, _checked(found, path, need_sha256=True), channels)
 
 
 def _channel_url(channel: Any) -> str:
@@ -318,9 +318,21 @@ def locked_request(args: argparse.Namespace) -> tuple[Spec, list[str]]:
     return spec, platforms
 
 
-def _checked(found: dict[str, list[LockedPackage]], path: Path) -> tuple[LockedPlatform, ...]:
+def _checked(
+    found: dict[str, list[LockedPackage]], path: Path, *, need_sha256: bool = False
+) -> tuple[LockedPlatform, ...]:
+    """Checked by `envd.locks.check_locked`; conda-lock and pixi record a sha256 for every
+    package, so there an md5 alone is a broken entry (only `@EXPLICIT` files lack them)."""
     if not found:
         raise InvalidLockError(f"`{path}` pins no platform")
+    for platform, items in found.items() if need_sha256 else ():
+        for index, package in enumerate(items):
+            if not package.sha256:
+                raise InvalidLockError(
+                    f"invalid lock entry `{package.name}` at `{path}` {platform}[{index}]: it "
+                    "has no sha256; only an `@EXPLICIT` file may give an md5 alone",
+                    hint="regenerate the lock file (e.g. `conda-lock lock`, `pixi lock`)",
+                )
     return check_locked(
         (LockedPlatform(p, tuple(items)) for p, items in found.items()), f"`{path}`"
     )
