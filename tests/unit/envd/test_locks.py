@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -52,7 +53,7 @@ def test_any_package_change_changes_req_id(field: str) -> None:
     spec = locked_spec(CONDA_LOCK)
     platform = spec.locked[0]
     package = platform.packages[0]
-    changed_value = {
+    changed_value: Any = {
         "version": "0.2", "sha256": "0" * 64, "url": package.url.replace("0.1", "0.2"),
         "build": "other_0", "depends": ("something",),
     }[field]  # fmt: skip
