@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from .parser import build_parser
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
     from envd.aliases import Alias
@@ -92,6 +93,12 @@ def cmd_resolve(args: argparse.Namespace, config: ClientConfig) -> int:
         require_channels(loaded.spec)
         _warn(loaded.warnings)
         spec = loaded.spec
+    rewrite = None
+    if args.lock is not None or args.locked or args.frozen or args.no_lock:
+        from .lock_use import lock_request
+
+        planned = lock_request(args, spec, platforms, sys.argv[1:])
+        spec, platforms, rewrite = planned.spec, planned.platforms, planned.rewrite
     shared = use_latest in ("", "any")  # other policies are the coordinator's to decide
     if not config.coordinator and not args.force and not args.no_wait and shared:
         from .readers import StoreReader
@@ -108,6 +115,7 @@ def cmd_resolve(args: argparse.Namespace, config: ClientConfig) -> int:
 
                 with open_writer(config) as (_, writer):
                     pointed = point_alias(alias, hits, writer)
+            _rewrite_lock(rewrite, hits)
             return _finish(hits, args, _progress(args), replay=True, pointed=pointed)
     from .session import open_client
 
@@ -122,7 +130,18 @@ def cmd_resolve(args: argparse.Namespace, config: ClientConfig) -> int:
             from .writers import CoordinatorWriter
 
             pointed = point_alias(alias, result, CoordinatorWriter(client))
+    _rewrite_lock(rewrite, result)
     return _finish(result, args, progress, pointed=pointed)
+
+
+def _rewrite_lock(
+    rewrite: Callable[[ResolveResult], list[Path]] | None, result: ResolveResult
+) -> None:
+    """`resolve --lock` with a stale lock: write it from what resolved (stderr says where)."""
+    if rewrite is None:
+        return
+    for path in rewrite(result):
+        _stderr_line(f"wrote lock {path}")
 
 
 def _alias_to_point(args: argparse.Namespace) -> str | None:

@@ -5,6 +5,7 @@ cached — a tampered hash fails the job naming the package and both hashes, sto
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 from test_cli import one_json, run_client
 
 from envd.client.lock_readers import read_lock
+from envd.client.lock_use import WRITER_MODULE
 from harness import ROOT, ChannelServer, Cluster, serve_channel
 
 pytestmark = pytest.mark.e2e
@@ -146,3 +148,97 @@ def test_tampered_hash_fails_naming_package_and_both_hashes(
     assert "`envd-demo-hello`" in message and actual in message and "0" * 64 in message
     assert "envd-demo-hello-1.0-0.conda" not in stored_archives(cluster)
     assert not (cluster.root / "store" / "envs" / result["req_id"]).exists()
+
+
+def demo_env(folder: Path, server: ChannelServer, extra: str = "") -> Path:
+    path = folder / "environment.yml"
+    path.write_text(
+        f"channels:\n  - {server.url}\ndependencies:\n  - envd-demo-hello\n{extra}"
+        "platforms:\n  - linux-64\n"
+    )
+    return path
+
+
+def test_status_command_exit_codes_and_json(tmp_path: Path, demo_channel: ChannelServer) -> None:
+    env, lock = demo_env(tmp_path, demo_channel), demo_lock(tmp_path, demo_channel)
+
+    def status() -> tuple[int, Any]:
+        out = run_client("status", "-f", str(env), "--lock", str(lock), "--json", cwd=tmp_path)
+        return out.returncode, one_json(out)
+
+    assert status() == (0, {"status": "up-to-date", "reason": None, "lock": str(lock),
+                            "platforms": ["linux-64"]})  # fmt: skip
+    demo_env(tmp_path, demo_channel, "  - packaging\n")
+    code, document = status()
+    assert (code, document["status"], document["reason"]) == (
+        10, "out-of-date",
+        "Dependency 'packaging' is required but not found in the lock for platform 'linux-64'",
+    )  # fmt: skip
+    lock.unlink()
+    code, document = status()
+    assert (code, document["status"]) == (11, "missing")
+    text = run_client("status", "-f", str(env), "--lock", str(lock), cwd=tmp_path)
+    assert text.stdout == f"missing: Lock file '{lock}' does not exist\n"
+
+
+def test_resolve_lock_modes(tmp_path: Path, cluster: Cluster, demo_channel: ChannelServer) -> None:
+    started(cluster, ["linux-64"])
+    env, lock = demo_env(tmp_path, demo_channel), demo_lock(tmp_path, demo_channel)
+    _, imported = import_lock(cluster, tmp_path, str(lock), "--no-archives")
+
+    def resolve(*flags: str) -> Any:
+        return run_client(
+            "--coordinator", cluster.address, "resolve", "-f", str(env), "--lock", str(lock),
+            "--no-archives", "--json", *flags, cwd=tmp_path,
+        )  # fmt: skip
+
+    # up to date: the lock's environment, not a solve
+    out = resolve()
+    assert out.returncode == 0, out.stderr
+    assert one_json(out)["req_id"] == imported["req_id"]
+    # stale: --locked refuses naming the fix, --frozen uses the lock as it is
+    demo_env(tmp_path, demo_channel, "  - cph_test_data >=2\n")
+    out = resolve("--locked")
+    assert out.returncode == 2
+    error = one_json(out)["error"]
+    assert error["message"] == (
+        "the lock is out-of-date and `--locked` does not update it: Dependency 'cph_test_data' "
+        "requires 'cph_test_data >=2' but the lock has version '0.0.1' for platform 'linux-64'"
+    )
+    assert error["hint"].startswith("update it with `envd-client --coordinator ")
+    assert "--locked" not in error["hint"] and f"--lock {lock}" in error["hint"]
+    out = resolve("--frozen")
+    assert out.returncode == 0, out.stderr
+    assert one_json(out)["req_id"] == imported["req_id"]
+    # stale without a flag: re-solved (an unsatisfiable spec now: the solve's error)
+    out = resolve()
+    assert out.returncode == 3
+    assert "cph_test_data" in out.stdout and one_json(out)["req_id"] != imported["req_id"]
+
+
+def test_no_lock_resolves_and_rewrites(
+    tmp_path: Path, cluster: Cluster, demo_channel: ChannelServer
+) -> None:
+    """`--no-lock` solves; the lock is then written by the export helper's `write_lock` (on a
+    branch without it the command says so after resolving, and exits 70)."""
+    started(cluster, ["linux-64"])
+    env, lock = demo_env(tmp_path, demo_channel), demo_lock(tmp_path, demo_channel)
+    _, imported = import_lock(cluster, tmp_path, str(lock), "--no-archives")
+    before = lock.read_text()
+    out = run_client(
+        "--coordinator", cluster.address, "resolve", "-f", str(env), "--lock", str(lock),
+        "--no-lock", "--no-archives", "--json", cwd=tmp_path,
+    )  # fmt: skip
+    if importlib.util.find_spec(WRITER_MODULE) is None:
+        assert out.returncode == 70
+        assert one_json(out)["error"]["message"] == (
+            f"failed to rewrite lock `{lock}`: this build has no lock writer "
+            f"(`{WRITER_MODULE}.write_lock`)"
+        )
+        assert lock.read_text() == before
+        return
+    assert out.returncode == 0, out.stderr
+    assert one_json(out)["req_id"] != imported["req_id"]  # the spec's: solved
+    assert f"wrote lock {lock}" in out.stderr
+    status = run_client("status", "-f", str(env), "--lock", str(lock), "--json", cwd=tmp_path)
+    assert one_json(status)["status"] == "up-to-date"
