@@ -246,12 +246,12 @@ def _resolve_options(resolve: argparse.ArgumentParser) -> None:
                          "solving; a stale or missing one is re-solved and rewritten (format "
                          "kept, else from the name: pixi.lock, `{platform}` for @EXPLICIT, "
                          "else conda-lock)")  # fmt: skip
-    resolve.add_argument("--locked", action="store_true",
-                         help="with --lock: fail on a stale or missing lock instead of updating")  # fmt: skip
-    resolve.add_argument("--frozen", action="store_true",
-                         help="with --lock: use the lock as it is, without checking it")  # fmt: skip
-    resolve.add_argument("--no-lock", action="store_true",
-                         help="with --lock: re-solve and rewrite it even if up to date")  # fmt: skip
+    for flag, text in (
+        ("--locked", "fail on a stale or missing lock instead of updating it"),
+        ("--frozen", "use the lock as it is, without checking it"),
+        ("--no-lock", "re-solve and rewrite it even if up to date"),
+    ):
+        resolve.add_argument(flag, action="store_true", help=f"with --lock: {text}")
     resolve.add_argument("--force", action="store_true", help="resolve again despite a default")
     resolve.add_argument("--no-wait", action="store_true",
                          help="return once accepted; prints job ids for `envd-client wait`")  # fmt: skip
