@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -65,6 +66,8 @@ class EnvironmentsServicer(environments_pb2_grpc.EnvironmentsServicer):  # type:
             check_resolve_request(request)
             platforms = list(dict.fromkeys(request.platforms))
             spec_bytes = request.spec.SerializeToString(deterministic=True)
+            if request.spec.locked:  # up to MBs: the hit cache keys it by its digest
+                spec_bytes = hashlib.sha256(spec_bytes).digest()
             # only the shared default answers on the fast path; other policies list and read
             shared = request.use_latest in ("", "any")
             if not request.force and shared:
