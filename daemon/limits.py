@@ -62,7 +62,7 @@ def check_spec(spec: Spec, canonical: bytes, platforms: list[str]) -> None:
     """What normalization produced: its stored size, and virtual packages the solver takes."""
     limit = MAX_LOCKED_SPEC_BYTES if spec.locked else MAX_CANONICAL_SPEC_BYTES
     if len(canonical) > limit:
-        what = "the lock's packages are" if spec.locked else "the normalized spec is"
+        what = "a platform's packages of the lock are" if spec.locked else "the normalized spec is"
         raise RequestTooLargeError(
             f"{what} {len(canonical)} bytes; the limit is {limit}",
             hint="split the request into smaller environments",

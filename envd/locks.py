@@ -7,6 +7,8 @@ from these packages alone (sorted, so a lock's order, comments and file format d
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -64,10 +66,28 @@ class LockedPackage:
 
 @dataclass(frozen=True, slots=True, order=True)
 class LockedPlatform:
-    """The packages a lock pins for one platform, sorted."""
+    """The packages a lock pins for one platform, sorted. In a job for another platform only
+    the summary travels (`packages` empty, `known_digest` and `known_kinds` set)."""
 
     platform: str
     packages: tuple[LockedPackage, ...]
+    known_digest: str = ""
+    known_kinds: tuple[str, ...] = ()
+
+    def digest(self) -> str:
+        """`sha256:` and the hex sha256 of the packages' canonical JSON list (sorted)."""
+        if self.known_digest:
+            return self.known_digest
+        data = json.dumps([p.to_canonical() for p in self.packages], sort_keys=True,
+                          separators=(",", ":"), ensure_ascii=False)  # fmt: skip
+        return "sha256:" + hashlib.sha256(data.encode()).hexdigest()
+
+    def kinds(self) -> tuple[str, ...]:
+        return self.known_kinds or tuple(sorted({p.kind for p in self.packages}))
+
+    def summary(self) -> dict[str, Any]:
+        """What the canonical spec (and so req_id and descriptions) holds of a platform."""
+        return {"sha256": self.digest(), "kinds": list(self.kinds())}
 
 
 def locked_platforms(found: dict[str, Iterable[LockedPackage]]) -> tuple[LockedPlatform, ...]:
@@ -182,14 +202,25 @@ def check_locked(locked: Iterable[LockedPlatform], where: str) -> tuple[LockedPl
     return locked_platforms({e.platform: e.packages for e in checked})
 
 
-def locked_to_canonical(locked: Iterable[LockedPlatform]) -> dict[str, Any]:
-    return {lp.platform: [p.to_canonical() for p in lp.packages] for lp in locked}
+def locked_to_canonical(
+    locked: Iterable[LockedPlatform], full: str | None = None
+) -> dict[str, Any]:
+    """Each platform's summary (its packages' digest and kinds); the packages themselves for
+    the platform `full` (a job's, which must take them from the lock)."""
+    return {
+        lp.platform: [p.to_canonical() for p in lp.packages] if lp.platform == full
+        else lp.summary()
+        for lp in locked
+    }  # fmt: skip
 
 
 def locked_from_canonical(data: dict[str, Any]) -> tuple[LockedPlatform, ...]:
-    return locked_platforms(
-        {
-            platform: [LockedPackage.from_canonical(p) for p in items]
-            for platform, items in data.items()
-        }
-    )
+    """From a job's canonical spec: one platform's packages, the others' summaries."""
+    found = []
+    for platform, value in sorted(data.items()):
+        if isinstance(value, list):
+            packages = tuple(sorted(LockedPackage.from_canonical(p) for p in value))
+            found.append(LockedPlatform(platform, packages))
+        else:
+            found.append(LockedPlatform(platform, (), value["sha256"], tuple(value["kinds"])))
+    return tuple(found)

@@ -75,7 +75,7 @@ class Spec:
     @property
     def env_type(self) -> EnvType:
         if self.locked:
-            kinds = {p.kind for lp in self.locked for p in lp.packages}
+            kinds = {kind for lp in self.locked for kind in lp.kinds()}
             if kinds == {"pypi"}:
                 return EnvType.PYPI_ONLY
             return EnvType.MIXED if "pypi" in kinds else EnvType.CONDA_ONLY
@@ -107,6 +107,15 @@ class Spec:
         if self.locked:  # only then: every req_id without a lock stays what it was
             canonical["locked"] = locked_to_canonical(self.locked)
         return canonical
+
+    def job_bytes(self, platform: str) -> bytes:
+        """What a job for `platform` carries: the canonical spec, with a lock's packages for
+        that platform in place of their summary (the agent recomputes the same req_id)."""
+        if not self.locked:
+            return self.canonical_bytes()
+        canonical = self._canonical_request()
+        canonical["locked"] = locked_to_canonical(self.locked, full=platform)
+        return canonical_json(canonical)
 
     def _canonical_request(self) -> dict[str, Any]:
         return {

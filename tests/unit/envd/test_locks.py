@@ -81,6 +81,22 @@ def test_locked_spec_round_trips_canonical_and_wire() -> None:
     assert normalize_spec(raw_spec_from_pb(spec_to_pb(spec))) == spec
 
 
+def test_canonical_holds_summaries_and_a_job_its_platforms_packages() -> None:
+    spec = locked_spec(CONDA_LOCK)
+    linux, aarch64 = spec.locked
+    summaries = spec.to_canonical()["locked"]
+    assert summaries == {
+        "linux-64": {"sha256": linux.digest(), "kinds": ["conda", "pypi"]},
+        "linux-aarch64": {"sha256": aarch64.digest(), "kinds": ["conda", "pypi"]},
+    }
+    job = spec_from_canonical(json.loads(spec.job_bytes("linux-aarch64")))
+    assert req_id(job) == req_id(spec)  # what the agent checks
+    assert job.env_type is EnvType.MIXED
+    assert job.locked[1].packages == aarch64.packages
+    assert job.locked[0].packages == () and job.locked[0].digest() == linux.digest()
+    assert len(spec.job_bytes("linux-aarch64")) > 10 * len(spec.canonical_bytes())
+
+
 def test_a_spec_without_lock_keeps_its_canonical_form() -> None:
     spec = normalize_spec(RawSpec(conda=[RawDependency("numpy")], channels=["conda-forge"]))
     assert "locked" not in spec.to_canonical()
