@@ -1,8 +1,9 @@
 """Lock files read into envd's locked packages: conda-lock (v1), pixi.lock and `@EXPLICIT`.
 
 conda-lock files are read as YAML (every scalar a string, so `1.10` stays `1.10`) and checked
-field by field; pixi.lock with py-rattler's `LockFile` (which also reads conda-lock files, but
-drops their pip hashes, hence the YAML reader); `@EXPLICIT` files with py-rattler's explicit
+field by field, so an error names the file's `package[i]` entry (py-rattler's `LockFile` reads
+them too, as its format v0: the tests hold both, and conda-lock's own parser, to the same
+packages); pixi.lock with py-rattler's `LockFile`; `@EXPLICIT` files with py-rattler's explicit
 environment reader. Every package ends up checked by `envd.locks.check_locked`: a URL, a sha256
 (an `@EXPLICIT` entry may carry only an md5), a valid name, a known platform.
 """

@@ -49,6 +49,25 @@ def test_conda_lock_matches_conda_locks_own_parser() -> None:
     assert python.build and python.filename.startswith("python-3.12.0-")
 
 
+def test_conda_lock_matches_py_rattlers_reading_of_it() -> None:
+    from rattler import LockFile, PypiLockedPackage
+
+    env = LockFile.from_path(CONDA_LOCK).default_environment()
+    assert env is not None
+    lock = read_lock(CONDA_LOCK)
+    for platform in env.platforms():
+        theirs = set()
+        for package in env.packages(platform) or []:
+            if isinstance(package, PypiLockedPackage):
+                sha256 = package.hashes.sha256
+                theirs.add((str(package.location), sha256.hex() if sha256 else ""))
+            else:
+                record = package.repo_data_record()
+                theirs.add((str(record.url), record.sha256.hex() if record.sha256 else ""))
+        ours = {(p.url, p.sha256) for p in lock.packages_for(str(platform)) or ()}
+        assert ours == theirs
+
+
 def test_pixi_lock_through_py_rattler() -> None:
     from rattler import LockFile
 
