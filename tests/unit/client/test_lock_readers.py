@@ -50,7 +50,7 @@ def test_conda_lock_matches_conda_locks_own_parser() -> None:
 
 
 def test_conda_lock_matches_py_rattlers_reading_of_it() -> None:
-    from rattler import LockFile, PypiLockedPackage
+    from rattler import CondaLockedBinaryPackage, LockFile, PypiLockedPackage
 
     env = LockFile.from_path(CONDA_LOCK).default_environment()
     assert env is not None
@@ -59,9 +59,11 @@ def test_conda_lock_matches_py_rattlers_reading_of_it() -> None:
         theirs = set()
         for package in env.packages(platform) or []:
             if isinstance(package, PypiLockedPackage):
+                assert package.hashes is not None
                 sha256 = package.hashes.sha256
                 theirs.add((str(package.location), sha256.hex() if sha256 else ""))
             else:
+                assert isinstance(package, CondaLockedBinaryPackage)
                 record = package.repo_data_record()
                 theirs.add((str(record.url), record.sha256.hex() if record.sha256 else ""))
         ours = {(p.url, p.sha256) for p in lock.packages_for(str(platform)) or ()}
