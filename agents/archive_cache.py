@@ -235,7 +235,10 @@ class ArchiveCache:
             conda, made, up, again = self._conda_of(package, sha256, local, work, cancel)
             formats.append(conda)
             uploaded, reused = uploaded + up, reused + again
-        return _Cached(replace(package, formats=tuple(formats)), uploaded, made, reused)
+        # sha256: an archive checked by md5 alone (an `@EXPLICIT` lock entry) is described by
+        # the sha256 of the bytes that passed
+        described = replace(package, sha256=sha256, formats=tuple(formats))
+        return _Cached(described, uploaded, made, reused)
 
     def _fetch_verified(
         self, package: ResolvedPackage, work: Path, cancel: threading.Event

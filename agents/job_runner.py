@@ -19,6 +19,7 @@ from envd.progress import Stage
 from envd.spec import EnvType, Spec, spec_from_canonical
 
 from .archive_cache import ArchiveCache, CacheProgress, check_sources
+from .locked_resolver import LockedResolver
 from .metrics import AgentMetrics
 from .native_build import NativeBuildNeeded
 from .resolver import Resolver, ResolveRequest
@@ -71,6 +72,7 @@ class JobRunner:
         self.host = host
         self.job_timeout = job_timeout
         self.metrics = metrics
+        self.locked_resolver: Resolver = LockedResolver()
 
     async def run(self, job: Assignment, progress: Progress) -> str:
         """Resolve the job's spec, cache its archives (unless `no_archives`), then store its
@@ -115,7 +117,8 @@ class JobRunner:
                 self.metrics.built(job.platform, outcome, time.perf_counter() - started)
 
     async def _run(self, job: Assignment, spec: Spec, progress: Progress, doing: _Doing) -> str:
-        await progress(Stage.RESOLVING, f"solving on agent `{self.agent_id}`")
+        doing_what = "taking the lock's packages" if spec.locked else "solving"
+        await progress(Stage.RESOLVING, f"{doing_what} on agent `{self.agent_id}`")
         log.info("solve job=%s req_id=%s platform=%s", job.job_id, job.req_id, job.platform)
         started = time.perf_counter()
         resolution = await self.resolver_for(spec).resolve(ResolveRequest(spec, job.platform))
@@ -143,7 +146,9 @@ class JobRunner:
     def resolver_for(self, spec: Spec) -> Resolver:
         """The resolver of the spec's content: conda-only specs go to the conda resolver,
         PyPI-only ones to the PyPI resolver, mixed ones to the mixed resolver (conda, then
-        PyPI around it)."""
+        PyPI around it); a lock to the locked resolver (nothing solved)."""
+        if spec.locked:
+            return self.locked_resolver
         kind = spec.env_type
         if kind is EnvType.CONDA_ONLY:
             return self.resolver

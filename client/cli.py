@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from .parser import build_parser
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
     from envd.aliases import Alias
@@ -86,28 +87,39 @@ def cmd_resolve(args: argparse.Namespace, config: ClientConfig) -> int:
 
     alias = _alias_to_point(args)
     use_latest = _use_latest(args, config)
-    loaded, platforms = load_request(args)
-    require_channels(loaded.spec)
-    _warn(loaded.warnings)
-    from dataclasses import replace
+    if args.from_lock is not None:
+        from .lock_readers import locked_request
 
+        spec, platforms = locked_request(args)
+    else:
+        loaded, platforms = load_request(args)
+        require_channels(loaded.spec)
+        _warn(loaded.warnings)
+        spec = loaded.spec
+    rewrite = None
+    if args.lock is not None or args.locked or args.frozen or args.no_lock:
+        from .lock_use import lock_request
+
+        planned = lock_request(args, spec, platforms, sys.argv[1:])
+        spec, platforms, rewrite = planned.spec, planned.platforms, planned.rewrite
     from .local_sources import packed_sources
 
-    with packed_sources(loaded.spec, config.home / "cache" / "sources-tmp") as packed:
-        return _resolve(replace(loaded, spec=packed.spec), packed, platforms, alias, use_latest,
-                        args, config)  # fmt: skip
+    with packed_sources(spec, config.home / "cache" / "sources-tmp") as packed:
+        return _resolve(packed, platforms, alias, use_latest, rewrite, args, config)
 
 
 def _resolve(
-    loaded: LoadedSpec, packed: PackedSpec, platforms: list[str], alias: str | None,
-    use_latest: str, args: argparse.Namespace, config: ClientConfig,
+    packed: PackedSpec, platforms: list[str], alias: str | None, use_latest: str,
+    rewrite: Callable[[ResolveResult], list[Path]] | None,
+    args: argparse.Namespace, config: ClientConfig,
 ) -> int:  # fmt: skip
+    spec = packed.spec
     shared = use_latest in ("", "any")  # other policies are the coordinator's to decide
     if not config.coordinator and not args.force and not args.no_wait and shared:
         from .readers import StoreReader
 
         hits = StoreReader(config.store_url).cache_hits(
-            loaded.spec, platforms, no_archives=args.no_archives,
+            spec, platforms, no_archives=args.no_archives,
             memo_folder=config.home / "cache" / "verified",
         )  # fmt: skip
         if hits is not None:  # every platform is in the home's store: no daemon to start
@@ -118,6 +130,7 @@ def _resolve(
 
                 with open_writer(config) as (_, writer):
                     pointed = point_alias(alias, hits, writer)
+            _rewrite_lock(rewrite, hits)
             return _finish(hits, args, _progress(args), replay=True, pointed=pointed)
     from .session import open_client
 
@@ -129,7 +142,7 @@ def _resolve(
 
             upload_sources(packed.sources, open_store(config.store or client.info().store_url))
         result = client.resolve(
-            loaded.spec, platforms, force=args.force, no_wait=args.no_wait,
+            spec, platforms, force=args.force, no_wait=args.no_wait,
             no_archives=args.no_archives, on_event=progress, use_latest=use_latest,
         )  # fmt: skip
         pointed = None
@@ -138,7 +151,18 @@ def _resolve(
             from .writers import CoordinatorWriter
 
             pointed = point_alias(alias, result, CoordinatorWriter(client))
+    _rewrite_lock(rewrite, result)
     return _finish(result, args, progress, pointed=pointed)
+
+
+def _rewrite_lock(
+    rewrite: Callable[[ResolveResult], list[Path]] | None, result: ResolveResult
+) -> None:
+    """`resolve --lock` with a stale lock: write it from what resolved (stderr says where)."""
+    if rewrite is None:
+        return
+    for path in rewrite(result):
+        _stderr_line(f"wrote lock {path}")
 
 
 def _alias_to_point(args: argparse.Namespace) -> str | None:
@@ -363,6 +387,12 @@ def cmd_delete(args: argparse.Namespace, config: ClientConfig) -> int:
     return run(args, config)
 
 
+def cmd_status(args: argparse.Namespace, config: ClientConfig) -> int:
+    from .lock_status import cmd_status as run
+
+    return run(args, config)
+
+
 def cmd_gc(args: argparse.Namespace, config: ClientConfig) -> int:
     from .removal_commands import cmd_gc as run
 
@@ -396,7 +426,7 @@ def cmd_pre_deploy(args: argparse.Namespace, config: ClientConfig) -> int:
 COMMANDS = {"create": cmd_create, "resolve": cmd_resolve, "spec": cmd_spec, "show": cmd_show,
             "list": cmd_list, "wait": cmd_wait, "info": cmd_info, "alias": cmd_alias,
             "delete": cmd_delete, "gc": cmd_gc, "lock": cmd_lock, "export": cmd_export,
-            "diff": cmd_diff, "pre-deploy": cmd_pre_deploy}  # fmt: skip
+            "diff": cmd_diff, "pre-deploy": cmd_pre_deploy, "status": cmd_status}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -36,6 +36,17 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "when resolved before (cache_hit), else by an agent (a new job, or one in flight).",
         "envd-client resolve -f environment.yml --arch linux-64 --arch osx-arm64",
     ),
+    "status": (
+        "whether a lock file still satisfies a spec",
+        "Compare a lock file (conda-lock, pixi.lock or @EXPLICIT) with a spec, reading files "
+        "only: `up-to-date`, `out-of-date` with the reason, or `missing`. A lock satisfies the "
+        "spec when its channels are the spec's, it pins every platform, and every top-level "
+        "dependency is pinned at a version its constraint accepts; comments, whitespace and "
+        "order never make it stale. Exit codes: 0 up-to-date, 10 out-of-date, 11 missing "
+        "(2 for a spec or lock that can't be read); --json prints `status` and `reason` "
+        "whatever the code.",
+        "envd-client status -f environment.yml --lock conda-lock.yml --json",
+    ),
     "spec": (
         "print what envd understood, without resolving",
         "Print the normalized spec, its req_id and the conda and PyPI specs per platform.",
@@ -165,7 +176,7 @@ def _spec_options(parser: argparse.ArgumentParser) -> None:
     add("--exclude-newer", metavar="TIMESTAMP", default=None,
         help="only packages uploaded before this moment: RFC 3339 or a date, e.g. 2024-06-01 "
         "(PyPI)")  # fmt: skip
-    add("--arch", action="append", default=[], metavar="PLATFORM",
+    add("--arch", "--platform", action="append", default=[], metavar="PLATFORM", dest="arch",
         help="target platform (repeatable; default: the files' `platforms:`, else this "
         "machine's, as `envd-client info` shows)")  # fmt: skip
 
@@ -192,6 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
         _global_options(sub[name], suppress=True)
     _resolve_options(sub["resolve"])
     _spec_options(sub["spec"])
+    _spec_options(sub["status"])
+    sub["status"].add_argument("--lock", type=Path, required=True, metavar="PATH",
+                               help="the lock file (conda-lock.yml, pixi.lock, @EXPLICIT)")  # fmt: skip
     sub["show"].add_argument("id", metavar="ID", help="req_id, full_id, req_id:full_id, or alias")
     sub["show"].add_argument("--arch", action="append", default=[], metavar="PLATFORM",
                              help="platform(s) of a req_id (default: every platform resolved)")  # fmt: skip
@@ -278,6 +292,22 @@ def _export_options(
 
 def _resolve_options(resolve: argparse.ArgumentParser) -> None:
     _spec_options(resolve)
+    resolve.add_argument("--from-lock", type=Path, metavar="FILE",
+                         help="register a lock file's environments without solving: "
+                         "conda-lock.yml, pixi.lock (its `default` environment) or an @EXPLICIT "
+                         "file (its platform from `# platform:` or --platform); --platform picks "
+                         "platforms of the lock; no spec options with it")  # fmt: skip
+    resolve.add_argument("--lock", type=Path, metavar="PATH",
+                         help="keep this lock current: an up-to-date lock is registered without "
+                         "solving; a stale or missing one is re-solved and rewritten (format "
+                         "kept, else from the name: pixi.lock, `{platform}` for @EXPLICIT, "
+                         "else conda-lock)")  # fmt: skip
+    for flag, text in (
+        ("--locked", "fail on a stale or missing lock instead of updating it"),
+        ("--frozen", "use the lock as it is, without checking it"),
+        ("--no-lock", "re-solve and rewrite it even if up to date"),
+    ):
+        resolve.add_argument(flag, action="store_true", help=f"with --lock: {text}")
     resolve.add_argument("--force", action="store_true", help="resolve again despite a default")
     resolve.add_argument("--no-wait", action="store_true",
                          help="return once accepted; prints job ids for `envd-client wait`")  # fmt: skip

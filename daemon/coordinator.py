@@ -20,7 +20,7 @@ from envd.errors import (
 from envd.ids import req_id as compute_req_id
 from envd.platforms import check_platform
 from envd.progress import Outcome, ResolveEvent, Stage
-from envd.spec import Spec, canonical_json
+from envd.spec import Spec
 from envd.use_latest import ANY, UseLatest, UseLatestMode
 
 from .agent_registry import AgentRegistry
@@ -89,7 +89,8 @@ class Coordinator:
             if hit is not None:
                 hits.append(hit)
                 continue
-            canonical = canonical or canonical_json(spec.to_canonical())
+            if canonical is None or spec.locked:  # a lock's job carries its platform's packages
+                canonical = spec.job_bytes(platform)
             new = NewJob(rid, platform, canonical, no_archives, requester)
             job, created = await self.jobs.create_or_attach(new)
             attached[job.job_id] = _Attached(job, Outcome.RESOLVED if created else Outcome.DEDUP)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -22,7 +23,7 @@ from envd.errors import (
 from envd.ids import is_id
 from envd.ids import req_id as compute_req_id
 from envd.progress import Outcome
-from envd.spec import canonical_json, normalize_spec
+from envd.spec import Spec, canonical_json, normalize_spec
 from envd.use_latest import parse_use_latest
 from envd.v1 import environments_pb2, environments_pb2_grpc
 from envd.wire import error_metadata, event_to_pb, raw_spec_from_pb, status_code
@@ -32,7 +33,7 @@ from .aliases_servicer import caller
 from .coordinator import Coordinator
 from .decoding import decoder, guard_stream, guard_unary
 from .hit_cache import HitCache
-from .limits import check_resolve_request, check_spec
+from .limits import check_locked_archives, check_resolve_request, check_spec
 
 log = logging.getLogger("envd.daemon")
 MAX_LIST_WARNINGS = 100  # lines of `ListEnvironmentsResponse.warnings`; the log has them all
@@ -65,6 +66,8 @@ class EnvironmentsServicer(environments_pb2_grpc.EnvironmentsServicer):  # type:
             check_resolve_request(request)
             platforms = list(dict.fromkeys(request.platforms))
             spec_bytes = request.spec.SerializeToString(deterministic=True)
+            if request.spec.locked:  # up to MBs: the hit cache keys it by its digest
+                spec_bytes = hashlib.sha256(spec_bytes).digest()
             # only the shared default answers on the fast path; other policies list and read
             shared = request.use_latest in ("", "any")
             if not request.force and shared:
@@ -76,7 +79,8 @@ class EnvironmentsServicer(environments_pb2_grpc.EnvironmentsServicer):  # type:
                             yield answer
                         return
             spec = normalize_spec(raw_spec_from_pb(request.spec))
-            check_spec(spec, canonical_json(spec.to_canonical()), platforms)
+            check_spec(spec, _largest_job(spec, platforms), platforms)
+            check_locked_archives(spec, request.no_archives)
             rid = self.hits.req_id_of(spec_bytes, lambda: compute_req_id(spec))
             # pointers read before the answer is built: if one moves in between, the cached
             # answer carries the older pointer and is re-read on its next check
@@ -180,6 +184,14 @@ class EnvironmentsServicer(environments_pb2_grpc.EnvironmentsServicer):  # type:
             ],
             warnings=warnings,
         )
+
+
+def _largest_job(spec: Spec, platforms: list[str]) -> bytes:
+    """The canonical spec the largest of the request's jobs will carry (a lock's job carries
+    its platform's packages; any other spec's jobs carry the same bytes)."""
+    if not spec.locked:
+        return canonical_json(spec.to_canonical())
+    return max((spec.job_bytes(p) for p in platforms), key=len)
 
 
 def _only_platform(alias: Alias) -> str:

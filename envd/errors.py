@@ -370,3 +370,21 @@ class LockExportError(EnvdError):
     reference = "E130"
     status = "INVALID_ARGUMENT"
     exit_code = 2
+
+
+class InvalidLockError(EnvdError):
+    """A lock file (conda-lock, pixi, `@EXPLICIT`) can't be read, or an entry of it can't be
+    trusted: the message names the file and the entry."""
+
+    reference = "E140"
+    status = "INVALID_ARGUMENT"
+    exit_code = 2
+
+
+class StaleLockError(EnvdError):
+    """`resolve --lock PATH --locked`: the lock no longer satisfies the spec (or is missing);
+    the hint names the command that brings it up to date."""
+
+    reference = "E141"
+    status = "FAILED_PRECONDITION"
+    exit_code = 2

@@ -16,6 +16,13 @@ from packaging.utils import canonicalize_name
 from rattler import MatchSpec, VersionSpec
 
 from envd.errors import InvalidSpecError
+from envd.locks import (
+    LockedPlatform,
+    check_locked,
+    locked_channels,
+    locked_from_canonical,
+    locked_to_canonical,
+)
 from envd.markers import applies
 from envd.platforms import SELECTOR_WORDS, selector_matches
 from envd.redaction import CONDA_TOKEN, mask_url, split_url
@@ -71,9 +78,16 @@ class Spec:
     pypi_indexes: tuple[str, ...] = ()
     virtual_packages: tuple[tuple[str, str], ...] = ()
     exclude_newer: str | None = None
+    # an imported lock (envd.locks): the packages of each of its platforms, taken as they are
+    locked: tuple[LockedPlatform, ...] = ()
 
     @property
     def env_type(self) -> EnvType:
+        if self.locked:
+            kinds = {kind for lp in self.locked for kind in lp.kinds()}
+            if kinds == {"pypi"}:
+                return EnvType.PYPI_ONLY
+            return EnvType.MIXED if "pypi" in kinds else EnvType.CONDA_ONLY
         if self.pypi and self.conda:
             return EnvType.MIXED
         if self.pypi:
@@ -98,6 +112,21 @@ class Spec:
         )
 
     def to_canonical(self) -> dict[str, Any]:
+        canonical = self._canonical_request()
+        if self.locked:  # only then: every req_id without a lock stays what it was
+            canonical["locked"] = locked_to_canonical(self.locked)
+        return canonical
+
+    def job_bytes(self, platform: str) -> bytes:
+        """What a job for `platform` carries: the canonical spec, with a lock's packages for
+        that platform in place of their summary (the agent recomputes the same req_id)."""
+        if not self.locked:
+            return self.canonical_bytes()
+        canonical = self._canonical_request()
+        canonical["locked"] = locked_to_canonical(self.locked, full=platform)
+        return canonical_json(canonical)
+
+    def _canonical_request(self) -> dict[str, Any]:
         return {
             "format": CANONICAL_FORMAT,
             "env_type": str(self.env_type),
@@ -162,6 +191,7 @@ class RawSpec:
     virtual_packages: dict[str, str] = field(default_factory=dict)
     platforms: list[str] = field(default_factory=list)
     exclude_newer: str | None = None
+    locked: list[LockedPlatform] = field(default_factory=list)
 
 
 def normalize_exclude_newer(text: str, where: str = "--exclude-newer") -> str:
@@ -345,6 +375,8 @@ def _refuse_credentials(url: str) -> None:
 
 def normalize_spec(raw: RawSpec) -> Spec:
     """Turn what the user wrote into the canonical Spec (DESIGN.md §4)."""
+    if raw.locked:
+        return _normalize_locked(raw)
     python = normalize_python(raw.python) if raw.python is not None else None
     conda: list[CondaDependency] = []
     for dep in raw.conda:
@@ -371,6 +403,19 @@ def normalize_spec(raw: RawSpec) -> Spec:
             normalize_exclude_newer(raw.exclude_newer) if raw.exclude_newer is not None else None
         ),
     )
+
+
+def _normalize_locked(raw: RawSpec) -> Spec:
+    """A lock's spec is its packages and nothing else: its channels are the ones their URLs
+    lie in, so the req_id depends on the packages alone."""
+    extra = raw.conda or raw.pypi or raw.python or raw.pypi_indexes or raw.virtual_packages
+    if extra or raw.exclude_newer:
+        raise InvalidSpecError(
+            "a locked spec carries only the lock's packages, not dependencies or options",
+            hint="import the lock alone (`--from-lock FILE`), without `-f`, `-p` or `--python`",
+        )
+    locked = check_locked(raw.locked, "the lock")
+    return Spec(channels=locked_channels(locked), locked=locked)
 
 
 def _python_constraint(dep: CondaDependency) -> str | None:
@@ -467,4 +512,5 @@ def spec_from_canonical(data: dict[str, Any]) -> Spec:
         pypi_indexes=tuple(data["pypi_indexes"]),
         virtual_packages=tuple(sorted(data["virtual_packages"].items())),
         exclude_newer=data["exclude_newer"],
+        locked=locked_from_canonical(data.get("locked", {})),
     )

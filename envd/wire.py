@@ -17,6 +17,7 @@ from envd.errors import (
     error_from_dict,
     error_to_dict,
 )
+from envd.locks import LockedPackage, LockedPlatform
 from envd.progress import Outcome, ResolveEvent, Stage
 from envd.spec import RawDependency, RawSpec, Spec
 from envd.v1 import common_pb2, environments_pb2
@@ -51,7 +52,34 @@ def spec_to_pb(spec: Spec) -> common_pb2.Spec:
         pypi_indexes=list(spec.pypi_indexes),
         virtual_packages=dict(spec.virtual_packages),
         exclude_newer=spec.exclude_newer or "",
+        locked=[
+            common_pb2.LockedPlatform(
+                platform=lp.platform, packages=[_locked_to_pb(p) for p in lp.packages]
+            )
+            for lp in spec.locked
+        ],
     )
+
+
+def _locked_to_pb(package: LockedPackage) -> common_pb2.LockedPackage:
+    message = common_pb2.LockedPackage(
+        kind=package.kind, name=package.name, version=package.version, build=package.build,
+        channel=package.channel, url=package.url, filename=package.filename,
+        sha256=package.sha256, md5=package.md5 or "", depends=list(package.depends),
+        subdir=package.subdir,
+    )  # fmt: skip
+    if package.size is not None:
+        message.size = package.size
+    return message
+
+
+def _locked_from_pb(message: common_pb2.LockedPackage) -> LockedPackage:
+    return LockedPackage(
+        kind=message.kind, name=message.name, version=message.version, build=message.build,
+        url=message.url, filename=message.filename, sha256=message.sha256,
+        md5=message.md5 or None, size=message.size if message.HasField("size") else None,
+        depends=tuple(message.depends), channel=message.channel, subdir=message.subdir,
+    )  # fmt: skip
 
 
 def raw_spec_from_pb(message: common_pb2.Spec) -> RawSpec:
@@ -70,6 +98,10 @@ def raw_spec_from_pb(message: common_pb2.Spec) -> RawSpec:
         pypi_indexes=list(message.pypi_indexes),
         virtual_packages=dict(message.virtual_packages),
         exclude_newer=message.exclude_newer or None,
+        locked=[
+            LockedPlatform(lp.platform, tuple(_locked_from_pb(p) for p in lp.packages))
+            for lp in message.locked
+        ],
     )
 
 

@@ -41,7 +41,7 @@ class PypiDependency(_message.Message):
     def __init__(self, name: _Optional[str] = ..., requirement: _Optional[str] = ..., category: _Optional[str] = ..., selector: _Optional[str] = ...) -> None: ...
 
 class Spec(_message.Message):
-    __slots__ = ("conda", "pypi", "python", "channels", "pypi_indexes", "virtual_packages", "exclude_newer")
+    __slots__ = ("conda", "pypi", "python", "channels", "pypi_indexes", "virtual_packages", "exclude_newer", "locked")
     class VirtualPackagesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -56,6 +56,7 @@ class Spec(_message.Message):
     PYPI_INDEXES_FIELD_NUMBER: _ClassVar[int]
     VIRTUAL_PACKAGES_FIELD_NUMBER: _ClassVar[int]
     EXCLUDE_NEWER_FIELD_NUMBER: _ClassVar[int]
+    LOCKED_FIELD_NUMBER: _ClassVar[int]
     conda: _containers.RepeatedCompositeFieldContainer[CondaDependency]
     pypi: _containers.RepeatedCompositeFieldContainer[PypiDependency]
     python: str
@@ -63,7 +64,44 @@ class Spec(_message.Message):
     pypi_indexes: _containers.RepeatedScalarFieldContainer[str]
     virtual_packages: _containers.ScalarMap[str, str]
     exclude_newer: str
-    def __init__(self, conda: _Optional[_Iterable[_Union[CondaDependency, _Mapping]]] = ..., pypi: _Optional[_Iterable[_Union[PypiDependency, _Mapping]]] = ..., python: _Optional[str] = ..., channels: _Optional[_Iterable[str]] = ..., pypi_indexes: _Optional[_Iterable[str]] = ..., virtual_packages: _Optional[_Mapping[str, str]] = ..., exclude_newer: _Optional[str] = ...) -> None: ...
+    locked: _containers.RepeatedCompositeFieldContainer[LockedPlatform]
+    def __init__(self, conda: _Optional[_Iterable[_Union[CondaDependency, _Mapping]]] = ..., pypi: _Optional[_Iterable[_Union[PypiDependency, _Mapping]]] = ..., python: _Optional[str] = ..., channels: _Optional[_Iterable[str]] = ..., pypi_indexes: _Optional[_Iterable[str]] = ..., virtual_packages: _Optional[_Mapping[str, str]] = ..., exclude_newer: _Optional[str] = ..., locked: _Optional[_Iterable[_Union[LockedPlatform, _Mapping]]] = ...) -> None: ...
+
+class LockedPlatform(_message.Message):
+    __slots__ = ("platform", "packages")
+    PLATFORM_FIELD_NUMBER: _ClassVar[int]
+    PACKAGES_FIELD_NUMBER: _ClassVar[int]
+    platform: str
+    packages: _containers.RepeatedCompositeFieldContainer[LockedPackage]
+    def __init__(self, platform: _Optional[str] = ..., packages: _Optional[_Iterable[_Union[LockedPackage, _Mapping]]] = ...) -> None: ...
+
+class LockedPackage(_message.Message):
+    __slots__ = ("kind", "name", "version", "build", "channel", "url", "filename", "sha256", "md5", "size", "depends", "subdir")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    BUILD_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    FILENAME_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    MD5_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    DEPENDS_FIELD_NUMBER: _ClassVar[int]
+    SUBDIR_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    name: str
+    version: str
+    build: str
+    channel: str
+    url: str
+    filename: str
+    sha256: str
+    md5: str
+    size: int
+    depends: _containers.RepeatedScalarFieldContainer[str]
+    subdir: str
+    def __init__(self, kind: _Optional[str] = ..., name: _Optional[str] = ..., version: _Optional[str] = ..., build: _Optional[str] = ..., channel: _Optional[str] = ..., url: _Optional[str] = ..., filename: _Optional[str] = ..., sha256: _Optional[str] = ..., md5: _Optional[str] = ..., size: _Optional[int] = ..., depends: _Optional[_Iterable[str]] = ..., subdir: _Optional[str] = ...) -> None: ...
 
 class Requester(_message.Message):
     __slots__ = ("user", "host")

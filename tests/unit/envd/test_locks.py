@@ -1,0 +1,125 @@
+"""The locked form of a spec: req_id from the lock's packages alone, checked at every edge."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from envd.client.lock_readers import read_lock
+from envd.errors import InvalidLockError, InvalidSpecError
+from envd.ids import req_id
+from envd.locks import LockedPackage, LockedPlatform
+from envd.spec import (
+    EnvType,
+    RawDependency,
+    RawSpec,
+    Spec,
+    canonical_json,
+    normalize_spec,
+    spec_from_canonical,
+)
+from envd.wire import raw_spec_from_pb, spec_to_pb
+from harness import ROOT
+
+LOCKS = ROOT / "tests" / "fixtures" / "locks"
+CONDA_LOCK = LOCKS / "conda-lock" / "test-install-with-pip-deps" / "conda-lock.yml"
+
+
+def locked_spec(path: Path) -> Spec:
+    return normalize_spec(RawSpec(locked=list(read_lock(path).platforms)))
+
+
+def test_same_lock_same_req_id_whatever_order_and_comments(tmp_path: Path) -> None:
+    text = CONDA_LOCK.read_text()
+    head, _, body = text.partition("package:\n")
+    entries = ["- " + e for e in body.split("\n- ") if e.strip()]
+    entries[0] = entries[0][2:]
+    shuffled = tmp_path / "conda-lock.yml"
+    shuffled.write_text(
+        "# reordered, with comments\n" + head + "package:\n" + "\n".join(reversed(entries)) + "\n"
+    )
+    assert shuffled.read_text() != text
+    first, again = locked_spec(CONDA_LOCK), locked_spec(shuffled)
+    assert req_id(first) == req_id(again)
+    assert canonical_json(first.to_canonical()) == canonical_json(again.to_canonical())
+
+
+@pytest.mark.parametrize("field", ["version", "sha256", "url", "build", "depends"])
+def test_any_package_change_changes_req_id(field: str) -> None:
+    spec = locked_spec(CONDA_LOCK)
+    platform = spec.locked[0]
+    package = platform.packages[0]
+    changed_value: Any = {
+        "version": "0.2", "sha256": "0" * 64, "url": package.url.replace("0.1", "0.2"),
+        "build": "other_0", "depends": ("something",),
+    }[field]  # fmt: skip
+    changed = dataclasses.replace(package, **{field: changed_value})
+    if field == "url":
+        changed = dataclasses.replace(changed, filename=changed.url.rsplit("/", 1)[-1])
+    other = dataclasses.replace(
+        spec, locked=(LockedPlatform(platform.platform, (changed, *platform.packages[1:])),
+                      *spec.locked[1:]),
+    )  # fmt: skip
+    assert req_id(other) != req_id(spec)
+
+
+def test_dropping_a_platform_changes_req_id() -> None:
+    spec = locked_spec(CONDA_LOCK)
+    assert req_id(dataclasses.replace(spec, locked=spec.locked[:1])) != req_id(spec)
+
+
+def test_locked_spec_round_trips_canonical_and_wire() -> None:
+    spec = locked_spec(CONDA_LOCK)
+    assert spec.env_type is EnvType.MIXED  # conda and pip packages
+    assert spec.channels == ("https://conda.anaconda.org/conda-forge",)
+    canonical = json.loads(canonical_json(spec.to_canonical()))
+    assert req_id(spec_from_canonical(canonical)) == req_id(spec)
+    assert normalize_spec(raw_spec_from_pb(spec_to_pb(spec))) == spec
+
+
+def test_canonical_holds_summaries_and_a_job_its_platforms_packages() -> None:
+    spec = locked_spec(CONDA_LOCK)
+    linux, aarch64 = spec.locked
+    summaries = spec.to_canonical()["locked"]
+    assert summaries == {
+        "linux-64": {"sha256": linux.digest(), "kinds": ["conda", "pypi"]},
+        "linux-aarch64": {"sha256": aarch64.digest(), "kinds": ["conda", "pypi"]},
+    }
+    job = spec_from_canonical(json.loads(spec.job_bytes("linux-aarch64")))
+    assert req_id(job) == req_id(spec)  # what the agent checks
+    assert job.env_type is EnvType.MIXED
+    assert job.locked[1].packages == aarch64.packages
+    assert job.locked[0].packages == () and job.locked[0].digest() == linux.digest()
+    assert len(spec.job_bytes("linux-aarch64")) > 10 * len(spec.canonical_bytes())
+
+
+def test_a_spec_without_lock_keeps_its_canonical_form() -> None:
+    spec = normalize_spec(RawSpec(conda=[RawDependency("numpy")], channels=["conda-forge"]))
+    assert "locked" not in spec.to_canonical()
+
+
+def test_lock_with_dependencies_is_refused() -> None:
+    lock = read_lock(CONDA_LOCK)
+    with pytest.raises(InvalidSpecError, match=r"carries only the lock's packages"):
+        normalize_spec(RawSpec(locked=list(lock.platforms), conda=[RawDependency("numpy")]))
+
+
+def test_coordinator_rechecks_what_a_client_sent() -> None:
+    spec = locked_spec(CONDA_LOCK)
+    bad = dataclasses.replace(spec.locked[0].packages[0], sha256="", md5=None)
+    forged = dataclasses.replace(spec, locked=(LockedPlatform("linux-64", (bad,)),))
+    with pytest.raises(InvalidLockError, match=r"`_libgcc_mutex` at the lock linux-64\[0\]"):
+        normalize_spec(raw_spec_from_pb(spec_to_pb(forged)))
+
+
+def test_the_same_package_twice_is_one_and_a_conflict_is_refused() -> None:
+    package = locked_spec(CONDA_LOCK).locked[0].packages[0]
+    one = normalize_spec(RawSpec(locked=[LockedPlatform("linux-64", (package, package))]))
+    assert one.locked[0].packages == (package,)
+    other: LockedPackage = dataclasses.replace(package, sha256="1" * 64)
+    with pytest.raises(InvalidLockError, match=r"pins conda package `_libgcc_mutex` twice"):
+        normalize_spec(RawSpec(locked=[LockedPlatform("linux-64", (package, other))]))
