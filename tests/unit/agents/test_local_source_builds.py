@@ -98,7 +98,7 @@ def test_the_building_agent_reads_the_source_from_the_store_verified(tmp_path: P
     with pytest.raises(StoreError, match=r"`pkgs/[0-9a-f]{64}/mypkg-0\.1\.tar\.gz` is not in"):
         asyncio.run(linux.provide([local_item()], LINUX, [INDEX]))
     linux.store.put_if_absent(package_key(SDIST_SHA, "mypkg-0.1.tar.gz"), b"not the sdist")
-    with pytest.raises(ArchiveIntegrityError, match="failed to verify local source `mypkg-0.1"):
+    with pytest.raises(ArchiveIntegrityError, match=r"failed to verify local source `mypkg-0\.1"):
         asyncio.run(linux.provide([local_item()], LINUX, [INDEX]))
     assert not (tmp_path / "store" / "built").exists() and linux.built == 0
 
