@@ -341,15 +341,21 @@ def _package(
     )  # fmt: skip
 
 
+def vcs_refused(what: str, platform: str, vcs: str = "git") -> WheelBuildError:
+    """A version-control source is never built (docs/architecture.md "Native builds")."""
+    return WheelBuildError(
+        f"failed to build {what} for `{platform}` ({vcs} source): envd does not build {vcs} "
+        "sources: a build is recorded and reused by its source's sha256, and a "
+        f"{vcs} checkout has none envd could verify",
+        hint="clone it and name the folder (`name @ ./checkout`): envd-client packs it and "
+        "the build is from those bytes; or publish an sdist to an index",
+    )
+
+
 def _unverifiable(item: Unbuilt, target: PypiTarget) -> WheelBuildError:
     what = f"`{item.name} {item.version}` for `{target.platform}` ({item.why})"
     if item.why == "git source":
-        return WheelBuildError(
-            f"failed to build {what}: envd does not build git sources: a build is recorded and "
-            "reused by its source's sha256, and a git checkout has none envd could verify",
-            hint="clone it and name the folder (`name @ ./checkout`): envd-client packs it and "
-            "the build is from those bytes; or publish an sdist to an index",
-        )
+        return vcs_refused(f"`{item.name} {item.version}`", target.platform)
     return WheelBuildError(
         f"failed to build {what}: envd builds from an sdist or an archive with a sha256",
         hint="pin a release on the index, or an archive URL with `#sha256=…`",

@@ -1,6 +1,6 @@
 """Local sources (`envd-source://`) on the native build path: a packed sdist becomes a build
 named by its content address, a packed wheel is used as it is when it fits the target, and the
-building agent reads the source from the store, verified."""
+building agent reads the source from the store, verified. Git sources are refused up front."""
 
 from __future__ import annotations
 
@@ -14,9 +14,11 @@ from envd.agents.built_record import BuiltRecord
 from envd.agents.fetch import Fetcher
 from envd.agents.native_build import NativeBuildNeeded, NativeBuilds
 from envd.agents.pylock import SourceArchive, Unbuilt, read_lock_packages
+from envd.agents.pypi_resolver import PypiResolver
 from envd.agents.pypi_target import pypi_target
+from envd.agents.resolver import ResolveRequest
 from envd.errors import ArchiveIntegrityError, InternalError, StoreError, WheelBuildError
-from envd.spec import source_url
+from envd.spec import RawDependency, RawSpec, normalize_spec, source_url
 from envd.store.layout import built_key, package_key
 from envd.store.local import LocalStore
 
@@ -119,3 +121,18 @@ def test_a_recorded_build_of_a_local_source_is_reused_and_named(tmp_path: Path) 
     )  # fmt: skip
     assert package.identity().sha256 == SDIST_SHA
     assert (linux.reused, linux.built) == (1, 0)
+
+
+def test_a_git_requirement_is_refused_before_uv_clones_it(tmp_path: Path) -> None:
+    url = f"git+https://127.0.0.1:9/envd-pure.git@{'a' * 40}"
+    raw = RawSpec(pypi=[RawDependency("envd-app"), RawDependency(f"envd-pure @ {url}")],
+                  python="3.11", pypi_indexes=[INDEX])  # fmt: skip
+    resolver = PypiResolver(tmp_path / "cache", attempts=1)
+    with pytest.raises(WheelBuildError) as info:
+        asyncio.run(resolver.resolve(ResolveRequest(normalize_spec(raw), "linux-64")))
+    assert info.value.message == (
+        f"failed to build `envd-pure @ {url}` for `linux-64` (git source): envd does not build "
+        "git sources: a build is recorded and reused by its source's sha256, and a git checkout "
+        "has none envd could verify"
+    )
+    assert not (tmp_path / "cache").exists()  # uv never ran
