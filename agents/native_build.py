@@ -26,14 +26,16 @@ from envd.errors import (
     StoreError,
     WheelBuildError,
 )
+from envd.spec import parse_source_url
 from envd.store.base import Store
 from envd.store.layout import built_key, package_key
 from envd.uv import uv_bin, uv_environment
 
 from .built_record import BuiltRecord, python_tag
 from .fetch import Fetcher, redact_text, redact_url
-from .pylock import NOARCH, SourceArchive, Unbuilt
+from .pylock import NOARCH, SourceArchive, Unbuilt, wheel_misfit
 from .pypi_target import PypiTarget
+from .source_inputs import fetch_source
 
 log = logging.getLogger("envd.agent")
 DEFAULT_BUILD_TIMEOUT = 600.0
@@ -57,12 +59,10 @@ class NativeBuildNeeded(Exception):
 def check_wheel_tags(filename: str, target: PypiTarget, what: str) -> None:
     """Refuse a wheel that does not install on the target, naming both tags: a C extension
     built on the wrong machine is never labelled for the target."""
-    _, _, _, tags = parse_wheel_filename(filename)
-    if target.rank(tags) is None:
-        built = ".".join(sorted(str(t) for t in tags))
+    misfit = wheel_misfit(filename, target)
+    if misfit is not None:
         raise WheelBuildError(
-            f"failed to build {what} for `{target.platform}`: the wheel is tagged `{built}`, "
-            f"which does not install on the target (`{target.tags[0]}`)",
+            f"failed to build {what} for `{target.platform}`: {misfit}",
             hint=f"only an agent running on `{target.platform}` can build it: start one there "
             "(`--native-platform` is for tests and emulation, it changes no compiler)",
         )
@@ -124,11 +124,7 @@ class NativeBuilds:
         sources: list[tuple[Unbuilt, SourceArchive]] = []
         for item in unbuilt:
             if item.source is None:
-                raise WheelBuildError(
-                    f"failed to build `{item.name} {item.version}` for `{target.platform}` "
-                    f"({item.why}): envd builds from an sdist or an archive URL with a sha256",
-                    hint="pin a release on the index, or an archive URL with `#sha256=…`",
-                )
+                raise _unverifiable(item, target)
             sources.append((item, item.source))
         found: dict[str, ResolvedPackage] = {}
         for item, source in sources:
@@ -209,6 +205,11 @@ class NativeBuilds:
             shutil.rmtree(work, ignore_errors=True)
 
     def _fetch_source(self, item: Unbuilt, source: SourceArchive, work: Path) -> Path:
+        """The source's bytes, verified: a local source from the store (this agent may not be
+        the one that resolved it), anything else from its URL."""
+        local = parse_source_url(source.url)
+        if local is not None:
+            return fetch_source(*local, work, self.store)
         dest = work / source.filename
         fetched = self.fetcher.fetch(source.url, dest, max_size=source.size)
         if fetched.sha256 != source.sha256 or (source.size and fetched.size > source.size):
@@ -338,6 +339,27 @@ def _package(
         built=BuildOrigin(source=source.url, sha256=source.sha256, agent=record.agent,
                           platform=record.platform),
     )  # fmt: skip
+
+
+def vcs_refused(what: str, platform: str, vcs: str = "git") -> WheelBuildError:
+    """A version-control source is never built (docs/architecture.md "Native builds")."""
+    return WheelBuildError(
+        f"failed to build {what} for `{platform}` ({vcs} source): envd does not build {vcs} "
+        "sources: a build is recorded and reused by its source's sha256, and a "
+        f"{vcs} checkout has none envd could verify",
+        hint="clone it and name the folder (`name @ ./checkout`): envd-client packs it and "
+        "the build is from those bytes; or publish an sdist to an index",
+    )
+
+
+def _unverifiable(item: Unbuilt, target: PypiTarget) -> WheelBuildError:
+    what = f"`{item.name} {item.version}` for `{target.platform}` ({item.why})"
+    if item.why == "git source":
+        return vcs_refused(f"`{item.name} {item.version}`", target.platform)
+    return WheelBuildError(
+        f"failed to build {what}: envd builds from an sdist or an archive with a sha256",
+        hint="pin a release on the index, or an archive URL with `#sha256=…`",
+    )
 
 
 def _pure(tags: frozenset[Tag]) -> bool:

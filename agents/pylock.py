@@ -12,10 +12,12 @@ from packaging.markers import InvalidMarker, Marker
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
 from envd.description import ResolvedPackage
-from envd.errors import InternalError, PypiNotAvailableError
+from envd.errors import InternalError, PypiNotAvailableError, WheelBuildError
 from envd.markers import marker_environment
+from envd.spec import source_url
 
 from .pypi_target import PypiTarget
+from .source_inputs import source_of
 
 NOARCH = "noarch"
 _SHA256_HEX = 64
@@ -35,7 +37,8 @@ class SourceArchive:
 @dataclass(frozen=True, slots=True)
 class Unbuilt:
     """A package the lock chose that has no wheel for the target: built natively from
-    `source` (None for a source envd can't verify by sha256: git, a local directory)."""
+    `source` (an sdist or archive with a sha256, a local source by its `envd-source://` URL;
+    None for a source envd can't verify by sha256: git)."""
 
     name: str
     version: str
@@ -131,27 +134,40 @@ def _package(
         return _unbuilt(entry, name, version, target, indexes)
     _, wheel = min(ranked, key=lambda pair: pair[0])
     filename = _filename(wheel)
+    return _wheel_package(
+        name, version, _index(entry, wheel, indexes), str(wheel.get("url") or wheel.get("path")),
+        filename, _sha256(wheel, filename), wheel.get("size"), target,
+    )  # fmt: skip
+
+
+def _wheel_package(
+    name: str, version: str, channel: str, url: str, filename: str, sha256: str,
+    size: int | None, target: PypiTarget,
+) -> ResolvedPackage:  # fmt: skip
     _, _, _, tags = parse_wheel_filename(filename)
     return ResolvedPackage(
-        kind="pypi",
-        name=name,
-        version=version,
-        build="",
-        channel=_index(entry, wheel, indexes),
-        url=str(wheel.get("url") or wheel.get("path")),
-        filename=filename,
-        sha256=_sha256(wheel, filename),
-        md5=None,
-        size=wheel.get("size"),
+        kind="pypi", name=name, version=version, build="", channel=channel, url=url,
+        filename=filename, sha256=sha256, md5=None, size=size,
         subdir=NOARCH if all(t.platform == "any" for t in tags) else target.platform,
-    )
+    )  # fmt: skip
+
+
+def wheel_misfit(filename: str, target: PypiTarget) -> str | None:
+    """Why a wheel does not install on the target, naming both tags; None when it does."""
+    _, _, _, tags = parse_wheel_filename(filename)
+    if target.rank(tags) is not None:
+        return None
+    tagged = ".".join(sorted(str(t) for t in tags))
+    return (f"the wheel is tagged `{tagged}`, which does not install on the target "
+            f"(`{target.tags[0]}`)")  # fmt: skip
 
 
 def _unbuilt(
     entry: dict[str, Any], name: str, version: str, target: PypiTarget, indexes: Sequence[str]
-) -> Unbuilt:
-    """What to build, and from what: the sdist, or an archive at a URL (PEP 751 `archive`);
-    git and local directories have no sha256 to verify, so no source."""
+) -> ResolvedPackage | Unbuilt:
+    """What to build, and from what: the sdist, or an archive (PEP 751 `archive`: at a URL, or
+    a local source the resolve fetched from the store, named again by its `envd-source://`
+    URL); an archive that is a wheel is used as it is. Git has no sha256 to verify: no source."""
     if entry.get("wheels"):
         why = f"no wheel for `{target.python_platform}`, python {target.python_version}"
     else:
@@ -161,13 +177,56 @@ def _unbuilt(
     for key in ("sdist", "archive"):
         source = entry.get(key)
         if isinstance(source, dict) and (source.get("url") or source.get("path")):
-            filename = _filename(source)
-            return Unbuilt(name, version, why, SourceArchive(
-                url=str(source.get("url") or source.get("path")), filename=filename,
-                sha256=_sha256(source, filename), size=source.get("size"),
-                index=_index(entry, source, indexes),
-            ))  # fmt: skip
+            archive = _archive(entry, source, indexes)
+            if archive.filename.endswith(".whl"):
+                return _archive_wheel(name, version, archive, target)
+            local = source_of(str(source.get("path") or "")) is not None
+            return Unbuilt(name, version, "local source" if local else why, archive)
     return Unbuilt(name, version, why)
+
+
+def _archive(
+    entry: dict[str, Any], source: dict[str, Any], indexes: Sequence[str]
+) -> SourceArchive:
+    """The source as envd names it: a local source by its content address, never by the
+    resolve's temp path (uv hashed the file fetch_sources verified: the two must agree)."""
+    filename = _filename(source)
+    sha256 = _sha256(source, filename)
+    url = str(source.get("url") or source.get("path"))
+    local = source_of(str(source.get("path") or ""))
+    if local is not None:
+        if local[0] != sha256:
+            raise InternalError(
+                f"failed to read uv's pylock.toml: local source `{local[1]}` has sha256 "
+                f"`{sha256}`, but was fetched and verified as `{local[0]}`"
+            )
+        url, filename = source_url(*local), local[1]
+    return SourceArchive(url=url, filename=filename, sha256=sha256, size=source.get("size"),
+                         index=_index(entry, source, indexes))  # fmt: skip
+
+
+def _archive_wheel(
+    name: str, version: str, archive: SourceArchive, target: PypiTarget
+) -> ResolvedPackage:
+    """A wheel given as a file or URL: used as it is when it installs on the target, never
+    rebuilt; otherwise refused with both tags."""
+    try:
+        misfit = wheel_misfit(archive.filename, target)
+    except InvalidWheelFilename as err:
+        raise WheelBuildError(
+            f"failed to use `{archive.filename}` for `{name} {version}`: not a valid wheel "
+            f"filename: {err}",
+            hint="a wheel's filename carries its tags (PEP 427): name the file as it was built",
+        ) from err
+    if misfit is not None:
+        raise WheelBuildError(
+            f"failed to use the wheel `{archive.filename}` of `{name} {version}` for "
+            f"`{target.platform}`: {misfit}",
+            hint="give a wheel built for the target (or a pure-python one), or the project's "
+            "folder or sdist, which envd builds on an agent of the target",
+        )
+    return _wheel_package(name, version, archive.index, archive.url, archive.filename,
+                          archive.sha256, archive.size, target)  # fmt: skip
 
 
 _SOURCE_KINDS = (("sdist", "sdist only"), ("vcs", "git source"), ("archive", "URL source"),

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from importlib.metadata import version as dist_version
 from pathlib import Path
 
+from packaging.requirements import Requirement
+
 from envd.description import SolverInfo
 from envd.errors import (
     ChannelError,
@@ -28,7 +30,7 @@ from envd.uv import uv_bin, uv_environment
 
 from .credentials import ChannelCredentials
 from .fetch import redact_text, redact_url
-from .native_build import NativeBuilds, run_group
+from .native_build import NativeBuilds, run_group, vcs_refused
 from .pylock import Unbuilt, needs_build_error, read_lock_packages
 from .pypi_target import PypiTarget, pypi_target
 from .resolver import Resolution, ResolveRequest, missing_packages_error
@@ -53,6 +55,7 @@ _TRANSIENT = re.compile(
     re.IGNORECASE,
 )
 _MAX_STDERR = 1500
+_VCS_PREFIXES = ("git+", "hg+", "svn+", "bzr+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +120,7 @@ class PypiResolver:
         indexes = list(spec.pypi_indexes) or [DEFAULT_INDEX_URL]
         if not requirements:
             return Resolution((), self.solver)
+        _refuse_vcs(requirements, platform)
         log.info("resolving pypi platform=%s target=%s python=%s requirements=%s",
                  platform, target.python_platform, target.python_version, requirements)  # fmt: skip
         deadline = asyncio.timeout(self.resolve_timeout)
@@ -207,6 +211,16 @@ class PypiResolver:
             return _Run(returncode, stderr, lock.read_text("utf-8") if lock.exists() else None)
         finally:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def _refuse_vcs(requirements: Sequence[str], platform: str) -> None:
+    """A git (or other VCS) requirement is refused before uv clones it: it would need a build
+    envd can't verify (`vcs_refused`)."""
+    for text in requirements:
+        url = Requirement(text).url or ""
+        scheme = url.partition(":")[0].lower()
+        if scheme.startswith(_VCS_PREFIXES):
+            raise vcs_refused(f"`{redact_text(text)}`", platform, scheme.partition("+")[0])
 
 
 async def _run(args: Sequence[str], cwd: Path, env: dict[str, str]) -> tuple[int, str]:

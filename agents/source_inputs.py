@@ -30,8 +30,7 @@ def fetch_sources(requirements: Sequence[str], work: Path, store: Store | None) 
         if source is None:
             resolved.append(text)
             continue
-        sha256, filename = source
-        path = _fetch(sha256, filename, work, store)
+        path = fetch_source(*source, work, store)
         req = Requirement(text)
         req.url = path.as_uri()
         resolved.append(str(req))
@@ -52,7 +51,8 @@ def _source(text: str) -> tuple[str, str] | None:
     return parse_source_url(url) if url else None
 
 
-def _fetch(sha256: str, filename: str, work: Path, store: Store | None) -> Path:
+def fetch_source(sha256: str, filename: str, work: Path, store: Store | None) -> Path:
+    """The source's bytes from the store at `work/sources/<sha256>/<filename>`, verified."""
     key = package_key(sha256, filename)
     if store is None:
         raise StoreError(f"failed to fetch local source `{filename}`: this resolver has no store")

@@ -34,6 +34,7 @@ PURE_TAG = "py3-none-any"
 SETUPTOOLS_WHEEL = (
     Path(__file__).parent / "fixtures" / "pypi" / "setuptools-84.2.1-py3-none-any.whl"
 )
+FLIT_CORE_WHEEL = Path(__file__).parent / "fixtures" / "pypi" / "flit_core-4.1.0-py3-none-any.whl"
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,8 +176,11 @@ def serve_index(
     wheels: Sequence[Wheel] | None = None,
     sdists: Sequence[Sdist] = (),
     require_auth: tuple[str, str] | None = None,
+    build_backends: bool = False,
 ) -> Iterator[PypiIndex]:
-    """With `sdists`, the index also serves the setuptools wheel that builds them;
+    """With `sdists` (or `build_backends`), the index also serves the setuptools wheel that
+    builds them, and flit_core's (a local project's backend in the tests: it writes nothing
+    into the project's folder);
     `require_auth`: (user, password) that every request must carry as HTTP basic auth;
     others get 401."""
     chosen = list(standard_wheels() if wheels is None else wheels)
@@ -185,9 +189,9 @@ def serve_index(
         w.filename: (w, write_wheel(w, folder)) for w in chosen
     }
     files.update((s.filename, (s, write_sdist(s, folder))) for s in sdists)
-    if sdists:
-        backend = Wheel("setuptools", "84.2.1")
-        files[SETUPTOOLS_WHEEL.name] = (backend, SETUPTOOLS_WHEEL)
+    if sdists or build_backends:
+        files[SETUPTOOLS_WHEEL.name] = (Wheel("setuptools", "84.2.1"), SETUPTOOLS_WHEEL)
+        files[FLIT_CORE_WHEEL.name] = (Wheel("flit-core", "4.1.0"), FLIT_CORE_WHEEL)
     index = PypiIndex("", folder, chosen, sdists=list(sdists))
 
     class Handler(http.server.BaseHTTPRequestHandler):

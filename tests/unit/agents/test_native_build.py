@@ -136,8 +136,17 @@ def test_a_python_no_agent_builds_for_is_named_with_those_it_can(tmp_path: Path)
 def test_a_source_without_a_sha256_to_check_is_not_built(tmp_path: Path) -> None:
     mac = builds(tmp_path, "osx-arm64")
     git = Unbuilt("envd-pure", "1.0", "git source")
-    with pytest.raises(WheelBuildError, match=r"\(git source\): envd builds from an sdist"):
+    with pytest.raises(WheelBuildError) as info:
         asyncio.run(mac.provide([git], MAC, [INDEX]))
+    assert info.value.message == (
+        "failed to build `envd-pure 1.0` for `osx-arm64` (git source): envd does not build git "
+        "sources: a build is recorded and reused by its source's sha256, and a git checkout "
+        "has none envd could verify"
+    )
+    assert info.value.hint is not None and "`name @ ./checkout`" in info.value.hint
+    other = Unbuilt("envd-pure", "1.0", "no wheel or source in the lock")
+    with pytest.raises(WheelBuildError, match=r"\(no wheel or source in the lock\): envd build"):
+        asyncio.run(mac.provide([other], MAC, [INDEX]))
 
 
 def test_a_tampered_source_is_refused_before_any_build(tmp_path: Path) -> None:
