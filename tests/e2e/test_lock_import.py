@@ -5,7 +5,6 @@ cached — a tampered hash fails the job naming the package and both hashes, sto
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +14,6 @@ import pytest
 from test_cli import one_json, run_client
 
 from envd.client.lock_readers import read_lock
-from envd.client.lock_use import WRITER_MODULE
 from harness import ROOT, ChannelServer, Cluster, serve_channel
 
 pytestmark = pytest.mark.e2e
@@ -219,8 +217,8 @@ def test_resolve_lock_modes(tmp_path: Path, cluster: Cluster, demo_channel: Chan
 def test_no_lock_resolves_and_rewrites(
     tmp_path: Path, cluster: Cluster, demo_channel: ChannelServer
 ) -> None:
-    """`--no-lock` solves; the lock is then written by the export helper's `write_lock` (on a
-    branch without it the command says so after resolving, and exits 70)."""
+    """`--no-lock` solves; the lock is then rewritten (`envd-client lock`'s writer) and is
+    up to date for the spec."""
     started(cluster, ["linux-64"])
     env, lock = demo_env(tmp_path, demo_channel), demo_lock(tmp_path, demo_channel)
     _, imported = import_lock(cluster, tmp_path, str(lock), "--no-archives")
@@ -229,16 +227,9 @@ def test_no_lock_resolves_and_rewrites(
         "--coordinator", cluster.address, "resolve", "-f", str(env), "--lock", str(lock),
         "--no-lock", "--no-archives", "--json", cwd=tmp_path,
     )  # fmt: skip
-    if importlib.util.find_spec(WRITER_MODULE) is None:
-        assert out.returncode == 70
-        assert one_json(out)["error"]["message"] == (
-            f"failed to rewrite lock `{lock}`: this build has no lock writer "
-            f"(`{WRITER_MODULE}.write_lock`)"
-        )
-        assert lock.read_text() == before
-        return
     assert out.returncode == 0, out.stderr
     assert one_json(out)["req_id"] != imported["req_id"]  # the spec's: solved
     assert f"wrote lock {lock}" in out.stderr
+    assert lock.read_text() != before
     status = run_client("status", "-f", str(env), "--lock", str(lock), "--json", cwd=tmp_path)
     assert one_json(status)["status"] == "up-to-date"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,6 @@ import pytest
 from envd.client.lock_readers import read_lock
 from envd.client.lock_status import LockState, LockStatus
 from envd.client.lock_use import (
-    WRITER_MODULE,
     LockMode,
     LockPlan,
     fix_command,
@@ -20,7 +18,7 @@ from envd.client.lock_use import (
     write_lock_files,
 )
 from envd.client.result import ResolveResult
-from envd.errors import InternalError, StaleLockError
+from envd.errors import StaleLockError
 from envd.progress import Outcome, ResolveEvent, Stage
 from harness import ROOT
 
@@ -81,7 +79,7 @@ def result(failed: bool = False) -> ResolveResult:
 
 
 def test_the_writer_gets_every_description_and_nothing_on_failure(tmp_path: Path) -> None:
-    # stands in for the export helper's `write_lock` (not on this branch): records its call
+    # records the call (the real writer's output is tested in test_no_lock_resolves_and_rewrites)
     calls: list[tuple[Any, ...]] = []
 
     def writer(descriptions: Any, fmt: str, path: Path, *, req_id: str, alias: Any) -> list[Path]:
@@ -90,15 +88,7 @@ def test_the_writer_gets_every_description_and_nothing_on_failure(tmp_path: Path
 
     path = tmp_path / "conda-lock.yml"
     assert write_lock_files(result(), "conda-lock", path, alias="t/e", writer=writer) == [path]
-    assert calls == [([{"req_id": "a" * 40, "platform": "linux-64"}], "conda-lock", path,
+    assert calls == [({"linux-64": {"req_id": "a" * 40, "platform": "linux-64"}}, "conda-lock", path,
                       "a" * 40, "t/e")]  # fmt: skip
     assert write_lock_files(result(True), "conda-lock", path, alias=None, writer=writer) == []
     assert len(calls) == 1
-
-
-@pytest.mark.skipif(
-    importlib.util.find_spec(WRITER_MODULE) is not None, reason="the lock writer is installed"
-)
-def test_without_the_writer_module_the_error_says_so(tmp_path: Path) -> None:
-    with pytest.raises(InternalError, match=r"this build has no lock writer"):
-        write_lock_files(result(), "conda-lock", tmp_path / "conda-lock.yml", alias=None)
