@@ -8,7 +8,7 @@ from typing import Any
 
 from envd.errors import LockExportError
 
-from .lock_export import dump_yaml
+from .lock_export import dump_yaml, locked_artifact
 
 EXPORT_FORMATS = ("environment.yml", "requirements.txt")
 DEFAULT_PYPI_INDEX = "https://pypi.org/simple"
@@ -65,7 +65,8 @@ def environment_yml(description: Mapping[str, Any]) -> bytes:
 
 def requirements_txt(description: Mapping[str, Any]) -> bytes:
     """The PyPI packages pinned `name==version` with `--hash=sha256:` (pip's hash-checking
-    mode); a mixed environment's conda packages are named in a comment, not installed."""
+    mode; a wheel envd built is pinned by its source's hash, which pip fetches and builds); a
+    mixed environment's conda packages are named in a comment, not installed."""
     platform = description["platform"]
     pypi = [p for p in description["packages"] if p["kind"] == "pypi"]
     conda = [p["name"] for p in description["packages"] if p["kind"] == "conda"]
@@ -83,7 +84,7 @@ def requirements_txt(description: Mapping[str, Any]) -> bytes:
                      f"({', '.join(conda)})")  # fmt: skip
     lines += _index_options(description)
     for p in pypi:
-        lines += [f"{p['name']}=={p['version']} \\", f"    --hash=sha256:{p['sha256']}"]
+        lines += [f"{p['name']}=={p['version']} \\", f"    --hash=sha256:{locked_artifact(p)[1]}"]
     return ("\n".join(lines) + "\n").encode()
 
 
