@@ -5,6 +5,7 @@ agent of the embedded default resolves it from there. The req_id follows the con
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import shutil
 from pathlib import Path
@@ -111,3 +112,32 @@ def test_a_remote_coordinators_agent_reads_the_source_the_client_uploaded(
         assert "package `mypkg 0.1` (no wheel for" in result["error"]["message"], result
     else:
         assert result["outcome"] == "resolved", result
+
+
+def test_pre_deploy_packs_and_uploads_a_local_project_as_resolve_does(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """A manifest step whose requirements name a local project asks for the req_id `spec`
+    and `resolve` compute (the packed source's hash, not the path), and the agent reads the
+    source from the store the client uploaded it to."""
+    write_project(tmp_path / "work" / "mypkg")
+    cluster.start_daemon()
+    cluster.start_agent("linux", ["linux-64"])
+    with serve_index(tmp_path / "index") as index:
+        requirements = tmp_path / "work" / "requirements.txt"
+        requirements.write_text(f"-i {index.url}\n./mypkg\n")
+        req_id, sha = spec_of(tmp_path, requirements)
+        manifest = tmp_path / "work" / "manifest.yaml"
+        manifest.write_text(json.dumps({"version": 1, "steps": [{
+            "name": "app", "platforms": ["linux-64"],
+            "environment": {"requirements": ["requirements.txt"], "python": "3.11"},
+        }]}))  # fmt: skip
+        output = tmp_path / "result.json"
+        out = run_client("--coordinator", cluster.address, "pre-deploy", str(manifest),
+                         "--output", str(output), "--no-archives", cwd=tmp_path)  # fmt: skip
+    row = json.loads(output.read_text())["steps"]["app"]["platforms"]["linux-64"]
+    assert row["req_id"] == req_id, (row, out.stderr)
+    stored = cluster.root / "store" / "pkgs" / sha / "mypkg-0.1.tar.gz"
+    assert hashlib.sha256(stored.read_bytes()).hexdigest() == sha, out.stderr
+    # the outcome is the native build's (a local source's build is the "localbuild" work)
+    assert row["outcome"] in ("resolved", "failed"), row
