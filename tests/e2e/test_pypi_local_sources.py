@@ -8,6 +8,8 @@ import hashlib
 import json
 import re
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -93,15 +95,23 @@ def test_a_project_that_fails_to_pack_shows_the_build_log(tmp_path: Path) -> Non
     assert "ModuleNotFoundError: No module named 'envd_missing_backend'" in out.stderr  # the log
 
 
-def test_a_remote_coordinators_agent_reads_the_source_the_client_uploaded(
-    cluster: Cluster, tmp_path: Path
-) -> None:
+@contextmanager
+def project_on_a_cluster(cluster: Cluster, tmp_path: Path) -> Iterator[Path]:
+    """A daemon and a linux-64 agent, a loopback index, and `work/requirements.txt` naming
+    the local project `./mypkg` (and the index); yields that file's path."""
     write_project(tmp_path / "work" / "mypkg")
     cluster.start_daemon()
     cluster.start_agent("linux", ["linux-64"])
     with serve_index(tmp_path / "index") as index:
         requirements = tmp_path / "work" / "requirements.txt"
         requirements.write_text(f"-i {index.url}\n./mypkg\n")
+        yield requirements
+
+
+def test_a_remote_coordinators_agent_reads_the_source_the_client_uploaded(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    with project_on_a_cluster(cluster, tmp_path) as requirements:
         _, sha = spec_of(tmp_path, requirements)
         out = run_client("--coordinator", cluster.address, "resolve", "-r", str(requirements),
                          "--python", "3.11", "--arch", "linux-64", "--json", cwd=tmp_path)  # fmt: skip
@@ -120,12 +130,7 @@ def test_pre_deploy_packs_and_uploads_a_local_project_as_resolve_does(
     """A manifest step whose requirements name a local project asks for the req_id `spec`
     and `resolve` compute (the packed source's hash, not the path), and the agent reads the
     source from the store the client uploaded it to."""
-    write_project(tmp_path / "work" / "mypkg")
-    cluster.start_daemon()
-    cluster.start_agent("linux", ["linux-64"])
-    with serve_index(tmp_path / "index") as index:
-        requirements = tmp_path / "work" / "requirements.txt"
-        requirements.write_text(f"-i {index.url}\n./mypkg\n")
+    with project_on_a_cluster(cluster, tmp_path) as requirements:
         req_id, sha = spec_of(tmp_path, requirements)
         manifest = tmp_path / "work" / "manifest.yaml"
         manifest.write_text(json.dumps({"version": 1, "steps": [{
