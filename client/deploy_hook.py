@@ -43,6 +43,8 @@ Packer = Callable[["Spec"], "PackedSpec"]
 MAX_CONCURRENT = 16  # requests open at once; the coordinator queues the jobs behind them
 # the stages a progress line is printed for: waiting for an agent, working, ended
 _SHOWN = frozenset({Stage.QUEUED, Stage.RESOLVING, Stage.BUILDING, Stage.DONE, Stage.FAILED})
+# a job queued again for an agent native to its platform (daemon/jobs.py native_waiting_message)
+_WAITING = "waiting for a"
 
 
 @dataclass(slots=True)
@@ -216,10 +218,12 @@ def resolve_spec(
     seen: set[tuple[str, str]] = set()
 
     def on_event(event: ResolveEvent) -> None:
-        shown = event.outcome if event.stage.terminal and event.outcome else event.stage
-        if event.stage not in _SHOWN or (event.platform, str(shown)) in seen:
+        shown = str(event.outcome if event.stage.terminal and event.outcome else event.stage)
+        if event.stage is Stage.QUEUED and event.message.startswith(_WAITING):
+            shown += f": {event.message}"  # waiting for a native build: say for what
+        if event.stage not in _SHOWN or (event.platform, shown) in seen:
             return
-        seen.add((event.platform, str(shown)))
+        seen.add((event.platform, shown))
         took = f" ({time.monotonic() - started:.1f} s)" if event.stage.terminal else ""
         say(f"{steps}: {event.platform} {shown}{took}")
 
