@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import threading
 import time
@@ -44,7 +45,7 @@ MAX_CONCURRENT = 16  # requests open at once; the coordinator queues the jobs be
 # the stages a progress line is printed for: waiting for an agent, working, ended
 _SHOWN = frozenset({Stage.QUEUED, Stage.RESOLVING, Stage.BUILDING, Stage.DONE, Stage.FAILED})
 # a job queued again for an agent native to its platform (daemon/jobs.py native_waiting_message)
-_WAITING = "waiting for a"
+_WAITING = re.compile(r"^waiting for an? \S+ agent to build ")
 
 
 @dataclass(slots=True)
@@ -219,7 +220,7 @@ def resolve_spec(
 
     def on_event(event: ResolveEvent) -> None:
         shown = str(event.outcome if event.stage.terminal and event.outcome else event.stage)
-        if event.stage is Stage.QUEUED and event.message.startswith(_WAITING):
+        if event.stage is Stage.QUEUED and _WAITING.match(event.message):
             shown += f": {event.message}"  # waiting for a native build: say for what
         if event.stage not in _SHOWN or (event.platform, shown) in seen:
             return
