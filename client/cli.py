@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from .local_sources import PackedSpec
 
     Pointed = tuple[Alias | None, EnvdError | None]
+    Command = Callable[[argparse.Namespace, ClientConfig], int]
     from .progress_view import ProgressPrinter
 
 
@@ -375,53 +376,27 @@ def _warn(warnings: tuple[str, ...]) -> None:
         print(f"warning: {warning}", file=sys.stderr)
 
 
-def cmd_alias(args: argparse.Namespace, config: ClientConfig) -> int:
-    from .alias_commands import cmd_alias as run
+def _elsewhere(module: str, name: str) -> Command:
+    """A command implemented in `module` (`cmd_*` there), imported only when it runs."""
 
-    return run(args, config)
+    def run(args: argparse.Namespace, config: ClientConfig) -> int:
+        from importlib import import_module
 
+        command: Command = getattr(import_module(f"{__package__}.{module}"), name)
+        return command(args, config)
 
-def cmd_delete(args: argparse.Namespace, config: ClientConfig) -> int:
-    from .removal_commands import cmd_delete as run
-
-    return run(args, config)
-
-
-def cmd_status(args: argparse.Namespace, config: ClientConfig) -> int:
-    from .lock_status import cmd_status as run
-
-    return run(args, config)
+    run.__name__ = run.__qualname__ = name
+    return run
 
 
-def cmd_gc(args: argparse.Namespace, config: ClientConfig) -> int:
-    from .removal_commands import cmd_gc as run
-
-    return run(args, config)
-
-
-def cmd_lock(args: argparse.Namespace, config: ClientConfig) -> int:
-    from .export_commands import cmd_lock as run
-
-    return run(args, config)
-
-
-def cmd_export(args: argparse.Namespace, config: ClientConfig) -> int:
-    from .export_commands import cmd_export as run
-
-    return run(args, config)
-
-
-def cmd_diff(args: argparse.Namespace, config: ClientConfig) -> int:
-    from .export_commands import cmd_diff as run
-
-    return run(args, config)
-
-
-def cmd_pre_deploy(args: argparse.Namespace, config: ClientConfig) -> int:
-    from .deploy_hook import cmd_pre_deploy as run
-
-    return run(args, config)
-
+cmd_alias = _elsewhere("alias_commands", "cmd_alias")
+cmd_delete = _elsewhere("removal_commands", "cmd_delete")
+cmd_gc = _elsewhere("removal_commands", "cmd_gc")
+cmd_status = _elsewhere("lock_status", "cmd_status")
+cmd_lock = _elsewhere("export_commands", "cmd_lock")
+cmd_export = _elsewhere("export_commands", "cmd_export")
+cmd_diff = _elsewhere("export_commands", "cmd_diff")
+cmd_pre_deploy = _elsewhere("deploy_hook", "cmd_pre_deploy")
 
 COMMANDS = {"create": cmd_create, "resolve": cmd_resolve, "spec": cmd_spec, "show": cmd_show,
             "list": cmd_list, "wait": cmd_wait, "info": cmd_info, "alias": cmd_alias,

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,15 +32,20 @@ from .manifest import Manifest, SpecSource, Step, parse_manifest, read_manifest
 if TYPE_CHECKING:
     from envd.progress import ResolveEvent
     from envd.spec import Spec
+    from envd.store.base import Store
 
     from .api import EnvdClient
     from .config import ClientConfig
+    from .local_sources import PackedSource, PackedSpec
     from .readers import EnvironmentReader
 
 Progress = Callable[[str], None]
+Packer = Callable[["Spec"], "PackedSpec"]
 MAX_CONCURRENT = 16  # requests open at once; the coordinator queues the jobs behind them
 # the stages a progress line is printed for: waiting for an agent, working, ended
 _SHOWN = frozenset({Stage.QUEUED, Stage.RESOLVING, Stage.BUILDING, Stage.DONE, Stage.FAILED})
+# a job queued again for an agent native to its platform (daemon/jobs.py native_waiting_message)
+_WAITING = re.compile(r"^waiting for an? \S+ agent to build ")
 
 
 @dataclass(slots=True)
@@ -50,6 +57,9 @@ class Environment:
     alias: str | None
     platforms: list[str] = field(default_factory=list)
     steps: list[str] = field(default_factory=list)
+    # local directories and files of its PyPI requirements, packed (the spec names them by
+    # hash, as `resolve` sends it): uploaded to the store before it is resolved
+    sources: tuple[PackedSource, ...] = ()
 
 
 def pre_deploy(
@@ -76,18 +86,23 @@ def pre_deploy(
 
         config = load_config(coordinator_flag=address)
     say = _locked(on_progress)
-    environments, step_errors, step_keys = group_environments(parsed, say)
+    from .local_sources import packed_sources
     from .readers import CoordinatorReader
     from .session import open_client
 
-    with open_client(config, say) as client:
+    with ExitStack() as packed, open_client(config, say) as client:
+        scratch = config.home / "cache" / "sources-tmp"
+        environments, step_errors, step_keys = group_environments(
+            parsed, say, lambda spec: packed.enter_context(packed_sources(spec, scratch))
+        )
         info = client.info()
         reader = CoordinatorReader(client, info.store_url)
         aliases = sum(1 for e in environments if e.alias)
         say(f"pre-deploy: {len(parsed.steps)} step(s): {len(environments) - aliases} "
             f"environment(s) to resolve, {aliases} alias(es) to confirm")  # fmt: skip
         options = {"use_latest": _use_latest(config), "no_archives": no_archives}
-        outcomes = run_all(environments, client, reader, options, say)
+        store = _sources_store(environments, config.store or info.store_url)
+        outcomes = run_all(environments, client, reader, options, say, store)
     result = assemble(parsed, step_errors, step_keys, outcomes, info.store_url)
     failed = len(result.failed_steps)
     say(f"pre-deploy: {len(result.steps) - failed} step(s) ready, {failed} failed")
@@ -103,34 +118,50 @@ def _manifest(manifest: str | os.PathLike[str] | Mapping[str, Any] | Manifest) -
 
 
 def group_environments(
-    manifest: Manifest, say: Progress = print
+    manifest: Manifest, say: Progress = print, pack: Packer | None = None
 ) -> tuple[list[Environment], dict[str, EnvdError], dict[str, str]]:
     """The distinct environments to ask for, each step's own failure (its spec would not
-    load), and each other step's environment key."""
+    load, or a local source would not pack), and each other step's environment key. `pack`
+    packs a spec's local sources (`client/local_sources.py`): the req_id is then the one
+    `resolve` computes for the same files; without it, a spec naming any is refused."""
     by_key: dict[str, Environment] = {}
     errors: dict[str, EnvdError] = {}
     keys: dict[str, str] = {}
     for step in manifest.steps:
         try:
-            key, spec = _environment_key(step, say)
+            key, spec, sources = _environment_key(step, say, pack)
         except EnvdError as err:
             errors[step.name] = err
             continue
-        environment = by_key.setdefault(key, Environment(key, spec, step.alias))
+        environment = by_key.setdefault(key, Environment(key, spec, step.alias, sources=sources))
         environment.steps.append(step.name)
         environment.platforms.extend(p for p in step.platforms if p not in environment.platforms)
         keys[step.name] = key
     return list(by_key.values()), errors, keys
 
 
-def _environment_key(step: Step, say: Progress) -> tuple[str, Spec | None]:
+def _environment_key(
+    step: Step, say: Progress, pack: Packer | None
+) -> tuple[str, Spec | None, tuple[PackedSource, ...]]:
     if step.alias is not None:
-        return step.alias, None
+        return step.alias, None, ()
     assert step.spec is not None
     from envd.ids import req_id
 
+    from .local_sources import has_local_sources
+
     spec = load_step_spec(step.spec, warn=lambda text: say(f"warning: step `{step.name}`: {text}"))
-    return req_id(spec), spec
+    if not has_local_sources(spec):
+        return req_id(spec), spec, ()
+    if pack is None:
+        from envd.errors import InvalidSpecError
+
+        raise InvalidSpecError(
+            f"step `{step.name}` names local directories or files, and nothing packs them here",
+            hint="run it through `envd-client pre-deploy` or `envd.client.pre_deploy`",
+        )
+    packed = pack(spec)
+    return req_id(packed.spec), packed.spec, packed.sources
 
 
 def load_step_spec(source: SpecSource, warn: Progress) -> Spec:
@@ -151,9 +182,10 @@ def load_step_spec(source: SpecSource, warn: Progress) -> Spec:
 
 def run_all(
     environments: list[Environment], client: EnvdClient, reader: EnvironmentReader,
-    options: Mapping[str, Any], say: Progress,
+    options: Mapping[str, Any], say: Progress, store: Store | None = None,
 ) -> dict[str, dict[str, PlatformResult]]:  # fmt: skip
-    """Every environment at once: per key, per platform, what it gave."""
+    """Every environment at once: per key, per platform, what it gave. `store`: where an
+    environment's packed local sources go first (agents read them there)."""
     if not environments:
         return {}
 
@@ -162,6 +194,11 @@ def run_all(
             if environment.alias is not None:
                 return confirm_alias(reader, environment.alias, environment.platforms)
             assert environment.spec is not None
+            if environment.sources:
+                from .local_sources import upload_sources
+
+                assert store is not None
+                upload_sources(environment.sources, store)
             return resolve_spec(client, environment, options, say)
         except EnvdError as err:  # the whole request failed: each of its platforms did
             return {p: PlatformResult(p, "", "", FAILED, "", err) for p in environment.platforms}
@@ -182,10 +219,12 @@ def resolve_spec(
     seen: set[tuple[str, str]] = set()
 
     def on_event(event: ResolveEvent) -> None:
-        shown = event.outcome if event.stage.terminal and event.outcome else event.stage
-        if event.stage not in _SHOWN or (event.platform, str(shown)) in seen:
+        shown = str(event.outcome if event.stage.terminal and event.outcome else event.stage)
+        if event.stage is Stage.QUEUED and _WAITING.match(event.message):
+            shown += f": {event.message}"  # waiting for a native build: say for what
+        if event.stage not in _SHOWN or (event.platform, shown) in seen:
             return
-        seen.add((event.platform, str(shown)))
+        seen.add((event.platform, shown))
         took = f" ({time.monotonic() - started:.1f} s)" if event.stage.terminal else ""
         say(f"{steps}: {event.platform} {shown}{took}")
 
@@ -274,6 +313,16 @@ def _located(row: PlatformResult, store_url: str) -> PlatformResult:
         return row
     return replace(row, store_url=description_url(store_url, row.req_id, row.platform,
                                                   row.full_id))  # fmt: skip
+
+
+def _sources_store(environments: list[Environment], url: str) -> Store | None:
+    """The store local sources are uploaded to (the client's `ENVD_STORE`, else the
+    coordinator's), opened only when an environment has any."""
+    if not any(e.sources for e in environments):
+        return None
+    from envd.store.url import open_store
+
+    return open_store(url)
 
 
 def _use_latest(config: ClientConfig) -> str:

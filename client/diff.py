@@ -38,8 +38,15 @@ def _by_key(description: Mapping[str, Any] | None) -> dict[PackageKey, Mapping[s
 
 
 def _differs(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
-    fields = ("version", "build", "filename", "sha256")
-    return any(a.get(f, "") != b.get(f, "") for f in fields)
+    """What full_id counts: a wheel envd built by its source's sha256 (a rebuild of the same
+    source is not a change)."""
+    fields = ("version", "build", "filename")
+    return any(a.get(f, "") != b.get(f, "") for f in fields) or _counted(a) != _counted(b)
+
+
+def _counted(p: Mapping[str, Any]) -> str:
+    built = p.get("built")
+    return str(built["sha256"] if built else p.get("sha256", ""))
 
 
 def _row(

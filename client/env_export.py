@@ -8,7 +8,7 @@ from typing import Any
 
 from envd.errors import LockExportError
 
-from .lock_export import dump_yaml
+from .lock_export import dump_yaml, locked_artifact
 
 EXPORT_FORMATS = ("environment.yml", "requirements.txt")
 DEFAULT_PYPI_INDEX = "https://pypi.org/simple"
@@ -31,21 +31,37 @@ def render_export(descriptions: Descriptions, fmt: str, platform: str | None) ->
                 f"failed to export {fmt}: the environment has no platform `{platform}`",
                 hint="it has: " + ", ".join(f"`{p}`" for p in sorted(descriptions)),
             )
-        return render(descriptions[platform])
-    rendered = {p: render(d) for p, d in sorted(descriptions.items())}
+        return render(descriptions[platform], platform)
+    platforms = sorted(descriptions)
+    # the header names the platform(s); the pins below it decide
+    rendered = {p: render(descriptions[p], "*") for p in platforms}
     if len(set(rendered.values())) > 1:
         raise LockExportError(
             f"failed to export {fmt}: the environment's {len(rendered)} platforms pin different "
             "packages (" + ", ".join(f"`{p}`" for p in rendered) + ")",
             hint="choose one with `--platform PLATFORM`",
         )
-    return next(iter(rendered.values()))
+    return render(descriptions[platforms[0]], ", ".join(platforms))
 
 
-def environment_yml(description: Mapping[str, Any]) -> bytes:
+def _header(description: Mapping[str, Any], platforms: str) -> str:
+    return (
+        f"# exported by envd from {description['req_id']}:{description['full_id']} for {platforms}"
+    )
+
+
+def environment_yml(description: Mapping[str, Any], platforms: str) -> bytes:
     """Channels, conda pins `name=version=build`, and a `pip:` list `name==version` (with the
     spec's PyPI indexes as `--index-url`/`--extra-index-url` when they are not PyPI's)."""
     packages = description["packages"]
+    if description.get("env_type") == "pypi-only":
+        python = description["spec"].get("python") or "its python"
+        raise LockExportError(
+            f"failed to export environment.yml for `{description['platform']}`: the environment "
+            "is pypi-only, and conda installs a `pip:` list only into a python from a channel",
+            hint=f"export `--format requirements.txt` and install it into a virtualenv of python "
+            f"{python} (`uv venv`, then `uv pip install -r requirements.txt`)",
+        )
     dependencies: list[Any] = [
         f"{p['name']}={p['version']}={p['build']}" for p in packages if p["kind"] == "conda"
     ]
@@ -56,16 +72,13 @@ def environment_yml(description: Mapping[str, Any]) -> bytes:
         "channels": [*description["spec"]["channels"], "nodefaults"],
         "dependencies": dependencies,
     }
-    header = (
-        f"# exported by envd from {description['req_id']}:{description['full_id']} "
-        f"for {description['platform']}\n"
-    )
-    return (header + dump_yaml(document)).encode()
+    return (_header(description, platforms) + "\n" + dump_yaml(document)).encode()
 
 
-def requirements_txt(description: Mapping[str, Any]) -> bytes:
+def requirements_txt(description: Mapping[str, Any], platforms: str) -> bytes:
     """The PyPI packages pinned `name==version` with `--hash=sha256:` (pip's hash-checking
-    mode); a mixed environment's conda packages are named in a comment, not installed."""
+    mode; a wheel envd built is pinned by its source's hash, which pip fetches and builds); a
+    mixed environment's conda packages are named in a comment, not installed."""
     platform = description["platform"]
     pypi = [p for p in description["packages"] if p["kind"] == "pypi"]
     conda = [p["name"] for p in description["packages"] if p["kind"] == "conda"]
@@ -75,15 +88,13 @@ def requirements_txt(description: Mapping[str, Any]) -> bytes:
             f"packages (its {len(conda)} packages are conda packages)",
             hint="export `--format environment.yml`, or `envd-client lock --format explicit`",
         )
-    lines = [
-        f"# exported by envd from {description['req_id']}:{description['full_id']} for {platform}"
-    ]
+    lines = [_header(description, platforms)]
     if conda:
         lines.append(f"# not installable by pip, so not listed: {len(conda)} conda packages "
                      f"({', '.join(conda)})")  # fmt: skip
     lines += _index_options(description)
     for p in pypi:
-        lines += [f"{p['name']}=={p['version']} \\", f"    --hash=sha256:{p['sha256']}"]
+        lines += [f"{p['name']}=={p['version']} \\", f"    --hash=sha256:{locked_artifact(p)[1]}"]
     return ("\n".join(lines) + "\n").encode()
 
 

@@ -18,21 +18,13 @@ def environment_of(
     """The req_id, the alias (when `text` is one) and the description per platform that `text`
     names; refused when they belong to several req_ids or repeat a platform."""
     from envd.aliases import looks_like_alias, parse_alias
-    from envd.errors import AmbiguousIdError
 
-    from .lookup import find
+    from .lookup import one_environment
 
-    rows = find(reader, text, platforms)
-    req_ids = sorted({row.summary.req_id for row in rows})
-    by_platform = {row.summary.platform: row.description for row in rows}
-    if len(req_ids) > 1 or len(by_platform) < len(rows):
-        raise AmbiguousIdError(
-            f"`{text}` names {len(rows)} environments of req_id(s) "
-            + ", ".join(f"`{r}`" for r in req_ids),
-            hint="give `req_id:full_id`, a req_id, or an alias: one environment per platform",
-        )
+    hint = "give `req_id:full_id`, a req_id, or an alias: one environment per platform"
+    req_id, rows = one_environment(reader, text, platforms, hint)
     alias = str(parse_alias(text)) if looks_like_alias(text) else None
-    return req_ids[0], alias, by_platform
+    return req_id, alias, {platform: row.description for platform, row in rows.items()}
 
 
 def cmd_lock(args: argparse.Namespace, config: ClientConfig) -> int:

@@ -107,6 +107,16 @@ def content_hash(description: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
 
+def locked_artifact(p: Mapping[str, Any]) -> tuple[str, str]:
+    """The (url, sha256) a lock file pins for a package: its archive's, except for a wheel envd
+    built, which no index serves: its source's (`built.source`, `built.sha256`, the pair an
+    installer can fetch and verify, then build; the same hash full_id counts)."""
+    built = p.get("built")
+    if built:
+        return str(built["source"]), str(built["sha256"])
+    return str(p["url"]), str(p["sha256"])
+
+
 def _conda_lock_package(p: Mapping[str, Any], platform: str) -> dict[str, Any]:
     if p["kind"] == "conda":
         if not p.get("md5"):
@@ -121,10 +131,11 @@ def _conda_lock_package(p: Mapping[str, Any], platform: str) -> dict[str, Any]:
             "platform": platform, "dependencies": _conda_dependencies(p["depends"]),
             "url": p["url"], "hash": hashes, "category": "main", "optional": False,
         }  # fmt: skip
+    url, sha256 = locked_artifact(p)
     return {
         "name": p["name"], "version": p["version"], "manager": "pip", "platform": platform,
-        "dependencies": _pip_dependencies(p["depends"]), "url": p["url"],
-        "hash": {"sha256": p["sha256"]}, "category": "main", "optional": False,
+        "dependencies": _pip_dependencies(p["depends"]), "url": url,
+        "hash": {"sha256": sha256}, "category": "main", "optional": False,
     }  # fmt: skip
 
 
@@ -191,7 +202,8 @@ def install_order(packages: Iterable[Mapping[str, Any]]) -> list[Mapping[str, An
 def pixi_lock_bytes(descriptions: Descriptions) -> bytes:
     """A `pixi.lock` written by py-rattler's `LockFile` (one environment, `default`), then given
     what `add_pypi_package` leaves out: each PyPI package's `sha256` and `requires_dist`, keys
-    the format has and py-rattler reads back."""
+    the format has and py-rattler reads back. A wheel envd built is pinned by its source
+    (`locked_artifact`)."""
     import rattler
 
     platforms = {name: rattler.LockPlatform(name) for name in sorted(descriptions)}
@@ -204,8 +216,9 @@ def pixi_lock_bytes(descriptions: Descriptions) -> bytes:
             if p["kind"] == "conda":
                 lock.add_conda_package(PIXI_ENVIRONMENT, platform, _repodata_record(p))
             else:
-                lock.add_pypi_package(PIXI_ENVIRONMENT, platform, p["name"], p["version"], p["url"])
-                pypi[p["url"]] = p
+                url, _ = locked_artifact(p)
+                lock.add_pypi_package(PIXI_ENVIRONMENT, platform, p["name"], p["version"], url)
+                pypi[url] = p
     with tempfile.TemporaryDirectory(prefix="envd-pixi-") as scratch:
         path = Path(scratch) / "pixi.lock"
         lock.to_path(path)
@@ -213,7 +226,7 @@ def pixi_lock_bytes(descriptions: Descriptions) -> bytes:
     for entry in document.get("packages", []):
         p = pypi.get(entry.get("pypi", ""))
         if p is not None:
-            entry["sha256"] = p["sha256"]
+            entry["sha256"] = locked_artifact(p)[1]
             if p["depends"]:  # as pixi writes it: no key for none
                 entry["requires_dist"] = list(p["depends"])
     return dump_yaml(document).encode()

@@ -89,20 +89,31 @@ def _by_alias(reader: EnvironmentReader, text: str, platforms: Sequence[str]) ->
     return rows
 
 
+def one_environment(
+    reader: EnvironmentReader, text: str, platforms: Sequence[str], hint: str
+) -> tuple[str, dict[str, Listed]]:
+    """The req_id and the environment per platform that an id or alias names; refused (with
+    `hint`) when they belong to several req_ids or repeat a platform."""
+    rows = find(reader, text, platforms)
+    req_ids = sorted({row.summary.req_id for row in rows})
+    by_platform = {row.summary.platform: row for row in rows}
+    if len(req_ids) > 1 or len(by_platform) < len(rows):
+        raise AmbiguousIdError(
+            f"`{text}` names {len(rows)} environments of req_id(s) "
+            + ", ".join(f"`{r}`" for r in req_ids),
+            hint=hint,
+        )
+    return req_ids[0], by_platform
+
+
 def target_of(
     reader: EnvironmentReader, text: str, platforms: Sequence[str]
 ) -> tuple[str, dict[str, str]]:
     """The req_id and full_id per platform that an id or alias names (what `alias set` points
     an alias at); refused when they belong to several req_ids."""
-    rows = find(reader, text, platforms)
-    req_ids = sorted({row.summary.req_id for row in rows})
-    if len(req_ids) > 1:
-        raise AmbiguousIdError(
-            f"`{text}` names environments of {len(req_ids)} req_ids: "
-            + ", ".join(f"`{r}`" for r in req_ids),
-            hint="an alias points at one req_id: give `req_id:full_id`",
-        )
-    return req_ids[0], {row.summary.platform: row.summary.full_id for row in rows}
+    hint = "an alias points at one req_id: give `req_id:full_id`"
+    req_id, rows = one_environment(reader, text, platforms, hint)
+    return req_id, {platform: row.summary.full_id for platform, row in rows.items()}
 
 
 def _defaults(

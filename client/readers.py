@@ -102,8 +102,8 @@ class StoreReader:
     ) -> ResolveResult | None:  # fmt: skip
         """The result a coordinator would give if every platform is a cache hit, else None.
 
-        The coordinator's test (`envd.cache_hits`). PyPI requests always go to the
-        coordinator (their local sources, if any, uploaded first: `client/local_sources.py`).
+        The coordinator's test (`envd.cache_hits`), for conda, PyPI and mixed specs alike (a
+        spec's local sources are named by hash: a hit needs none of them).
         """
         from envd.cache_hits import cache_hit
         from envd.ids import req_id as compute_req_id
@@ -112,8 +112,6 @@ class StoreReader:
         if memo_folder is not None:  # bytes verified by an earlier run skip the checks
             self.catalog.memo = VerifiedMemo(memo_folder)
 
-        if spec.pypi:
-            return None
         rid = compute_req_id(spec)
         result = ResolveResult(req_id=rid)
         for platform in dict.fromkeys(platforms):

@@ -91,7 +91,20 @@ def environment_text(
         table.append(row)
     if table:
         lines.append(aligned(table).rstrip("\n"))
+    lines += _built_lines(packages)
     return mask_text("\n".join(line for line in lines if line) + "\n")
+
+
+def _built_lines(packages: list[dict[str, Any]]) -> list[str]:
+    """Wheels envd built (no wheel for the target on the index): from which source, by which
+    agent — what `built` records and full_id counts (the source's sha256)."""
+    built = [p for p in packages if p.get("built")]
+    if not built:
+        return []
+    rows = [["", p["name"], p["version"], f"agent {p['built']['agent']}",
+             f"from {p['built']['source']}", f"sha256 {p['built']['sha256'][:12]}"]
+            for p in built]  # fmt: skip
+    return [f"Built by envd ({len(built)}):", aligned(rows).rstrip("\n")]
 
 
 def _indexes_line(spec: dict[str, Any]) -> str:

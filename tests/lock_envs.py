@@ -8,7 +8,13 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
-from envd.description import ResolvedBy, ResolvedPackage, SolverInfo, build_description
+from envd.description import (
+    BuildOrigin,
+    ResolvedBy,
+    ResolvedPackage,
+    SolverInfo,
+    build_description,
+)
 from envd.ids import req_id
 from envd.spec import CondaDependency, PypiDependency, Spec
 
@@ -48,6 +54,19 @@ def wheel(name: str, version: str, tag: str = "py3-none-any",
         kind="pypi", name=name, version=version, build="", channel=INDEX,
         url=f"https://files.example.invalid/{filename}", filename=filename,
         sha256=_hex(filename, 64), md5=None, size=2000, subdir="noarch", depends=depends,
+    )  # fmt: skip
+
+
+def built_wheel(name: str, version: str, platform: str, wheel_sha256: str) -> ResolvedPackage:
+    """A wheel envd built from an sdist on the index: its own filename and sha256 (those of
+    this build), its url and `built` the source's, as agents/native_build.py records it."""
+    sdist = f"{name}-{version}.tar.gz"
+    source = f"https://files.example.invalid/{sdist}"
+    filename = f"{name.replace('-', '_')}-{version}-{WHEEL_TAG[platform]}.whl"
+    return ResolvedPackage(
+        kind="pypi", name=name, version=version, build="", channel=INDEX, url=source,
+        filename=filename, sha256=wheel_sha256, md5=None, size=3000, subdir=platform,
+        built=BuildOrigin(source=source, sha256=_hex(sdist, 64), agent="mac-1", platform=platform),
     )  # fmt: skip
 
 

@@ -11,6 +11,8 @@ import re
 import shutil
 import subprocess
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -131,16 +133,23 @@ def test_a_project_that_fails_to_pack_shows_the_build_log(tmp_path: Path) -> Non
     assert "ModuleNotFoundError: No module named 'envd_missing_backend'" in out.stderr  # the log
 
 
-def test_a_remote_coordinators_agent_reads_the_source_the_client_uploaded(
-    cluster: Cluster, tmp_path: Path
-) -> None:
+@contextmanager
+def project_on_a_cluster(cluster: Cluster, tmp_path: Path) -> Iterator[tuple[Path, dict[str, str]]]:
+    """A daemon with one linux-64 agent, the local project `mypkg` and the loopback index
+    (with the build backends), for a client that runs in `tmp_path`."""
     write_project(tmp_path / "work" / "mypkg")
     cluster.start_daemon()
     cluster.start_agent("linux", ["linux-64"])
     with serve_index(tmp_path / "index", build_backends=True) as index:
-        env = {"UV_DEFAULT_INDEX": index.url}
         requirements = tmp_path / "work" / "requirements.txt"
         requirements.write_text(f"-i {index.url}\n./mypkg\n")
+        yield requirements, {"UV_DEFAULT_INDEX": index.url}
+
+
+def test_a_remote_coordinators_agent_reads_the_source_the_client_uploaded(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    with project_on_a_cluster(cluster, tmp_path) as (requirements, env):
         _, sha = spec_of(tmp_path, requirements, env)
         out = run_client("--coordinator", cluster.address, "resolve", "-r", str(requirements),
                          "--python", "3.11", "--arch", "linux-64", "--json", cwd=tmp_path,
@@ -149,3 +158,27 @@ def test_a_remote_coordinators_agent_reads_the_source_the_client_uploaded(
     stored = store / "pkgs" / sha / "mypkg-0.1.tar.gz"
     assert hashlib.sha256(stored.read_bytes()).hexdigest() == sha, out.stderr
     assert built_mypkg(out, store, sha)["built"]["agent"] == "linux"
+
+
+def test_pre_deploy_packs_and_uploads_a_local_project_as_resolve_does(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """A manifest step whose requirements name a local project asks for the req_id `spec`
+    and `resolve` compute (the packed source's hash, not the path), and the agent reads the
+    source from the store the client uploaded it to and builds it."""
+    with project_on_a_cluster(cluster, tmp_path) as (requirements, env):
+        req_id, sha = spec_of(tmp_path, requirements, env)
+        manifest = tmp_path / "work" / "manifest.yaml"
+        manifest.write_text(json.dumps({"version": 1, "steps": [{
+            "name": "app", "platforms": ["linux-64"],
+            "environment": {"requirements": ["requirements.txt"], "python": "3.11"},
+        }]}))  # fmt: skip
+        output = tmp_path / "result.json"
+        out = run_client("--coordinator", cluster.address, "pre-deploy", str(manifest),
+                         "--output", str(output), "--no-archives", cwd=tmp_path,
+                         env=env)  # fmt: skip
+    row = json.loads(output.read_text())["steps"]["app"]["platforms"]["linux-64"]
+    assert row["req_id"] == req_id, (row, out.stderr)
+    stored = cluster.root / "store" / "pkgs" / sha / "mypkg-0.1.tar.gz"
+    assert hashlib.sha256(stored.read_bytes()).hexdigest() == sha, out.stderr
+    assert row["outcome"] == "resolved", (row, out.stderr)

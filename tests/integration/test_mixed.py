@@ -3,23 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from envd.agents.conda_resolver import CondaResolver
+from envd.agents.fetch import Fetcher
 from envd.agents.mixed_resolver import MixedResolver
+from envd.agents.native_build import NativeBuilds
 from envd.agents.pypi_names import PypiNames
 from envd.agents.pypi_resolver import PypiResolver
 from envd.agents.resolver import Resolution, ResolveRequest
 from envd.channels import DEFAULT_CHANNEL_ALIAS
 from envd.client.api import EnvdClient
-from envd.errors import UnsatisfiableError
+from envd.errors import UnsatisfiableError, WheelBuildError
 from envd.progress import Outcome
 from envd.spec import RawDependency, RawSpec, Spec, normalize_spec
+from envd.store.local import LocalStore
 from harness import ChannelServer, Cluster
-from pypi_index import PypiIndex, Wheel, serve_index
+from pypi_index import PypiIndex, Sdist, Wheel, serve_index
 
 pytestmark = pytest.mark.integration
 # six 1.16.0 is what the bundled conda-forge subset has for python 3.9; the index offers a
@@ -126,3 +130,32 @@ def test_cluster_writes_a_mixed_description(
     assert {("conda", "python"), ("conda", "six"), ("pypi", "envd-uses-six"),
             ("pypi", "envd-helper")} <= by_kind  # fmt: skip
     assert ("pypi", "six") not in by_kind
+
+
+def test_a_build_for_conda_python_without_a_host_interpreter_says_so(
+    tmp_path: Path, channel: ChannelServer
+) -> None:
+    """An sdist-only PyPI package in a mixed spec is built for conda's python (3.9 here); an
+    agent with host interpreters of other versions only fails it in the mixed spec's words."""
+    with serve_index(tmp_path / "index", wheels=[], sdists=[Sdist("envd-pure", "1.0")]) as index:
+        spec = mixed_spec(channel.url, index, "envd-pure")
+        conda = CondaResolver(tmp_path / "repodata", DEFAULT_CHANNEL_ALIAS, 60.0)
+        builds = NativeBuilds(
+            LocalStore(tmp_path / "store"), Fetcher(attempts=1), tmp_path / "cache",
+            agent_id="linux", native_platform="linux-64", pythons={"3.11": sys.executable},
+        )  # fmt: skip
+        pypi = PypiResolver(tmp_path / "pypi", attempts=1, builds=builds)
+        mixed = MixedResolver(conda, pypi, PypiNames())
+        with pytest.raises(WheelBuildError) as failed:
+            asyncio.run(mixed.resolve(ResolveRequest(spec, "linux-64")))
+    message = failed.value.message
+    assert message.startswith(
+        "failed to build `envd-pure 1.0` for `linux-64`: no agent builds for python 3.9; agent "
+        "`linux` builds for python 3.11; the mixed spec's python for `linux-64` is conda's "
+        "`python 3.9."
+    ), message
+    assert failed.value.hint == (
+        "pin the conda python to a version the agents build for (`python=3.11` in the conda "
+        "dependencies), or start an agent with `--build-python /path/to/python3.9`"
+    )
+    assert builds.built == 0

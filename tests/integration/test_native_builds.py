@@ -193,3 +193,27 @@ def test_a_failing_build_shows_its_log_and_a_hanging_one_is_killed(tmp_path: Pat
     while not gone(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert gone(pid)  # the whole process group was killed
+
+
+def test_pre_deploy_says_what_a_step_waits_for(
+    cluster: Cluster, index: PypiIndex, tmp_path: Path
+) -> None:
+    """The pre-deploy hook's progress names the native build a step waits for, and its result
+    the failure in the same words."""
+    from envd.client import pre_deploy
+
+    cluster.start_daemon(no_agent_timeout=2.0)
+    cluster.start_agent("linux", ["osx-arm64"])  # serves osx-arm64, but runs on linux-64
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text(f"-i {index.url}\nenvd-pure\n")
+    environment = {"requirements": [str(requirements)], "python": "3.11"}
+    manifest = {"version": 1, "steps": [
+        {"name": "build", "platforms": ["osx-arm64"], "environment": environment},
+    ]}  # fmt: skip
+    lines: list[str] = []
+    result = pre_deploy(manifest, address=cluster.address, on_progress=lines.append)
+    waiting = "waiting for an osx-arm64 agent to build envd-pure 1.0 (sdist only)"
+    assert f"build: osx-arm64 queued: {waiting}" in lines, lines
+    (step,) = result.steps
+    assert step.error is None and step.first_error is not None
+    assert step.first_error.message == f"{waiting}: none connected within 2 s"

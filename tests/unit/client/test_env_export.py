@@ -3,13 +3,19 @@ for a conda-only environment and for platforms that pin differently."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
 import pytest
 import yaml
-from lock_envs import INDEX, environment
+from lock_envs import INDEX, environment, wheel
 from packaging.requirements import Requirement
 
 from envd.client.env_export import render_export
+from envd.description import ResolvedBy, SolverInfo, build_description
 from envd.errors import LockExportError
+from envd.ids import req_id
+from envd.spec import PypiDependency, Spec
 
 
 def test_environment_yml_pins_conda_and_pip_packages_of_one_platform() -> None:
@@ -63,3 +69,32 @@ def test_several_platforms_need_platform_unless_they_pin_the_same() -> None:
     assert render_export(one, "environment.yml", None) == render_export(
         descriptions, "environment.yml", "linux-64"
     )
+
+
+def test_platforms_that_pin_the_same_packages_export_without_platform() -> None:
+    """A pypi-only environment of pure wheels pins the same on every platform: one file, its
+    header naming them all (the header alone never makes them differ)."""
+    the_spec = Spec(pypi=(PypiDependency("envd-app", "envd-app"),), python="3.11",
+                    pypi_indexes=(INDEX,))  # fmt: skip
+    descriptions = {p: _pure(the_spec, p) for p in ("linux-64", "osx-arm64")}
+    text = render_export(descriptions, "requirements.txt", None).decode()
+    full_id = descriptions["linux-64"]["full_id"]
+    assert text.splitlines()[0] == (
+        f"# exported by envd from {req_id(the_spec)}:{full_id} for linux-64, osx-arm64"
+    )
+    assert "envd-app==2.0 \\\n" in text
+    with pytest.raises(LockExportError) as caught:
+        render_export(descriptions, "environment.yml", "linux-64")
+    assert caught.value.message == (
+        "failed to export environment.yml for `linux-64`: the environment is pypi-only, and "
+        "conda installs a `pip:` list only into a python from a channel"
+    )
+    assert caught.value.hint is not None and "python 3.11" in caught.value.hint
+
+
+def _pure(the_spec: Spec, platform: str) -> dict[str, Any]:
+    return build_description(
+        req_id=req_id(the_spec), platform=platform, spec=the_spec,
+        packages=[wheel("envd-app", "2.0")], resolved_at=datetime(2024, 6, 1, tzinfo=UTC),
+        resolved_by=ResolvedBy("t", "a", "h"), solver=SolverInfo("uv", "0"),
+    )  # fmt: skip

@@ -140,5 +140,5 @@ def test_what_an_alias_is_set_to_belongs_to_one_req_id() -> None:
     reader = MemoryReader()
     assert target_of(reader, R1[:8], ()) == (R1, {"linux-64": F1, "osx-arm64": F2})
     assert target_of(reader, "ml/train:v1", ("linux-64",)) == (R1, {"linux-64": F1})
-    with pytest.raises(AmbiguousIdError, match="names environments of 2 req_ids"):
+    with pytest.raises(AmbiguousIdError, match=f"`{F3[:8]}` names 2 environments of req_id"):
         target_of(reader, F3[:8], ())

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
+
+import lock_envs
+from lock_envs import built_wheel, packages, spec
 
 from envd.client.api import ResolveResult
 from envd.client.colour import Palette
-from envd.client.render import result_json, result_text, summary_text
+from envd.client.render import environment_text, result_json, result_text, summary_text
+from envd.description import ResolvedBy, SolverInfo, build_description
 from envd.errors import PackageNotFoundError
 from envd.progress import Outcome, ResolveEvent, Stage
 
@@ -87,3 +92,20 @@ def test_result_text_prints_an_error_once_and_quiet_prints_the_summary_alone() -
         "error: osx-arm64: package `x` not found\nhint: check the name\n"
         "osx-arm64  failed     job-1\nwin-64     new job    job-2\n"
     )
+
+
+def test_show_names_the_source_and_agent_of_a_wheel_envd_built() -> None:
+    crcmod = built_wheel("crcmod", "1.7", "osx-arm64", "ab" * 32)
+    doc = build_description(
+        req_id="e" * 40, platform="osx-arm64", spec=spec(),
+        packages=[*packages("osx-arm64"), crcmod], resolved_at=datetime(2024, 6, 1, tzinfo=UTC),
+        resolved_by=ResolvedBy("t", "a", "h"), solver=SolverInfo("s", "0"),
+    )  # fmt: skip
+    assert crcmod.built is not None
+    text = environment_text(doc, "resolved")
+    assert text.endswith(
+        "Built by envd (1):\n"
+        "  crcmod  1.7  agent mac-1  from https://files.example.invalid/crcmod-1.7.tar.gz  "
+        f"sha256 {crcmod.built.sha256[:12]}\n"
+    ), text
+    assert "Built by envd" not in environment_text(lock_envs.description("osx-arm64"), "resolved")
