@@ -104,3 +104,13 @@ def test_the_digest_hashes_non_ascii_text_as_utf8_not_escapes() -> None:
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     assert "zoë" in canonical
     assert sealed["digest"] == "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def test_one_description_is_stored_as_the_same_bytes_however_its_dict_was_built() -> None:
+    """Two writers of one environment (a re-resolve, a replica, an agent) store identical
+    bytes: key order comes from the encoder, not from the dict."""
+    doc = make_doc()
+    reordered = {key: doc[key] for key in reversed(list(doc))}
+    reordered["packages"] = [{k: p[k] for k in reversed(list(p))} for p in doc["packages"]]
+    assert list(reordered) != list(doc)
+    assert encode_description(reordered) == encode_description(doc)
