@@ -19,6 +19,7 @@ from test_result import REQ_ID, done
 from envd.aliases import Alias, parse_alias
 from envd.client import render
 from envd.client.cli import _finish
+from envd.client.parser import build_parser
 from envd.client.progress_view import ProgressPrinter
 from envd.client.result import ResolveResult, judged
 from envd.errors import (
@@ -51,13 +52,18 @@ def finish(
     quiet: bool = False,
     replay: bool = False,
     pointed: tuple[Alias | None, EnvdError | None] | None = None,
+    args: argparse.Namespace | None = None,
 ) -> tuple[int, str]:
-    """The exit code and what the progress printer (stderr) showed; stdout via `capsys`."""
+    """The exit code and what the progress printer (stderr) showed; stdout via `capsys`.
+    Keywords are passed only when set: the defaults are what `wait` and a streamed
+    `resolve` get."""
     progress = io.StringIO()
-    args = argparse.Namespace(json=json_out, quiet=quiet)
-    printer = ProgressPrinter(progress, quiet=quiet, show_errors=json_out, live=False)
-    code = _finish(result, args, printer, replay=replay, pointed=pointed)
-    return code, progress.getvalue()
+    args = args or argparse.Namespace(json=json_out, quiet=quiet)
+    printer = ProgressPrinter(progress, quiet=quiet, show_errors=args.json, live=False)
+    extra: dict[str, Any] = {"replay": True} if replay else {}
+    if pointed is not None:
+        extra["pointed"] = pointed
+    return _finish(result, args, printer, **extra), progress.getvalue()
 
 
 def test_the_exit_code_is_the_first_failed_platforms_and_the_json_is_still_printed(
@@ -87,6 +93,16 @@ def test_text_output_exits_the_same_and_quiet_prints_only_the_summary(
     assert finish(result, json_out=False, quiet=True)[0] == 3
     quiet = capsys.readouterr().out
     assert "### Environment for" not in quiet and "nothing provides zlib 9" in quiet
+
+
+def test_wait_which_has_no_quiet_flag_prints_every_environment(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = build_parser().parse_args(["wait", "job-1"])
+    assert not hasattr(args, "quiet")
+    result = ResolveResult(REQ_ID, {"linux-64": done(), "osx-arm64": UNSAT})
+    assert finish(result, args=args)[0] == 3
+    assert "### Environment for linux-64 ###" in capsys.readouterr().out
 
 
 def test_an_answer_without_a_stream_still_ends_each_platforms_progress() -> None:

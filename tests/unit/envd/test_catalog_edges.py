@@ -29,7 +29,7 @@ class RacingStore(LocalStore):
 
     def __init__(self, root: Path) -> None:
         super().__init__(root)
-        self.before: dict[str, Callable[[], None]] = {}
+        self.before: dict[str, Callable[[], object]] = {}
 
     def _race(self, name: str) -> None:
         hook = self.before.pop(name, None)
@@ -190,7 +190,7 @@ def test_a_description_deleted_and_written_again_by_others_during_an_upgrade_is_
 
     def delete_then_rewrite() -> None:
         store.delete(key)  # `envd-client delete` … then a resolve writes it anew
-        store.before["put_if_absent"] = lambda: Catalog(store).write_description(bare) or None
+        store.before["put_if_absent"] = lambda: Catalog(store).write_description(bare)
 
     store.before["put_if_absent"] = lambda: None  # this writer's first, create-only attempt
     store.before["get_versioned"] = delete_then_rewrite
@@ -205,7 +205,7 @@ def test_an_upgrade_that_loses_the_race_to_the_same_upgrade_settles_without_erro
     bare = stored(catalog, description("1.2"))
     cached = with_formats(bare)
     # another coordinator caches the same archives between this one's read and its swap
-    store.before["compare_and_swap"] = lambda: Catalog(store).write_description(cached) or None
+    store.before["compare_and_swap"] = lambda: Catalog(store).write_description(cached)
     assert catalog.write_description(cached) is False  # already there: nothing to add
     assert Catalog(store).read_description(REQ_A, "linux-64", bare["full_id"]) == cached
 

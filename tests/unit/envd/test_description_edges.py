@@ -72,6 +72,9 @@ class _NoOffset(tzinfo):
     def dst(self, dt: datetime | None) -> timedelta | None:
         return None
 
+    def tzname(self, dt: datetime | None) -> str | None:
+        return None
+
 
 def test_a_time_whose_timezone_gives_no_offset_is_refused_as_naive() -> None:
     with pytest.raises(InternalError, match="has no timezone"):
