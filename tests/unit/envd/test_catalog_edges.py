@@ -118,6 +118,20 @@ def test_of_two_defaults_resolved_at_the_same_instant_the_later_call_wins(
     assert catalog.default_description(REQ_A, "linux-64") == second
 
 
+def test_a_default_that_loses_the_race_to_a_newer_one_returns_the_newer(
+    catalog: Catalog, store: RacingStore
+) -> None:
+    older = stored(catalog, description("1.2"))
+    newer = stored(catalog, description("1.3", at=T0 + timedelta(hours=1)))
+    # another coordinator points at the newer one between this one's read and its swap
+    store.before["compare_and_swap"] = lambda: Catalog(store).set_default(
+        REQ_A, "linux-64", newer["full_id"], newer["resolved_at"]
+    )
+    pointer = catalog.set_default(REQ_A, "linux-64", older["full_id"], older["resolved_at"])
+    assert pointer.full_id == newer["full_id"]
+    assert catalog.default_description(REQ_A, "linux-64") == newer
+
+
 def test_a_newer_pointer_without_a_digest_to_another_environment_is_replaced(
     catalog: Catalog, store: RacingStore
 ) -> None:
