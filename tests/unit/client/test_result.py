@@ -79,3 +79,17 @@ def test_a_platform_the_stream_left_unfinished_failed() -> None:
         "`accepted`"
     )
     assert result.failed
+
+
+def test_a_result_failed_only_when_a_platform_ended_failed() -> None:
+    accepted = ResolveEvent(REQ_ID, "osx-arm64", Stage.ACCEPTED, "job-2")  # --no-wait
+    assert not ResolveResult(REQ_ID, {"linux-64": done(), "osx-arm64": accepted}).failed
+    assert not ResolveResult(REQ_ID).failed
+    # either sign of failure is enough: the stage, or the outcome an event claims
+    stage_only = ResolveEvent(REQ_ID, "osx-arm64", Stage.FAILED, "job-2",
+                              error=JobCancelledError("cancelled"))  # fmt: skip
+    assert ResolveResult(REQ_ID, {"linux-64": done(), "osx-arm64": stage_only}).failed
+    outcome_only = done(outcome=Outcome.FAILED)
+    assert ResolveResult(REQ_ID, {"linux-64": outcome_only}).failed
+    both = ResolveResult(REQ_ID, {"linux-64": done(), "b": outcome_only})
+    assert both.job_ids() == ["job-1"] * 2
