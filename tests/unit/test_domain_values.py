@@ -32,7 +32,7 @@ VALUES = [
     ResolvedBy("ada", "agent-1", "h"),
     SolverInfo("rattler", "0.28.0"),
     PackageFormat(".conda", "zlib-1.3-h0.conda", "1" * 64, 1),
-    BuildOrigin("zlib-1.3.tar.gz", "agent-1", "linux-64"),
+    BuildOrigin("https://example.org/zlib-1.3.tar.gz", "a" * 64, "agent-1", "linux-64"),
     ResolvedPackage("conda", "zlib", "1", "h0", "c", "u", "f", "1" * 64, None, 1, "noarch"),
     # a spec: hashed into req_ids, kept in jobs
     CondaDependency("zlib", "zlib"),

@@ -23,8 +23,8 @@ from envd.errors import (
 README = Path(__file__).resolve().parents[3] / "README.md"
 # which kind of failure each reference is, in the README's words
 KINDS = {
-    "bad input": "E100 E101 E102 E104 E110 E111 E112 E113 E114 E115 E205 E403",
-    "resolution failed": "E103 E200 E201 E202 E203 E204",
+    "bad input": "E100 E101 E102 E104 E110 E111 E112 E113 E114 E115 E130 E140 E141 E160 E205 E403",
+    "resolution failed": "E103 E200 E201 E202 E203 E204 E210",
     "job/agent": "E300 E301 E302 E305 E306 E308",
     "coordinator": "E303 E304 E307 E310 E311",
     "store": "E309 E400 E401 E402 E404 E500 E501",
