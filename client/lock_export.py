@@ -24,6 +24,7 @@ PLATFORM_FIELD = "{platform}"
 PIXI_ENVIRONMENT = "default"
 YAML_WIDTH = 1 << 20  # never fold a long requirement or URL over lines
 _BUILD_NUMBER = re.compile(r"^[0-9]+$")
+_PIP_SPECIFIER = re.compile(r"^\s*[A-Za-z0-9._-]+\s*(?:\[[^\]]*\])?\s*(.*)$")  # name[extras] spec
 
 Descriptions = Mapping[str, Mapping[str, Any]]
 
@@ -143,8 +144,12 @@ def _pip_dependencies(depends: Iterable[str]) -> dict[str, str]:
 
     out = {}
     for dep in depends:
-        requirement = Requirement(dep)
-        out[requirement.name] = str(requirement.specifier) or "*"
+        requirement = Requirement(dep)  # checks it; the specifier is kept as written, since
+        # `str(SpecifierSet)` sorts it and a lock read back must say what the original said
+        found = _PIP_SPECIFIER.match(dep.split(";", 1)[0])
+        written = found.group(1).strip().strip("()").strip() if found else ""
+        written = "" if written.startswith("@") else written  # a direct URL: no version spec
+        out[requirement.name] = written or str(requirement.specifier) or "*"
     return out
 
 
@@ -229,7 +234,8 @@ def _repodata_record(p: Mapping[str, Any]) -> Any:
 
     record = rattler.PackageRecord(
         p["name"], p["version"], rattler.BuildString(p["build"]), build_number(p["build"]),
-        p["subdir"], depends=list(p["depends"]), constrains=list(p["constrains"]),
+        p["subdir"], noarch=noarch_kind(p), depends=list(p["depends"]),
+        constrains=list(p["constrains"]),
         sha256=bytes.fromhex(p["sha256"]) if p["sha256"] else None,
         md5=bytes.fromhex(p["md5"]) if p.get("md5") else None, size=p["size"],
     )  # fmt: skip
@@ -241,6 +247,15 @@ def build_number(build: str) -> int:
     last all-digit part, `h0755675_0_cpython`); 0 when none does."""
     digits = [part for part in build.split("_") if _BUILD_NUMBER.match(part)]
     return int(digits[-1]) if digits else 0
+
+
+def noarch_kind(p: Mapping[str, Any]) -> str | None:
+    """Descriptions carry no noarch kind: a package of the `noarch` subdir is `python` when it
+    depends on `python` (every noarch: python package does), else `generic`; None elsewhere."""
+    if p["subdir"] != "noarch":
+        return None
+    names = {dep.strip().split(" ")[0] for dep in p["depends"]}
+    return "python" if "python" in names else "generic"
 
 
 def write_file(target: Path, data: bytes) -> None:
