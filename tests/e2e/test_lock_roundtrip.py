@@ -114,6 +114,19 @@ def test_conda_lock_fixture_round_trip(tmp_path: Path) -> None:
     (pixi,) = _lock(tmp_path, req_id, "pixi", "pixi.lock")
     rows, _ = pixi_rows(pixi)
     assert rows == original
+    shown = run_client("show", req_id, cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    platforms = sorted({r[0] for r in original})
+    for platform in platforms:
+        conda = sum(1 for r in original if r[:2] == (platform, "conda"))
+        pypi = sum(1 for r in original if r[:2] == (platform, "pypi"))
+        assert (
+            "Requested: the packages of a lock file\nLock: imported with `resolve --from-lock` "
+            f"(not solved), pinning {len(platforms)} platform(s): {', '.join(platforms)}; "
+            f"{conda + pypi} packages for {platform} ({conda} conda, {pypi} PyPI)\n"
+        ) in shown.stdout
+    listed = run_client("list", cwd=tmp_path).stdout
+    assert listed.count("lock:mixed") == len(platforms), listed
     refused = run_client("lock", req_id, "--format", "explicit", "-o", "{platform}.txt",
                          cwd=tmp_path)  # fmt: skip
     assert refused.returncode == 2 and "PyPI package(s): `certifi`" in refused.stderr
