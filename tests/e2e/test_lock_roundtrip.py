@@ -17,7 +17,7 @@ import rattler
 from rattler.explicit_environment import ExplicitEnvironmentSpec
 from test_cli import one_json, run_client
 
-from harness import ROOT
+from harness import ROOT, Cluster
 
 with warnings.catch_warnings():
     # conda-lock (a test-only reference) warns about its own deprecated imports on import.
@@ -169,3 +169,37 @@ def test_explicit_round_trip(tmp_path: Path) -> None:
     out = run_client("resolve", "--from-lock", str(EXPLICIT_MD5), "--no-archives", cwd=tmp_path)
     assert out.returncode != 0
     assert "`_libgcc_mutex` (linux-64) has an md5 but no sha256" in out.stderr
+
+
+def test_lock_urls_outside_the_policy_refused_before_any_job(
+    tmp_path: Path, cluster: Cluster
+) -> None:
+    """A daemon that allows conda-forge but only a private PyPI index: the conda-lock fixture's
+    PyPI wheels (files.pythonhosted.org) are refused, and the pixi fixture's prefix.dev conda
+    archives; each refusal names the first URL outside, and no job is created (nor an agent
+    needed)."""
+    forge = "https://conda.anaconda.org/conda-forge"
+    cluster.start_daemon(args=["--allow-channel", forge,
+                               "--allow-pypi-index", "https://pypi.corp.example/*"])  # fmt: skip
+    env = {"ENVD_COORDINATOR": cluster.address}
+    rows, _ = conda_lock_rows(CONDA_LOCK)
+    first_pypi = min((r for r in rows if r[1] == "pypi"), key=lambda r: (r[0], r[2]))
+    out = run_client("resolve", "--from-lock", str(CONDA_LOCK), cwd=tmp_path, env=env)
+    assert (out.returncode, out.stdout) == (2, "")
+    assert out.stderr.startswith(
+        f"error: locked PyPI file `{first_pypi[4]}` is not allowed by this coordinator: it "
+        "matches no `--allow-pypi-index` pattern of the coordinator "
+        "(`https://pypi.corp.example/*`)\n"
+    ), out.stderr
+
+    pixi, _ = pixi_rows(PIXI_PYPI)
+    first_conda = min((r for r in pixi if r[1] == "conda"), key=lambda r: r[2])
+    out = run_client("resolve", "--from-lock", str(PIXI_PYPI), cwd=tmp_path, env=env)
+    assert out.returncode == 2
+    assert out.stderr.startswith(
+        f"error: locked package URL `{first_conda[4]}` is not allowed by this coordinator: its "
+        "channel `https://prefix.dev/conda-forge` is not allowed: it matches no "
+        "`--allow-channel` pattern of the coordinator\n"
+    ), out.stderr
+    assert "job-" not in out.stderr + cluster.processes[0].log()
+    assert not (cluster.root / "store" / "envs").exists()
