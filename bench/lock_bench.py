@@ -7,7 +7,9 @@ and pay the same start-up; the two run in turn, locked then solved, so drift hit
 after one uncounted round. Every run is checked: the locked one's description names the lock's
 solver (`envd-lock`), the other's a real solver.
 
-`python -m bench.lock_bench [--repeats N] [--json]` (the figures in bench/README.md).
+`python -m bench.lock_bench [--repeats N] [--records N [--scratch DIR]] [--json]` (the figures
+in bench/README.md): `--records` measures on the conda-forge-scale channel `bench.big_channel`
+generates instead (served over loopback), where the solve is most of the command.
 """
 
 from __future__ import annotations
@@ -38,15 +40,19 @@ class LockResolve:
     locked: Repeated  # `resolve … --lock PATH --locked`, the lock up to date: no solve
     solved: Repeated  # `resolve …`, no lock: a solve
     packages: int
+    specs: tuple[str, ...]
     command: tuple[str, ...]  # the resolve without a lock, for the record
 
 
 def measure(
-    repeats: int, scratch: Path, progress: Callable[[str], None] = lambda _: None
-) -> LockResolve:
+    repeats: int, scratch: Path, progress: Callable[[str], None] = lambda _: None, *,
+    channel: str = "", specs: Sequence[str] = SPEC, flags: Sequence[str] = (),
+) -> LockResolve:  # fmt: skip
+    """`channel` (default the bundled one) and `specs` are what both sides resolve; `flags`,
+    more options for both (`--virtual-package`)."""
     lock = scratch / "conda-lock.yml"
-    resolve = (CLIENT, "resolve", "-c", EXAMPLE_CHANNEL.resolve().as_uri(),
-               *(arg for dep in SPEC for arg in ("-p", dep)), "--arch", PLATFORM,
+    resolve = (CLIENT, "resolve", "-c", channel or EXAMPLE_CHANNEL.resolve().as_uri(),
+               *(f"--package={spec}" for spec in specs), *flags, "--arch", PLATFORM,
                "--no-archives", "--json")  # fmt: skip
     progress("lock bench: a missing lock is solved and written")
     _, packages = _run((*resolve, "--lock", str(lock)), scratch / "home-setup", solved=True)
@@ -62,7 +68,7 @@ def measure(
         if index:
             locked.append(seconds_locked)
             solved.append(seconds_solved)
-    return LockResolve(Repeated.of(locked), Repeated.of(solved), packages, resolve)
+    return LockResolve(Repeated.of(locked), Repeated.of(solved), packages, tuple(specs), resolve)
 
 
 def _run(argv: Sequence[str], home: Path, *, solved: bool) -> tuple[float, int]:
@@ -92,7 +98,7 @@ def document(result: LockResolve) -> dict[str, Any]:
         return {"median_ms": r.median_ms, "min_ms": r.min_ms, "max_ms": r.max_ms}
 
     return {
-        "spec": list(SPEC),
+        "spec": list(result.specs),
         "platform": PLATFORM,
         "packages": result.packages,
         "command": list(result.command),
@@ -108,7 +114,7 @@ def lines(doc: dict[str, Any]) -> list[str]:
         return f"   {name:40} {r['median_ms']:8.1f}  ({r['min_ms']:.1f}-{r['max_ms']:.1f})"
 
     return [
-        f"resolve of {' '.join(doc['spec'])} ({doc['packages']} packages, {doc['platform']}), "
+        f"resolve of {_short(doc['spec'])} ({doc['packages']} packages, {doc['platform']}), "
         "whole process, cold req_id, median (min-max) ms",
         row("resolve --lock (up to date, no solve)", doc["locked"]),
         row("resolve without a lock (solve)", doc["solved"]),
@@ -117,13 +123,40 @@ def lines(doc: dict[str, Any]) -> list[str]:
     ]
 
 
+def _short(specs: Sequence[str]) -> str:
+    return " ".join(specs) if len(specs) <= 3 else f"{' '.join(specs[:3])} +{len(specs) - 3} more"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.lock_bench", description=__doc__)
     parser.add_argument("--repeats", type=int, default=10, help="counted rounds (default 10)")
+    parser.add_argument(
+        "--records",
+        type=int,
+        default=0,
+        help="use a generated channel of this many records (bench.big_channel)",
+    )
+    parser.add_argument(
+        "--scratch",
+        type=Path,
+        default=None,
+        help="where the generated channel is kept and reused (default: a temp)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     args = parser.parse_args(argv)
+    repeats = max(1, args.repeats)
     with tempfile.TemporaryDirectory() as tmp:
-        doc = document(measure(max(1, args.repeats), Path(tmp)))
+        if not args.records:
+            doc = document(measure(repeats, Path(tmp)))
+        else:
+            from bench.channel import open_channel
+            from bench.lock_channel import build_channel
+
+            big = build_channel(args.scratch or Path(tmp), args.records)
+            flags = [f"--virtual-package={k}={v}" for k, v in sorted(big.virtual_packages.items())]
+            with open_channel("http", big.folder) as source:
+                doc = document(measure(repeats, Path(tmp), channel=source.url,
+                                       specs=big.specs(), flags=flags))  # fmt: skip
     print(json.dumps(doc, indent=2) if args.json else "\n".join(lines(doc)))
     return 0
 
