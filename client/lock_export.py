@@ -233,7 +233,7 @@ def _repodata_record(p: Mapping[str, Any]) -> Any:
     import rattler
 
     record = rattler.PackageRecord(
-        p["name"], p["version"], rattler.BuildString(p["build"]), build_number(p["build"]),
+        p["name"], p["version"], rattler.BuildString(p["build"]), build_number(p),
         p["subdir"], noarch=noarch_kind(p), depends=list(p["depends"]),
         constrains=list(p["constrains"]),
         sha256=bytes.fromhex(p["sha256"]) if p["sha256"] else None,
@@ -242,16 +242,24 @@ def _repodata_record(p: Mapping[str, Any]) -> Any:
     return rattler.RepoDataRecord(record, p["filename"], p["url"], p["channel"])
 
 
-def build_number(build: str) -> int:
-    """Descriptions carry no build number: conda's builds end in `_<number>` (or hold it as the
-    last all-digit part, `h0755675_0_cpython`); 0 when none does."""
-    digits = [part for part in build.split("_") if _BUILD_NUMBER.match(part)]
+def build_number(p: Mapping[str, Any]) -> int:
+    """The description's `build_number` (a solve's record, a pixi.lock); for one without
+    (written before envd kept it, or imported from a conda-lock or `@EXPLICIT` file, which
+    record none) the build string's: builds end in `_<number>` (or hold it as the last all-digit
+    part, `h0755675_0_cpython`); 0 when none does."""
+    if p.get("build_number") is not None:
+        return int(p["build_number"])
+    digits = [part for part in str(p["build"]).split("_") if _BUILD_NUMBER.match(part)]
     return int(digits[-1]) if digits else 0
 
 
 def noarch_kind(p: Mapping[str, Any]) -> str | None:
-    """Descriptions carry no noarch kind: a package of the `noarch` subdir is `python` when it
-    depends on `python` (every noarch: python package does), else `generic`; None elsewhere."""
+    """The description's `noarch`; for a `noarch`-subdir package without one (a conda-lock or
+    `@EXPLICIT` import, an older description) `python` when it depends on `python`, else
+    `generic`: right for most, not for a noarch: python metapackage that depends on another
+    package only (`typing-extensions` → `typing_extensions`)."""
+    if p.get("noarch") is not None:
+        return str(p["noarch"])
     if p["subdir"] != "noarch":
         return None
     names = {dep.strip().split(" ")[0] for dep in p["depends"]}

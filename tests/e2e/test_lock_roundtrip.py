@@ -17,6 +17,7 @@ import rattler
 from rattler.explicit_environment import ExplicitEnvironmentSpec
 from test_cli import one_json, run_client
 
+from envd.locks import noarch_name
 from harness import ROOT, Cluster
 
 with warnings.catch_warnings():
@@ -29,14 +30,17 @@ LOCKS = ROOT / "tests" / "fixtures" / "locks"
 CONDA_LOCK = LOCKS / "conda-lock" / "test-install-with-pip-deps" / "conda-lock.yml"
 PIXI_CONDA = LOCKS / "pixi" / "geos-rs" / "pixi.lock"
 PIXI_PYPI = LOCKS / "pixi" / "numpy-as-pypi" / "pixi.lock"
+PIXI_GROUPS = LOCKS / "pixi" / "solve-groups" / "pixi.lock"  # default, max-py310, min-py38
 EXPLICIT_MD5 = LOCKS / "explicit" / "xtensor_linux-64.txt"
 
 # platform, kind, name, version, url, sha256, md5: what every format carries
 Row = tuple[str, str, str, str, str, str, str | None]
 
 
-def _import(tmp_path: Path, lock: Path) -> dict[str, Any]:
-    out = run_client("resolve", "--from-lock", str(lock), "--no-archives", "--json", cwd=tmp_path)
+def _import(tmp_path: Path, lock: Path, *args: str) -> dict[str, Any]:
+    out = run_client(
+        "resolve", "--from-lock", str(lock), *args, "--no-archives", "--json", cwd=tmp_path
+    )
     assert out.returncode == 0, out.stderr
     return one_json(out)
 
@@ -60,12 +64,10 @@ def conda_lock_rows(path: Path) -> tuple[set[Row], set[tuple[str, str, str]]]:
     return rows, depends
 
 
-def pixi_rows(path: Path) -> tuple[set[Row], set[tuple[Any, ...]]]:
-    """Rows, and what only pixi.lock carries: build, noarch and dependencies of conda packages,
-    `requires_dist` of PyPI ones. Not the build number: descriptions don't hold it, an export
-    takes it from the build string (docs/locks.md), which is wrong for some (`_openmp_mutex
-    4.5 2_gnu` is build number 16)."""
-    env = rattler.LockFile.from_path(path).default_environment()
+def pixi_rows(path: Path, environment: str = "default") -> tuple[set[Row], set[tuple[Any, ...]]]:
+    """Rows, and what only pixi.lock carries: build, build number, noarch, subdir and
+    dependencies of conda packages, `requires_dist` of PyPI ones."""
+    env = rattler.LockFile.from_path(path).environment(environment)
     assert env is not None
     rows: set[Row] = set()
     details: set[tuple[Any, ...]] = set()
@@ -80,8 +82,8 @@ def pixi_rows(path: Path) -> tuple[set[Row], set[tuple[Any, ...]]]:
             r = p.repo_data_record()
             md5 = r.md5.hex() if r.md5 else None
             rows.add((platform.name, "conda", p.name, str(r.version), r.url, sha256, md5))
-            noarch = None if r.noarch.none else "python" if r.noarch.python else "generic"
-            details.add((platform.name, p.name, str(r.build), noarch,
+            noarch = noarch_name(r.noarch)
+            details.add((platform.name, p.name, str(r.build), r.build_number, noarch,
                          r.subdir, tuple(sorted(r.depends))))  # fmt: skip
     return rows, details
 
@@ -148,6 +150,32 @@ def test_pixi_fixture_round_trip(tmp_path: Path, fixture: Path) -> None:
     if all(r[1] == "conda" for r in original):
         explicit = _lock(tmp_path, req_id, "explicit", "explicit/{platform}.txt")
         assert explicit_rows(explicit) == as_explicit(original)
+
+
+def test_named_pixi_environment_round_trip(tmp_path: Path) -> None:
+    """`--lock-environment NAME` imports that environment (`max-py310`: conda packages only,
+    `min-py38`: conda and PyPI), which exports back the same; a name the lock lacks is refused
+    listing the ones it has."""
+    req_ids = set()
+    for name, kinds in (("max-py310", {"conda"}), ("min-py38", {"conda", "pypi"})):
+        original, details = pixi_rows(PIXI_GROUPS, name)
+        assert {r[1] for r in original} == kinds
+        req_id = _import(tmp_path, PIXI_GROUPS, "--lock-environment", name)["req_id"]
+        (exported,) = _lock(tmp_path, req_id, "pixi", f"{name}/pixi.lock")
+        assert pixi_rows(exported) == (original, details)  # as the lock's `default`
+        req_ids.add(req_id)
+    assert len(req_ids) == 2
+    out = run_client("resolve", "--from-lock", str(PIXI_GROUPS), "--lock-environment", "py39",
+                     "--no-archives", cwd=tmp_path)  # fmt: skip
+    assert (out.returncode, out.stdout) == (2, "")
+    assert out.stderr == (
+        f"error: `{PIXI_GROUPS}` has no environment `py39`\nhint: it has `default`, "
+        "`max-py310`, `min-py38`: choose one with `--lock-environment NAME`\n"
+    )
+    out = run_client("resolve", "-p", "python", "--lock-environment", "x", cwd=tmp_path)
+    assert out.returncode == 2 and out.stderr.startswith(
+        "error: `--lock-environment` goes with `--from-lock`\n"
+    )
 
 
 def test_explicit_round_trip(tmp_path: Path) -> None:
