@@ -11,7 +11,7 @@ import re
 import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -253,13 +253,13 @@ def build_number(p: Mapping[str, Any]) -> int:
     return int(digits[-1]) if digits else 0
 
 
-def noarch_kind(p: Mapping[str, Any]) -> str | None:
+def noarch_kind(p: Mapping[str, Any]) -> Literal["generic", "python"] | None:
     """The description's `noarch`; for a `noarch`-subdir package without one (a conda-lock or
     `@EXPLICIT` import, an older description) `python` when it depends on `python`, else
     `generic`: right for most, not for a noarch: python metapackage that depends on another
     package only (`typing-extensions` → `typing_extensions`)."""
-    if p.get("noarch") is not None:
-        return str(p["noarch"])
+    if p.get("noarch") in ("generic", "python"):
+        return "python" if p["noarch"] == "python" else "generic"
     if p["subdir"] != "noarch":
         return None
     names = {dep.strip().split(" ")[0] for dep in p["depends"]}
