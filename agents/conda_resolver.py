@@ -28,6 +28,7 @@ from envd.errors import (
     StageTimeoutError,
     UnsatisfiableError,
 )
+from envd.locks import noarch_name
 from envd.platforms import NOARCH, effective_virtual_packages, rattler_virtual_packages
 
 from .fetch import redact_text, redact_url
@@ -345,4 +346,6 @@ def _package(record: rattler.RepoDataRecord) -> ResolvedPackage:
         subdir=record.subdir,
         depends=tuple(record.depends),
         constrains=tuple(record.constrains),
+        build_number=int(record.build_number),
+        noarch=noarch_name(record.noarch),
     )

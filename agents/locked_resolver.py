@@ -43,4 +43,6 @@ def resolved_package(package: LockedPackage) -> ResolvedPackage:
         size=package.size,
         subdir=package.subdir,
         depends=package.depends,
+        build_number=package.build_number,
+        noarch=package.noarch,
     )

@@ -93,6 +93,14 @@ def cmd_resolve(args: argparse.Namespace, config: ClientConfig) -> int:
 
         spec, platforms = locked_request(args)
     else:
+        if getattr(args, "lock_environment", None):
+            from envd.errors import InvalidSpecError
+
+            raise InvalidSpecError(
+                "`--lock-environment` goes with `--from-lock`",
+                hint="import a pixi.lock's environment with `--from-lock FILE "
+                "--lock-environment NAME`",
+            )
         loaded, platforms = load_request(args)
         require_channels(loaded.spec)
         _warn(loaded.warnings)

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
 SHORT_ID = 12  # as shown; any unique prefix of MIN_PREFIX or more is accepted back
 MAX_REQUESTED = 48
+_KIND_WORDS = {"conda": "conda", "pypi": "PyPI"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,8 +34,39 @@ def requested_items(spec: dict[str, Any]) -> list[str]:
     return [mask_text(item) for item in items]  # a URL requirement's password is not shown
 
 
+def lock_platforms(spec: dict[str, Any]) -> list[str]:
+    """The platforms of the lock an environment was imported from (`resolve --from-lock`), in
+    the spec's `locked` form; empty for an environment envd solved."""
+    return sorted(spec.get("locked") or {})
+
+
+def lock_line(description: dict[str, Any]) -> str:
+    """`show`'s account of an imported lock: its platforms, and this platform's packages by
+    kind. The file's format is not kept: the req_id is the packages', whatever file held them."""
+    platforms = lock_platforms(description["spec"])
+    counts = {"conda": 0, "pypi": 0}
+    for p in description["packages"]:
+        counts[p["kind"]] = counts.get(p["kind"], 0) + 1
+    kinds = ", ".join(f"{n} {_KIND_WORDS.get(k, k)}" for k, n in counts.items() if n)
+    return (
+        f"Lock: imported with `resolve --from-lock` (not solved), pinning {len(platforms)} "
+        f"platform(s): {', '.join(platforms)}; {len(description['packages'])} packages for "
+        f"{description['platform']}" + (f" ({kinds})" if kinds else "")
+    )
+
+
+def type_word(description: dict[str, Any]) -> str:
+    """`list`'s TYPE: the environment type, `lock:`-prefixed for an imported lock."""
+    env_type = str(description["env_type"])
+    return f"lock:{env_type}" if lock_platforms(description["spec"]) else env_type
+
+
 def requested(spec: dict[str, Any], limit: int = MAX_REQUESTED) -> str:
-    """The requested specs in short: `python 3.9.*, numpy >=1.20, +3 more`."""
+    """The requested specs in short: `python 3.9.*, numpy >=1.20, +3 more`; for an imported
+    lock, `lock of 2 platform(s)`."""
+    platforms = lock_platforms(spec)
+    if platforms:
+        return f"lock of {len(platforms)} platform(s)"
     items = requested_items(spec)
     shown: list[str] = []
     for index, item in enumerate(items):
@@ -71,7 +103,7 @@ def list_text(rows: Sequence[Listed], store_url: str) -> str:
     for row in rows:
         s, d = row.summary, row.description
         table.append([
-            s.req_id[:SHORT_ID], s.platform, d["env_type"], str(len(d["packages"])),
+            s.req_id[:SHORT_ID], s.platform, type_word(d), str(len(d["packages"])),
             archives_word(d), when(s.resolved_at), d["resolved_by"]["user"],
             "yes" if s.is_default else "no", requested(d["spec"]),
         ])  # fmt: skip
@@ -108,6 +140,7 @@ def list_json(rows: Sequence[Listed], store_url: str) -> dict[str, Any]:
                 "resolved_by": r.description["resolved_by"],
                 "channels": r.description["spec"].get("channels", []),
                 "requested": requested_items(r.description["spec"]),
+                "lock_platforms": lock_platforms(r.description["spec"]),
             }
             for r in rows
         ],

@@ -11,7 +11,7 @@ import re
 import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -24,6 +24,7 @@ PLATFORM_FIELD = "{platform}"
 PIXI_ENVIRONMENT = "default"
 YAML_WIDTH = 1 << 20  # never fold a long requirement or URL over lines
 _BUILD_NUMBER = re.compile(r"^[0-9]+$")
+_PIP_SPECIFIER = re.compile(r"^\s*[A-Za-z0-9._-]+\s*(?:\[[^\]]*\])?\s*(.*)$")  # name[extras] spec
 
 Descriptions = Mapping[str, Mapping[str, Any]]
 
@@ -154,8 +155,12 @@ def _pip_dependencies(depends: Iterable[str]) -> dict[str, str]:
 
     out = {}
     for dep in depends:
-        requirement = Requirement(dep)
-        out[requirement.name] = str(requirement.specifier) or "*"
+        requirement = Requirement(dep)  # checks it; the specifier is kept as written, since
+        # `str(SpecifierSet)` sorts it and a lock read back must say what the original said
+        found = _PIP_SPECIFIER.match(dep.split(";", 1)[0])
+        written = found.group(1).strip().strip("()").strip() if found else ""
+        written = "" if written.startswith("@") else written  # a direct URL: no version spec
+        out[requirement.name] = written or str(requirement.specifier) or "*"
     return out
 
 
@@ -241,19 +246,37 @@ def _repodata_record(p: Mapping[str, Any]) -> Any:
     import rattler
 
     record = rattler.PackageRecord(
-        p["name"], p["version"], rattler.BuildString(p["build"]), build_number(p["build"]),
-        p["subdir"], depends=list(p["depends"]), constrains=list(p["constrains"]),
+        p["name"], p["version"], rattler.BuildString(p["build"]), build_number(p),
+        p["subdir"], noarch=noarch_kind(p), depends=list(p["depends"]),
+        constrains=list(p["constrains"]),
         sha256=bytes.fromhex(p["sha256"]) if p["sha256"] else None,
         md5=bytes.fromhex(p["md5"]) if p.get("md5") else None, size=p["size"],
     )  # fmt: skip
     return rattler.RepoDataRecord(record, p["filename"], p["url"], p["channel"])
 
 
-def build_number(build: str) -> int:
-    """Descriptions carry no build number: conda's builds end in `_<number>` (or hold it as the
-    last all-digit part, `h0755675_0_cpython`); 0 when none does."""
-    digits = [part for part in build.split("_") if _BUILD_NUMBER.match(part)]
+def build_number(p: Mapping[str, Any]) -> int:
+    """The description's `build_number` (a solve's record, a pixi.lock); for one without
+    (written before envd kept it, or imported from a conda-lock or `@EXPLICIT` file, which
+    record none) the build string's: builds end in `_<number>` (or hold it as the last all-digit
+    part, `h0755675_0_cpython`); 0 when none does."""
+    if p.get("build_number") is not None:
+        return int(p["build_number"])
+    digits = [part for part in str(p["build"]).split("_") if _BUILD_NUMBER.match(part)]
     return int(digits[-1]) if digits else 0
+
+
+def noarch_kind(p: Mapping[str, Any]) -> Literal["generic", "python"] | None:
+    """The description's `noarch`; for a `noarch`-subdir package without one (a conda-lock or
+    `@EXPLICIT` import, an older description) `python` when it depends on `python`, else
+    `generic`: right for most, not for a noarch: python metapackage that depends on another
+    package only (`typing-extensions` → `typing_extensions`)."""
+    if p.get("noarch") in ("generic", "python"):
+        return "python" if p["noarch"] == "python" else "generic"
+    if p["subdir"] != "noarch":
+        return None
+    names = {dep.strip().split(" ")[0] for dep in p["depends"]}
+    return "python" if "python" in names else "generic"
 
 
 def write_file(target: Path, data: bytes) -> None:

@@ -28,6 +28,7 @@ from envd.locks import (
     channel_of,
     check_locked,
     index_of,
+    noarch_name,
 )
 from envd.platforms import check_platform
 from envd.spec import RawSpec, Spec, normalize_spec
@@ -36,6 +37,7 @@ _HASH = re.compile(r"^(?:sha256:)?([0-9a-f]{64})$|^(?:md5:)?([0-9a-f]{32})$")
 _PLATFORM_LINE = re.compile(r"^#\s*platform:\s*(\S+)\s*$", re.MULTILINE)
 _LOCK_CHANNEL = re.compile(r'^LockChannel\(url="(.*)"\)$')
 _LOADER: Any = getattr(yaml, "CBaseLoader", yaml.BaseLoader)
+PIXI_DEFAULT = "default"  # the environment a pixi.lock is read for unless one is named
 
 
 class LockFormat(StrEnum):
@@ -61,9 +63,10 @@ class Lock:
         return None
 
 
-def read_lock(path: Path, *, platform: str | None = None, environment: str = "default") -> Lock:
+def read_lock(path: Path, *, platform: str | None = None, environment: str | None = None) -> Lock:
     """Read any of the three formats (told apart by content); `platform` names the platform
-    of an `@EXPLICIT` file without a `# platform:` line; `environment`, a pixi environment."""
+    of an `@EXPLICIT` file without a `# platform:` line; `environment`, a pixi.lock's
+    environment (`default` when None; refused for the other formats, which have none)."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
@@ -71,13 +74,20 @@ def read_lock(path: Path, *, platform: str | None = None, environment: str = "de
         raise InvalidLockError(
             f"failed to read lock file `{path}`: {reason}", hint="give a readable lock file"
         ) from err
-    if "@EXPLICIT" in text:
+    data = None if "@EXPLICIT" in text else _yaml(path, text)
+    is_pixi = isinstance(data, dict) and "environments" in data
+    if environment is not None and not is_pixi:
+        raise InvalidLockError(
+            f"`--lock-environment {environment}` names an environment of a pixi.lock, but "
+            f"`{path}` is not one",
+            hint="drop `--lock-environment`: conda-lock and `@EXPLICIT` files hold one environment",
+        )
+    if data is None:
         return read_explicit(path, text, platform)
-    data = _yaml(path, text)
     if isinstance(data, dict) and "package" in data and "metadata" in data:
         return read_conda_lock(path, data)
-    if isinstance(data, dict) and "environments" in data:
-        return read_pixi(path, environment)
+    if is_pixi:
+        return read_pixi(path, environment or PIXI_DEFAULT)
     raise InvalidLockError(
         f"`{path}` is not a lock file envd reads",
         hint="give a conda-lock.yml (version 1), a pixi.lock or an `@EXPLICIT` file",
@@ -167,7 +177,7 @@ def _conda_build(filename: str) -> str:
     return ""
 
 
-def read_pixi(path: Path, environment: str = "default") -> Lock:
+def read_pixi(path: Path, environment: str = PIXI_DEFAULT) -> Lock:
     from rattler import CondaLockedBinaryPackage, LockFile, PypiLockedPackage
 
     try:
@@ -176,9 +186,10 @@ def read_pixi(path: Path, environment: str = "default") -> Lock:
         raise InvalidLockError(f"failed to parse pixi lock `{path}`: {err}") from err
     env = lock.environment(environment)
     if env is None:
-        names = ", ".join(f"`{n}`" for n, _ in lock.environments())
+        names = ", ".join(f"`{n}`" for n, _ in sorted(lock.environments(), key=lambda e: e[0]))
         raise InvalidLockError(
-            f"`{path}` has no environment `{environment}`", hint=f"it has: {names}"
+            f"`{path}` has no environment `{environment}`",
+            hint=f"it has {names}: choose one with `--lock-environment NAME`",
         )
     found: dict[str, list[LockedPackage]] = {}
     for platform in env.platforms():
@@ -225,7 +236,7 @@ def _pixi_conda(record: Any, where: str) -> LockedPackage:
         sha256=record.sha256.hex() if record.sha256 else "",
         md5=record.md5.hex() if record.md5 else None, size=record.size,
         depends=tuple(record.depends), channel=channel_of(str(record.url), subdir),
-        subdir=subdir,
+        subdir=subdir, build_number=int(record.build_number), noarch=noarch_name(record.noarch),
     )  # fmt: skip
 
 
@@ -307,7 +318,8 @@ def locked_request(args: argparse.Namespace) -> tuple[Spec, list[str]]:
             hint="the lock is the whole spec: give it alone",
         )
     explicit_platform = args.arch[0] if len(args.arch) == 1 else None
-    lock = read_lock(args.from_lock, platform=explicit_platform)
+    environment = getattr(args, "lock_environment", None)
+    lock = read_lock(args.from_lock, platform=explicit_platform, environment=environment)
     spec = normalize_spec(RawSpec(locked=list(lock.platforms)))
     platforms = [check_platform(p) for p in args.arch] or [lp.platform for lp in lock.platforms]
     pinned = {lp.platform for lp in lock.platforms}

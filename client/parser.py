@@ -294,9 +294,12 @@ def _resolve_options(resolve: argparse.ArgumentParser) -> None:
     _spec_options(resolve)
     resolve.add_argument("--from-lock", type=Path, metavar="FILE",
                          help="register a lock file's environments without solving: "
-                         "conda-lock.yml, pixi.lock (its `default` environment) or an @EXPLICIT "
+                         "conda-lock.yml, pixi.lock (its `default` environment, or --lock-environment) or an @EXPLICIT "
                          "file (its platform from `# platform:` or --platform); --platform picks "
                          "platforms of the lock; no spec options with it")  # fmt: skip
+    resolve.add_argument("--lock-environment", metavar="NAME",
+                         help="with --from-lock of a pixi.lock: import this environment of it "
+                         "instead of `default`")  # fmt: skip
     resolve.add_argument("--lock", type=Path, metavar="PATH",
                          help="keep this lock current: an up-to-date lock is registered without "
                          "solving; a stale or missing one is re-solved and rewritten (format "

@@ -13,7 +13,7 @@ from envd.redaction import mask_text, masked
 from envd.requirements_txt import DEFAULT_INDEX_URL
 
 from .colour import Palette
-from .listing import aligned, requested_items
+from .listing import aligned, lock_line, lock_platforms, requested_items
 from .progress_view import job_word, seconds
 from .result import ResolveResult
 
@@ -77,7 +77,7 @@ def environment_text(
         f"Solver: {description['solver']['name']} {description['solver']['version']}",
         "Channels: " + (", ".join(description["spec"].get("channels", [])) or "(none)"),
         _indexes_line(description["spec"]),
-        "Requested: " + (", ".join(requested_items(description["spec"])) or "(nothing)"),
+        _requested_line(description),
     ]
     if is_default is not None:
         lines.append(f"Default for its req_id: {'yes' if is_default else 'no'}")
@@ -105,6 +105,13 @@ def _built_lines(packages: list[dict[str, Any]]) -> list[str]:
              f"from {p['built']['source']}", f"sha256 {p['built']['sha256'][:12]}"]
             for p in built]  # fmt: skip
     return [f"Built by envd ({len(built)}):", aligned(rows).rstrip("\n")]
+
+
+def _requested_line(description: dict[str, Any]) -> str:
+    """What was asked for; for an imported lock (which asks for nothing), the lock."""
+    if lock_platforms(description["spec"]):
+        return "Requested: the packages of a lock file\n" + lock_line(description)
+    return "Requested: " + (", ".join(requested_items(description["spec"])) or "(nothing)")
 
 
 def _indexes_line(spec: dict[str, Any]) -> str:

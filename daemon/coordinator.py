@@ -74,6 +74,7 @@ class Coordinator:
     ) -> AsyncIterator[ResolveEvent]:
         if self.stopping.is_set():
             raise CoordinatorShuttingDownError("the coordinator is shutting down")
+        self.settings.channel_policy.check_locked(spec)  # an imported lock's every archive URL
         for channel in spec_channels(spec):
             self.settings.channel_policy.check(channel)
         self.settings.channel_policy.check_pypi_spec(spec)  # indexes, find-links, direct URLs

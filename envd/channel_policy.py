@@ -21,7 +21,7 @@ from rattler import MatchSpec
 
 from envd.channels import DEFAULT_CHANNEL_ALIAS, channel_url
 from envd.errors import ChannelNotAllowedError
-from envd.redaction import mask_url
+from envd.redaction import mask_text, mask_url
 from envd.spec import ENVD_SOURCE_SCHEME, Spec
 
 DEFAULT_PYPI_INDEX = "https://pypi.org/simple"  # = envd.requirements_txt.DEFAULT_INDEX_URL
@@ -77,6 +77,25 @@ class ChannelPolicy:
         """Every PyPI location of a spec (nothing for a spec without PyPI dependencies)."""
         for kind, url in pypi_locations(spec):
             self.check_pypi(kind, url)
+
+    def check_locked(self, spec: Spec) -> None:
+        """Every archive URL of an imported lock (`spec.locked`, the packages of each platform
+        the coordinator holds): a conda package's lies in a channel the policy allows, a PyPI
+        package's is allowed as a PyPI location. Each URL is checked, not only the channels
+        derived from them: a lock names files, and `..` never walks out of an allowed place."""
+        for entry in spec.locked:
+            for package in entry.packages:
+                if _has_dot_segment(package.url):
+                    raise _locked_refused(package.url, "its path has `.` or `..` segments")
+                if package.kind == "pypi":
+                    self.check_pypi("locked PyPI file", package.url)
+                    continue
+                try:
+                    self.check(package.channel)
+                    check_archive_url(package.channel, package.url)
+                except ChannelNotAllowedError as err:
+                    why = mask_text(err.message).replace(" by this coordinator", "", 1)
+                    raise _locked_refused(package.url, f"its {why}") from err
 
     def check(self, channel: str) -> None:
         """Refuse a channel the policy does not allow (ChannelNotAllowedError)."""
@@ -137,6 +156,17 @@ def _pypi_refused(kind: str, url: str, why: str) -> ChannelNotAllowedError:
         f"{kind} `{mask_url(url)}` is not allowed by this coordinator: {why}",
         hint="ask its operator, or use an index or URL it allows",
     )
+
+
+def _locked_refused(url: str, why: str) -> ChannelNotAllowedError:
+    return ChannelNotAllowedError(
+        f"locked package URL `{mask_url(url)}` is not allowed by this coordinator: {why}",
+        hint="ask its operator, or lock the environment against channels and indexes it allows",
+    )
+
+
+def _has_dot_segment(url: str) -> bool:
+    return any(part in (".", "..") for part in unquote(urlsplit(url).path).split("/"))
 
 
 def _resolved(url_path: str) -> Path | None:

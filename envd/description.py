@@ -87,6 +87,10 @@ class ResolvedPackage:
     constrains: tuple[str, ...] = ()
     formats: tuple[PackageFormat, ...] = ()
     built: BuildOrigin | None = None
+    # conda only, when known (a solve's record, a pixi.lock): kept for lock files written
+    # from the description; absent from the JSON when None, so older descriptions are unchanged
+    build_number: int | None = None
+    noarch: str | None = None
 
     def identity(self) -> PackageIdentity:
         """A built wheel counts with its source's sha256: wheel builds are not
@@ -293,6 +297,10 @@ def _package_json(p: ResolvedPackage) -> dict[str, Any]:
     else:
         out["build"] = p.build
         out["channel"] = p.channel
+        if p.build_number is not None:
+            out["build_number"] = p.build_number
+        if p.noarch is not None:
+            out["noarch"] = p.noarch
     return out
 
 
@@ -314,6 +322,8 @@ def _package_from_json(p: dict[str, Any]) -> ResolvedPackage:
         constrains=tuple(p["constrains"]),
         formats=tuple(PackageFormat(**f) for f in p["formats"]),
         built=None if built is None else BuildOrigin(**built),
+        build_number=p.get("build_number"),
+        noarch=p.get("noarch"),
     )
 
 

@@ -25,6 +25,7 @@ from envd.platforms import check_platform
 KINDS = ("conda", "pypi")
 CONDA_SUFFIXES = (".conda", ".tar.bz2")
 URL_SCHEMES = ("http", "https", "file")
+NOARCH_KINDS = (None, "generic", "python")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _MD5 = re.compile(r"^[0-9a-f]{32}$")
 # PEP 508 names (the core metadata spec's regular expression)
@@ -50,14 +51,25 @@ class LockedPackage:
     depends: tuple[str, ...]
     channel: str
     subdir: str
+    # conda only, when the lock records them (pixi.lock): the archive's build number and
+    # noarch kind (`generic`, `python`), which a lock written from the description needs
+    build_number: int | None = None
+    noarch: str | None = None
 
     def to_canonical(self) -> dict[str, Any]:
-        return {
+        """Without `build_number` and `noarch` when not recorded: a lock that has none keeps
+        the req_id it had before envd read them."""
+        data: dict[str, Any] = {
             "kind": self.kind, "name": self.name, "version": self.version, "build": self.build,
             "url": self.url, "filename": self.filename, "sha256": self.sha256, "md5": self.md5,
             "size": self.size, "depends": list(self.depends), "channel": self.channel,
             "subdir": self.subdir,
         }  # fmt: skip
+        if self.build_number is not None:
+            data["build_number"] = self.build_number
+        if self.noarch is not None:
+            data["noarch"] = self.noarch
+        return data
 
     @classmethod
     def from_canonical(cls, data: dict[str, Any]) -> LockedPackage:
@@ -88,6 +100,11 @@ class LockedPlatform:
     def summary(self) -> dict[str, Any]:
         """What the canonical spec (and so req_id and descriptions) holds of a platform."""
         return {"sha256": self.digest(), "kinds": list(self.kinds())}
+
+
+def noarch_name(kind: Any) -> str | None:
+    """py-rattler's `NoArchType` (a record's `noarch`) → `generic`, `python` or None."""
+    return None if kind is None or kind.none else "python" if kind.python else "generic"
 
 
 def locked_platforms(found: dict[str, Iterable[LockedPackage]]) -> tuple[LockedPlatform, ...]:
@@ -144,6 +161,12 @@ def check_locked_package(package: LockedPackage, platform: str, where: str) -> L
         raise bad(f"its md5 `{package.md5}` is not 32 lowercase hex characters")
     if package.size is not None and package.size < 0:
         raise bad(f"its size {package.size} is negative")
+    if package.build_number is not None and package.build_number < 0:
+        raise bad(f"its build number {package.build_number} is negative")
+    if package.noarch not in NOARCH_KINDS:
+        raise bad(f"its noarch kind `{package.noarch}` is neither `generic` nor `python`")
+    if package.kind == "pypi" and (package.build_number is not None or package.noarch):
+        raise bad("a PyPI package has no build number or noarch kind")
     if package.kind == "conda":
         _check_conda(package, platform, bad)
     else:

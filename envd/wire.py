@@ -70,6 +70,10 @@ def _locked_to_pb(package: LockedPackage) -> common_pb2.LockedPackage:
     )  # fmt: skip
     if package.size is not None:
         message.size = package.size
+    if package.build_number is not None:
+        message.build_number = package.build_number
+    if package.noarch:
+        message.noarch = package.noarch
     return message
 
 
@@ -79,6 +83,8 @@ def _locked_from_pb(message: common_pb2.LockedPackage) -> LockedPackage:
         url=message.url, filename=message.filename, sha256=message.sha256,
         md5=message.md5 or None, size=message.size if message.HasField("size") else None,
         depends=tuple(message.depends), channel=message.channel, subdir=message.subdir,
+        build_number=message.build_number if message.HasField("build_number") else None,
+        noarch=message.noarch or None,
     )  # fmt: skip
 
 

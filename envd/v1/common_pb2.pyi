@@ -76,7 +76,7 @@ class LockedPlatform(_message.Message):
     def __init__(self, platform: _Optional[str] = ..., packages: _Optional[_Iterable[_Union[LockedPackage, _Mapping]]] = ...) -> None: ...
 
 class LockedPackage(_message.Message):
-    __slots__ = ("kind", "name", "version", "build", "channel", "url", "filename", "sha256", "md5", "size", "depends", "subdir")
+    __slots__ = ("kind", "name", "version", "build", "channel", "url", "filename", "sha256", "md5", "size", "depends", "subdir", "build_number", "noarch")
     KIND_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -89,6 +89,8 @@ class LockedPackage(_message.Message):
     SIZE_FIELD_NUMBER: _ClassVar[int]
     DEPENDS_FIELD_NUMBER: _ClassVar[int]
     SUBDIR_FIELD_NUMBER: _ClassVar[int]
+    BUILD_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    NOARCH_FIELD_NUMBER: _ClassVar[int]
     kind: str
     name: str
     version: str
@@ -101,7 +103,9 @@ class LockedPackage(_message.Message):
     size: int
     depends: _containers.RepeatedScalarFieldContainer[str]
     subdir: str
-    def __init__(self, kind: _Optional[str] = ..., name: _Optional[str] = ..., version: _Optional[str] = ..., build: _Optional[str] = ..., channel: _Optional[str] = ..., url: _Optional[str] = ..., filename: _Optional[str] = ..., sha256: _Optional[str] = ..., md5: _Optional[str] = ..., size: _Optional[int] = ..., depends: _Optional[_Iterable[str]] = ..., subdir: _Optional[str] = ...) -> None: ...
+    build_number: int
+    noarch: str
+    def __init__(self, kind: _Optional[str] = ..., name: _Optional[str] = ..., version: _Optional[str] = ..., build: _Optional[str] = ..., channel: _Optional[str] = ..., url: _Optional[str] = ..., filename: _Optional[str] = ..., sha256: _Optional[str] = ..., md5: _Optional[str] = ..., size: _Optional[int] = ..., depends: _Optional[_Iterable[str]] = ..., subdir: _Optional[str] = ..., build_number: _Optional[int] = ..., noarch: _Optional[str] = ...) -> None: ...
 
 class Requester(_message.Message):
     __slots__ = ("user", "host")

@@ -130,6 +130,7 @@ def test_human_output_and_show_and_list(tmp_path: Path) -> None:
             "resolved_by": entry["description"]["resolved_by"],
             "channels": [EXAMPLE_CHANNEL.as_uri()],
             "requested": ["python 3.9.*"],
+            "lock_platforms": [],
         }
     ]
     resolved_at = entry["description"]["resolved_at"]

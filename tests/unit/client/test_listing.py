@@ -5,7 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from envd.catalog import EnvironmentSummary
-from envd.client.listing import Listed, archives_word, list_json, list_text, requested
+from envd.client.listing import (
+    Listed,
+    archives_word,
+    list_json,
+    list_text,
+    lock_line,
+    lock_platforms,
+    requested,
+    type_word,
+)
 
 REQ, FULL = "1f0e3dad99" + "0" * 30, "b" * 40
 SPEC = {
@@ -63,3 +72,18 @@ def test_rows_align_and_name_the_store_when_empty() -> None:
     assert doc["environments"][0]["requested"] == [
         "python 3.11.*", "numpy >=1.20", "libcxx [osx]", "pypi:rich",
     ]  # fmt: skip
+
+
+def test_an_imported_lock_says_so() -> None:
+    summary = {"sha256": "sha256:" + "0" * 64, "kinds": ["conda", "pypi"]}
+    spec = {**SPEC, "python": None, "conda": [], "pypi": [],
+            "locked": {"linux-64": summary, "osx-arm64": summary}}  # fmt: skip
+    packages = [{"kind": k, "name": f"p{i}", "formats": []}
+                for i, k in enumerate(["conda", "conda", "pypi"])]  # fmt: skip
+    doc = {**description([]), "spec": spec, "packages": packages, "platform": "osx-arm64"}
+    assert lock_line(doc) == (
+        "Lock: imported with `resolve --from-lock` (not solved), pinning 2 platform(s): "
+        "linux-64, osx-arm64; 3 packages for osx-arm64 (2 conda, 1 PyPI)"
+    )
+    assert (type_word(doc), requested(spec)) == ("lock:mixed", "lock of 2 platform(s)")
+    assert (type_word(description([])), lock_platforms(SPEC)) == ("mixed", [])

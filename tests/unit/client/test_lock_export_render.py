@@ -178,4 +178,5 @@ def test_unknown_format_and_no_environment() -> None:
      ("conda_forge", 0), ("2_gnu", 2)],
 )  # fmt: skip
 def test_build_number_from_the_build_string(build: str, number: int) -> None:
-    assert build_number(build) == number
+    assert build_number({"build": build}) == number
+    assert build_number({"build": build, "build_number": 16}) == 16  # recorded: taken as is

@@ -160,3 +160,28 @@ def test_not_a_lock_file(tmp_path: Path) -> None:
         read_lock(path)
     with pytest.raises(InvalidLockError, match=r"failed to read lock file"):
         read_lock(tmp_path / "nope.yml")
+
+
+def test_a_named_pixi_environment(tmp_path: Path) -> None:
+    import rattler
+
+    groups = LOCKS / "pixi" / "solve-groups" / "pixi.lock"
+    for name in ("default", "max-py310", "min-py38"):
+        env = rattler.LockFile.from_path(groups).environment(name)
+        assert env is not None
+        lock = read_lock(groups, environment=None if name == "default" else name)
+        assert {lp.platform: len(lp.packages) for lp in lock.platforms} == {
+            str(p.subdir): len(env.packages(p) or []) for p in env.platforms()
+        }
+    assert read_lock(groups, environment="min-py38") != read_lock(groups)
+    with pytest.raises(InvalidLockError) as info:
+        read_lock(groups, environment="py39")
+    assert (info.value.message, info.value.hint) == (
+        f"`{groups}` has no environment `py39`",
+        "it has `default`, `max-py310`, `min-py38`: choose one with `--lock-environment NAME`",
+    )
+    with pytest.raises(
+        InvalidLockError, match=r"names an environment of a pixi\.lock, but"
+    ) as info:
+        read_lock(CONDA_LOCK, environment="default")
+    assert info.value.hint is not None and info.value.hint.startswith("drop `--lock-environment`")

@@ -8,7 +8,8 @@ import pytest
 
 from envd.channel_policy import ChannelPolicy, check_archive_url, spec_channels
 from envd.errors import ChannelNotAllowedError, InvalidSpecError
-from envd.spec import RawDependency, RawSpec, normalize_spec
+from envd.locks import LockedPackage, LockedPlatform, channel_of, index_of
+from envd.spec import RawDependency, RawSpec, Spec, normalize_spec
 
 
 def test_default_allows_web_channels_and_names_but_no_local_ones(tmp_path: Path) -> None:
@@ -101,3 +102,47 @@ def test_paths_the_system_refuses_are_refused_not_raised(tmp_path: Path) -> None
     for url in (loop.as_uri(), f"file://{tmp_path}/{'n' * 300}"):
         with pytest.raises(ChannelNotAllowedError):
             policy.check(url)
+
+
+def _locked(*urls: str) -> Spec:
+    """A lock's spec (built as the daemon decodes one) with a package per URL: conda archives
+    (`.conda`) and PyPI files (`.whl`)."""
+    packages = []
+    for index, url in enumerate(urls):
+        conda = url.endswith(".conda")
+        subdir = url.rsplit("/", 2)[-2] if conda else "linux-64"
+        packages.append(LockedPackage(
+            kind="conda" if conda else "pypi", name=f"p{index}", version="1.0",
+            build="0" if conda else "", url=url, filename=url.rsplit("/", 1)[-1],
+            sha256="a" * 64, md5=None, size=None, depends=(),
+            channel=channel_of(url, subdir) if conda else index_of(url), subdir=subdir,
+        ))  # fmt: skip
+    return Spec(locked=(LockedPlatform("linux-64", tuple(packages)),))
+
+
+def test_every_url_of_a_lock_is_checked(tmp_path: Path) -> None:
+    forge = "https://conda.anaconda.org/conda-forge"
+    wheel = "https://files.pythonhosted.org/packages/aa/bb/p-1.0-py3-none-any.whl"
+    policy = ChannelPolicy.of(allow=[forge], allow_pypi=["https://pypi.corp.example/*"])
+    policy.check_locked(_locked(f"{forge}/noarch/p-1.0-0.conda"))
+    with pytest.raises(ChannelNotAllowedError) as info:
+        policy.check_locked(_locked(f"{forge}/noarch/p-1.0-0.conda", wheel))
+    assert info.value.message == (
+        f"locked PyPI file `{wheel}` is not allowed by this coordinator: it matches no "
+        "`--allow-pypi-index` pattern of the coordinator (`https://pypi.corp.example/*`)"
+    )
+    other = "https://user:s3cret@conda.example.com/private/linux-64/p-1.0-0.conda"
+    with pytest.raises(ChannelNotAllowedError) as info:
+        policy.check_locked(_locked(other))
+    assert info.value.reference == "E205"
+    assert info.value.message == (
+        "locked package URL `https://user:***@conda.example.com/private/linux-64/p-1.0-0.conda` "
+        "is not allowed by this coordinator: its channel `https://user:***@conda.example.com/"
+        "private` is not allowed: it matches no `--allow-channel` pattern of the coordinator"
+    )
+    walk = f"{forge}/../private/linux-64/p-1.0-0.conda"
+    with pytest.raises(ChannelNotAllowedError, match=r"has `\.` or `\.\.` segments"):
+        policy.check_locked(_locked(walk))
+    outside = (tmp_path / "elsewhere" / "linux-64" / "p-1.0-0.conda").as_uri()
+    with pytest.raises(ChannelNotAllowedError, match="local channels are only allowed"):
+        ChannelPolicy.of(local_dirs=[tmp_path / "allowed"]).check_locked(_locked(outside))

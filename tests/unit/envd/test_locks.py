@@ -123,3 +123,29 @@ def test_the_same_package_twice_is_one_and_a_conflict_is_refused() -> None:
     other: LockedPackage = dataclasses.replace(package, sha256="1" * 64)
     with pytest.raises(InvalidLockError, match=r"pins conda package `_libgcc_mutex` twice"):
         normalize_spec(RawSpec(locked=[LockedPlatform("linux-64", (package, other))]))
+
+
+def test_pixi_build_numbers_and_noarch_travel_and_count() -> None:
+    """A pixi.lock's build number and noarch kind: in the canonical form (so in req_id) and
+    on the wire when recorded, absent when not (a conda-lock's req_id is what it was)."""
+    spec = locked_spec(LOCKS / "pixi" / "numpy-as-pypi" / "pixi.lock")
+    (platform,) = spec.locked
+    python = next(p for p in platform.packages if p.name == "python")
+    tzdata = next(p for p in platform.packages if p.name == "tzdata")
+    assert (python.build_number, python.noarch, tzdata.noarch) == (101, None, "generic")
+    assert python.to_canonical()["build_number"] == 101 and "noarch" not in python.to_canonical()
+    assert normalize_spec(raw_spec_from_pb(spec_to_pb(spec))) == spec
+    job = spec_from_canonical(json.loads(spec.job_bytes("osx-arm64")))
+    assert job.locked[0].packages == platform.packages and req_id(job) == req_id(spec)
+    other = dataclasses.replace(python, build_number=100)
+    changed = (LockedPlatform("osx-arm64", tuple(other if p is python else p
+                                                  for p in platform.packages)),)  # fmt: skip
+    assert req_id(dataclasses.replace(spec, locked=changed)) != req_id(spec)
+    conda_lock = locked_spec(CONDA_LOCK)
+    assert all(p.build_number is None and "build_number" not in p.to_canonical()
+               for lp in conda_lock.locked for p in lp.packages)  # fmt: skip
+    for bad, reason in ((dict(build_number=-1), "build number -1 is negative"),
+                        (dict(noarch="r"), "noarch kind `r` is neither")):  # fmt: skip
+        broken = (LockedPlatform("osx-arm64", (dataclasses.replace(python, **bad),)),)
+        with pytest.raises(InvalidLockError, match=reason):
+            normalize_spec(RawSpec(locked=list(broken)))
