@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import io
+import json
+import sys
 from datetime import UTC, datetime
 from typing import Any
 
 import lock_envs
+import pytest
 from lock_envs import built_wheel, packages, spec
 
 from envd.client.api import ResolveResult
 from envd.client.colour import Palette
-from envd.client.render import environment_text, result_json, result_text, summary_text
+from envd.client.render import (
+    environment_text,
+    print_json,
+    result_json,
+    result_text,
+    summary_text,
+)
 from envd.description import ResolvedBy, SolverInfo, build_description
 from envd.errors import PackageNotFoundError
 from envd.progress import Outcome, ResolveEvent, Stage
@@ -109,3 +119,39 @@ def test_show_names_the_source_and_agent_of_a_wheel_envd_built() -> None:
         f"sha256 {crcmod.built.sha256[:12]}\n"
     ), text
     assert "Built by envd" not in environment_text(lock_envs.description("osx-arm64"), "resolved")
+
+
+def test_json_lists_the_source_of_a_wheel_envd_built_and_nothing_for_the_others() -> None:
+    """`resolve --json` packages[]: a wheel envd built carries `built` (its source URL, the
+    source's sha256 that full_id counts, agent, platform) as `show`'s description does."""
+    crcmod = built_wheel("crcmod", "1.7", "osx-arm64", "ab" * 32)
+    doc = build_description(
+        req_id="e" * 40, platform="osx-arm64", spec=spec(),
+        packages=[*packages("osx-arm64"), crcmod], resolved_at=datetime(2024, 6, 1, tzinfo=UTC),
+        resolved_by=ResolvedBy("t", "a", "h"), solver=SolverInfo("s", "0"),
+    )  # fmt: skip
+    event = ResolveEvent("e" * 40, "osx-arm64", Stage.DONE, outcome=Outcome.RESOLVED,
+                         full_id=doc["full_id"], description=doc)  # fmt: skip
+    rows = result_json(ResolveResult("e" * 40, {"osx-arm64": event}))["environments"][0]
+    by_name = {row["name"]: row for row in rows["packages"]}
+    assert crcmod.built is not None
+    assert by_name["crcmod"]["built"] == {
+        "source": "https://files.example.invalid/crcmod-1.7.tar.gz",
+        "sha256": crcmod.built.sha256, "agent": "mac-1", "platform": "osx-arm64",
+    }  # fmt: skip
+    assert by_name["crcmod"]["sha256"] == "ab" * 32  # the wheel's own, to verify the download
+    assert [name for name, row in by_name.items() if "built" in row] == ["crcmod"]
+
+
+def test_json_goes_to_sys_stdout_as_it_is_when_printed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A program embedding the client (or a test) that redirects `sys.stdout` gets the JSON,
+    as it gets the text output, which `print` writes there."""
+    redirected = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", redirected)
+    print_json({"req_id": REQ, "url": "https://user:secret@x.invalid/simple"})
+    assert json.loads(redirected.getvalue()) == {
+        "req_id": REQ, "url": "https://user:***@x.invalid/simple",
+    }  # fmt: skip
+    elsewhere = io.StringIO()
+    print_json([1], elsewhere)
+    assert elsewhere.getvalue() == "[\n  1\n]\n"
