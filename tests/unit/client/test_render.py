@@ -21,7 +21,7 @@ from envd.client.render import (
     result_text,
     summary_text,
 )
-from envd.description import ResolvedBy, SolverInfo, build_description
+from envd.description import ResolvedBy, ResolvedPackage, SolverInfo, build_description
 from envd.errors import PackageNotFoundError
 from envd.progress import Outcome, ResolveEvent, Stage
 
@@ -104,13 +104,19 @@ def test_result_text_prints_an_error_once_and_quiet_prints_the_summary_alone() -
     )
 
 
-def test_show_names_the_source_and_agent_of_a_wheel_envd_built() -> None:
+def with_a_built_wheel() -> tuple[ResolvedPackage, dict[str, Any]]:
+    """An osx-arm64 description whose `crcmod` is a wheel envd built from its sdist."""
     crcmod = built_wheel("crcmod", "1.7", "osx-arm64", "ab" * 32)
     doc = build_description(
         req_id="e" * 40, platform="osx-arm64", spec=spec(),
         packages=[*packages("osx-arm64"), crcmod], resolved_at=datetime(2024, 6, 1, tzinfo=UTC),
         resolved_by=ResolvedBy("t", "a", "h"), solver=SolverInfo("s", "0"),
     )  # fmt: skip
+    return crcmod, doc
+
+
+def test_show_names_the_source_and_agent_of_a_wheel_envd_built() -> None:
+    crcmod, doc = with_a_built_wheel()
     assert crcmod.built is not None
     text = environment_text(doc, "resolved")
     assert text.endswith(
@@ -124,12 +130,7 @@ def test_show_names_the_source_and_agent_of_a_wheel_envd_built() -> None:
 def test_json_lists_the_source_of_a_wheel_envd_built_and_nothing_for_the_others() -> None:
     """`resolve --json` packages[]: a wheel envd built carries `built` (its source URL, the
     source's sha256 that full_id counts, agent, platform) as `show`'s description does."""
-    crcmod = built_wheel("crcmod", "1.7", "osx-arm64", "ab" * 32)
-    doc = build_description(
-        req_id="e" * 40, platform="osx-arm64", spec=spec(),
-        packages=[*packages("osx-arm64"), crcmod], resolved_at=datetime(2024, 6, 1, tzinfo=UTC),
-        resolved_by=ResolvedBy("t", "a", "h"), solver=SolverInfo("s", "0"),
-    )  # fmt: skip
+    crcmod, doc = with_a_built_wheel()
     event = ResolveEvent("e" * 40, "osx-arm64", Stage.DONE, outcome=Outcome.RESOLVED,
                          full_id=doc["full_id"], description=doc)  # fmt: skip
     rows = result_json(ResolveResult("e" * 40, {"osx-arm64": event}))["environments"][0]
