@@ -33,6 +33,8 @@ def package_rows(description: dict[str, Any] | None) -> list[dict[str, Any]]:
             "filename": p["filename"],
             "url": p["url"],
             "sha256": p["sha256"],
+            # a wheel envd built: its source (URL, sha256 that full_id counts), agent, platform
+            **({"built": p["built"]} if p.get("built") else {}),
         }
         for p in description["packages"]
     ]
@@ -55,9 +57,11 @@ def result_json(result: ResolveResult) -> dict[str, Any]:
     return {"req_id": result.req_id, "environments": environments}
 
 
-def print_json(document: Any, out: TextIO = sys.stdout) -> None:
-    """The one JSON printer: credentials in URLs (PyPI index passwords) are masked."""
-    out.write(json.dumps(masked(document), indent=2, sort_keys=False) + "\n")
+def print_json(document: Any, out: TextIO | None = None) -> None:
+    """The one JSON printer: credentials in URLs (PyPI index passwords) are masked. It writes
+    to `sys.stdout` as it is at the call (as `print` does), so a redirected stdout gets it."""
+    stream = sys.stdout if out is None else out
+    stream.write(json.dumps(masked(document), indent=2, sort_keys=False) + "\n")
 
 
 def environment_text(

@@ -293,12 +293,15 @@ class InternalError(EnvdError):
 
 
 def all_error_classes() -> dict[str, type[EnvdError]]:
-    """Every error class by reference: the client maps wire errors back through this."""
+    """Every error class by reference: the client maps wire errors back through this. Only a
+    class that declares its own reference owns it: a subclass keeping its parent's
+    (`JobTransitionError`, E999) never takes it over, whenever it was imported."""
     found: dict[str, type[EnvdError]] = {}
     pending: list[type[EnvdError]] = [EnvdError]
     while pending:
         cls = pending.pop()
-        found[cls.reference] = cls
+        if "reference" in vars(cls):
+            found[cls.reference] = cls
         pending.extend(cls.__subclasses__())
     return found
 

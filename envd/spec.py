@@ -218,10 +218,9 @@ def normalize_exclude_newer(text: str, where: str = "--exclude-newer") -> str:
 
 
 def normalize_python(text: str, where: str = "--python") -> str:
-    """`3.8` means `3.8.*` (as `python=3.8` does in conda); anything else is a VersionSpec."""
-    value = text.strip()
-    if value and all(part.isdigit() for part in value.split(".")):
-        value = f"{value}.*"
+    """`3.8` means `3.8.*` (as `python=3.8` does in conda), and so does each bare version
+    between `|` (`3.9|3.10` is `3.9.*|3.10.*`); anything else is a VersionSpec."""
+    value = "|".join(_series(alternative.strip()) for alternative in text.split("|"))
     try:
         return str(VersionSpec(value))
     except Exception as err:
@@ -229,6 +228,13 @@ def normalize_python(text: str, where: str = "--python") -> str:
             f"failed to parse python constraint `{text}` at {where}: {err}",
             hint="use a version such as `3.11` or a constraint such as `>=3.9,<3.12`",
         ) from err
+
+
+def _series(version: str) -> str:
+    """A bare version (`3.8`) is its series (`3.8.*`); anything else stays as it is."""
+    if all(part.isdigit() for part in version.split(".")):
+        return f"{version}.*"
+    return version
 
 
 def normalize_conda(dep: RawDependency) -> CondaDependency:

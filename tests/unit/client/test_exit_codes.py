@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import sys
 from dataclasses import replace
 from typing import Any
 
@@ -17,7 +16,6 @@ import pytest
 from test_result import REQ_ID, done
 
 from envd.aliases import Alias, parse_alias
-from envd.client import render
 from envd.client.cli import _finish
 from envd.client.parser import build_parser
 from envd.client.progress_view import ProgressPrinter
@@ -35,14 +33,6 @@ UNSAT = ResolveEvent(REQ_ID, "osx-arm64", Stage.FAILED, "job-2", Outcome.FAILED,
                      error=UnsatisfiableError("nothing provides zlib 9"))  # fmt: skip
 ALIAS = parse_alias("ml_team/train_env:v1")
 POINTED = Alias(ALIAS, REQ_ID, {"linux-64": ("f" * 40, "sha256:" + "0" * 64)})
-
-
-@pytest.fixture(autouse=True)
-def _json_to_the_current_stdout(monkeypatch: pytest.MonkeyPatch) -> None:
-    """`render.print_json` binds `sys.stdout` as it was at import: route it to the stdout
-    `capsys` installs (the real printer still prints)."""
-    printer = render.print_json
-    monkeypatch.setattr(render, "print_json", lambda document: printer(document, sys.stdout))
 
 
 def finish(

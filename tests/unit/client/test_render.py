@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import io
+import json
+import sys
 from datetime import UTC, datetime
 from typing import Any
 
 import lock_envs
+import pytest
 from lock_envs import built_wheel, packages, spec
 
 from envd.client.api import ResolveResult
 from envd.client.colour import Palette
-from envd.client.render import environment_text, result_json, result_text, summary_text
-from envd.description import ResolvedBy, SolverInfo, build_description
+from envd.client.render import (
+    environment_text,
+    print_json,
+    result_json,
+    result_text,
+    summary_text,
+)
+from envd.description import ResolvedBy, ResolvedPackage, SolverInfo, build_description
 from envd.errors import PackageNotFoundError
 from envd.progress import Outcome, ResolveEvent, Stage
 
@@ -94,13 +104,19 @@ def test_result_text_prints_an_error_once_and_quiet_prints_the_summary_alone() -
     )
 
 
-def test_show_names_the_source_and_agent_of_a_wheel_envd_built() -> None:
+def with_a_built_wheel() -> tuple[ResolvedPackage, dict[str, Any]]:
+    """An osx-arm64 description whose `crcmod` is a wheel envd built from its sdist."""
     crcmod = built_wheel("crcmod", "1.7", "osx-arm64", "ab" * 32)
     doc = build_description(
         req_id="e" * 40, platform="osx-arm64", spec=spec(),
         packages=[*packages("osx-arm64"), crcmod], resolved_at=datetime(2024, 6, 1, tzinfo=UTC),
         resolved_by=ResolvedBy("t", "a", "h"), solver=SolverInfo("s", "0"),
     )  # fmt: skip
+    return crcmod, doc
+
+
+def test_show_names_the_source_and_agent_of_a_wheel_envd_built() -> None:
+    crcmod, doc = with_a_built_wheel()
     assert crcmod.built is not None
     text = environment_text(doc, "resolved")
     assert text.endswith(
@@ -109,3 +125,34 @@ def test_show_names_the_source_and_agent_of_a_wheel_envd_built() -> None:
         f"sha256 {crcmod.built.sha256[:12]}\n"
     ), text
     assert "Built by envd" not in environment_text(lock_envs.description("osx-arm64"), "resolved")
+
+
+def test_json_lists_the_source_of_a_wheel_envd_built_and_nothing_for_the_others() -> None:
+    """`resolve --json` packages[]: a wheel envd built carries `built` (its source URL, the
+    source's sha256 that full_id counts, agent, platform) as `show`'s description does."""
+    crcmod, doc = with_a_built_wheel()
+    event = ResolveEvent("e" * 40, "osx-arm64", Stage.DONE, outcome=Outcome.RESOLVED,
+                         full_id=doc["full_id"], description=doc)  # fmt: skip
+    rows = result_json(ResolveResult("e" * 40, {"osx-arm64": event}))["environments"][0]
+    by_name = {row["name"]: row for row in rows["packages"]}
+    assert crcmod.built is not None
+    assert by_name["crcmod"]["built"] == {
+        "source": "https://files.example.invalid/crcmod-1.7.tar.gz",
+        "sha256": crcmod.built.sha256, "agent": "mac-1", "platform": "osx-arm64",
+    }  # fmt: skip
+    assert by_name["crcmod"]["sha256"] == "ab" * 32  # the wheel's own, to verify the download
+    assert [name for name, row in by_name.items() if "built" in row] == ["crcmod"]
+
+
+def test_json_goes_to_sys_stdout_as_it_is_when_printed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A program embedding the client (or a test) that redirects `sys.stdout` gets the JSON,
+    as it gets the text output, which `print` writes there."""
+    redirected = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", redirected)
+    print_json({"req_id": REQ, "url": "https://user:secret@x.invalid/simple"})
+    assert json.loads(redirected.getvalue()) == {
+        "req_id": REQ, "url": "https://user:***@x.invalid/simple",
+    }  # fmt: skip
+    elsewhere = io.StringIO()
+    print_json([1], elsewhere)
+    assert elsewhere.getvalue() == "[\n  1\n]\n"

@@ -5,6 +5,7 @@ test_exit_codes.py); a mutant changing one class's code was caught by nothing be
 
 from __future__ import annotations
 
+import gc
 import re
 from pathlib import Path
 
@@ -66,6 +67,32 @@ def test_references_are_unique_and_come_back_as_their_own_class() -> None:
         back = error_from_dict(error_to_dict(cls("what happened", hint="what to do")))
         assert type(back) is cls and back.reference == reference
         assert (back.message, back.hint) == ("what happened", "what to do")
+
+
+def test_a_subclass_keeping_its_parents_reference_never_takes_it_over() -> None:
+    """E999 from the wire is an InternalError whether or not `envd.daemon.jobs` (whose
+    JobTransitionError keeps E999) was imported before — or after — the first lookup."""
+    assert type(error_from_dict({"reference": "E999", "message": "m"})) is InternalError
+
+    class KeepsE999(InternalError):  # the order in which a reusing subclass appears
+        pass
+
+    class KeepsE201(UnsatisfiableError):
+        pass
+
+    try:
+        assert type(error_from_dict({"reference": "E999", "message": "m"})) is InternalError
+        assert type(error_from_dict({"reference": "E201", "message": "m"})) is UnsatisfiableError
+        from envd.daemon.jobs import JobTransitionError
+
+        assert JobTransitionError.reference == "E999"
+        found = all_error_classes()
+        assert found["E999"] is InternalError and found["E201"] is UnsatisfiableError
+        back = error_from_dict(error_to_dict(JobTransitionError("left `completing`")))
+        assert type(back) is InternalError and back.message == "left `completing`"
+    finally:
+        del KeepsE999, KeepsE201
+        gc.collect()  # the throwaway classes leave `__subclasses__()`
 
 
 def test_an_unknown_reference_or_an_empty_hint_comes_back_as_well_as_it_can() -> None:

@@ -17,16 +17,17 @@ DOC = Path(__file__).resolve().parents[3] / "docs" / "ids.md"
 _FENCE = re.compile(r"^```(\w+)\n(.*?)\n```$", re.MULTILINE | re.DOTALL)
 
 
-def golden_blocks(section: str) -> list[str]:
-    """The fenced blocks under `### Golden vector` of the `## <section>` part of docs/ids.md."""
+def golden_blocks(section: str, vector: str = "Golden vector") -> list[str]:
+    """The fenced blocks under `### <vector>` of the `## <section>` part of docs/ids.md."""
     text = DOC.read_text(encoding="utf-8")
     parts = {p.split("\n", 1)[0].strip(): p for p in text.split("\n## ")[1:]}
-    golden = parts[section].split("### Golden vector", 1)[1]
-    return [m.group(2) for m in _FENCE.finditer(golden)]
+    vectors = {v.split("\n", 1)[0].strip(): v for v in parts[section].split("\n### ")[1:]}
+    return [m.group(2) for m in _FENCE.finditer(vectors[vector])]
 
 
-def test_req_id_golden_vector() -> None:
-    request, canonical, expected = golden_blocks("req_id")
+@pytest.mark.parametrize("vector", ["Golden vector", "Golden vector: python alternatives"])
+def test_req_id_golden_vector(vector: str) -> None:
+    request, canonical, expected = golden_blocks("req_id", vector)
     spec = load_spec(**json.loads(request)).spec
     assert spec.canonical_bytes() == canonical.encode("utf-8")
     assert req_id(spec) == expected
@@ -91,6 +92,11 @@ SAME: list[tuple[str, Request, Request]] = [
     ("spaces in a conda spec", {"packages": ["pandas>=1.0"]}, {"packages": ["pandas >=1.0"]}),
     ("python=X is X.*", {"packages": ["python=3.9"]}, {"packages": ["python 3.9.*"]}),
     ("--python vs -p python", {"python": "3.9"}, {"packages": ["python=3.9"]}),
+    (
+        "--python alternatives of bare versions are series",
+        {"python": "3.9|3.10"},
+        {"python": "3.9.* | 3.10.*"},
+    ),
     (
         "dependency order",
         {"packages": ["numpy", "pandas>=1"], "pypi": ["rich", "attrs"]},
@@ -194,6 +200,7 @@ DIFFERENT: list[tuple[str, Request, Request]] = [
         {"env": "dependencies:\n  - numpy  # [linux64]\n"},
     ),
     ("python constraint", {"python": "3.9"}, {"python": "3.10"}),
+    ("python series vs exact version", {"python": "3.9|3.10"}, {"python": "==3.9|==3.10"}),
     ("build string", {"packages": ["numpy * py311*"]}, {"packages": ["numpy"]}),
     ("channel-qualified spec", {"packages": ["conda-forge::numpy"]}, {"packages": ["numpy"]}),
     ("PyPI extras", {"pypi": ["requests[socks]"]}, {"pypi": ["requests"]}),

@@ -32,7 +32,16 @@ from envd.spec_input import (
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("3.8", "3.8.*"), ("3.11.4", "3.11.4.*"), (">=3.9,<3.12", ">=3.9,<3.12"), ("3.9.*", "3.9.*")],
+    [
+        ("3.8", "3.8.*"),
+        ("3.11.4", "3.11.4.*"),
+        (">=3.9,<3.12", ">=3.9,<3.12"),
+        ("3.9.*", "3.9.*"),
+        # each alternative as a bare version alone: `3.9|3.10` is `3.9.*|3.10.*`
+        ("3.9|3.10", "3.9.*|3.10.*"),
+        (" 3.9 | 3.10.* | >=3.12 ", "3.9.*|3.10.*|>=3.12"),
+        ("3.9,!=3.9.1|3.11", "==3.9,!=3.9.1|3.11.*"),  # `3.9` within an and-group is `==3.9`
+    ],
 )
 def test_python_constraint(text: str, expected: str) -> None:
     assert normalize_python(text) == expected
