@@ -47,13 +47,24 @@ _AUDIT_TAG = re.compile(r'following platform tag:\s*"(manylinux_2_(\d+)_\w+)"')
 
 
 class NativeBuildNeeded(Exception):
-    """The job needs wheels built on an agent whose native platform is `platform`, and this
-    agent is not one: it hands the job back (`JobRelease.native_builds`). Not an error."""
+    """The job needs wheels built on an agent whose native platform is `platform` and that
+    builds for `python` ("3.12"), and this agent is not one: it hands the job back
+    (`JobRelease.native_builds`, `native_python`). Not an error: the coordinator routes it."""
 
-    def __init__(self, platform: str, builds: Sequence[str]) -> None:
-        super().__init__(f"needs a native build on a `{platform}` agent: {', '.join(builds)}")
+    def __init__(self, platform: str, builds: Sequence[str], python: str = "") -> None:
+        with_python = f" with python {python}" if python else ""
+        super().__init__(
+            f"needs a native build on a `{platform}` agent{with_python}: {', '.join(builds)}"
+        )
         self.platform = platform
         self.builds = tuple(builds)
+        self.python = python
+
+
+def build_python(target: PypiTarget) -> str:
+    """The python ("3.12", MAJOR.MINOR) a build for `target` needs: the spec's for a PyPI-only
+    spec, conda's for a mixed one (the target carries it)."""
+    return ".".join(target.python_version.split(".")[:2])
 
 
 def check_wheel_tags(filename: str, target: PypiTarget, what: str) -> None:
@@ -135,26 +146,17 @@ class NativeBuilds:
                          record.agent, item.name, item.version)  # fmt: skip
                 found[item.name] = _package(item, source, record, target)
         missing = [(i, s) for i, s in sources if i.name not in found]
-        if missing and self.native_platform != target.platform:
-            raise NativeBuildNeeded(target.platform, [i.shown() for i, _ in missing])
+        version = build_python(target)
+        if missing and (self.native_platform != target.platform or version not in self.pythons):
+            # another agent may build it: the coordinator routes the job to one (or says
+            # which pythons the connected native agents build for)
+            raise NativeBuildNeeded(target.platform, [i.shown() for i, _ in missing], version)
         if missing:
-            interpreter = self._interpreter(target, missing[0][0])
+            interpreter = self.pythons[version]
             for item, source in missing:
                 record = await self._build(item, source, target, interpreter, indexes)
                 found[item.name] = _package(item, source, record, target)
         return tuple(found[i.name] for i in unbuilt)
-
-    def _interpreter(self, target: PypiTarget, first: Unbuilt) -> str:
-        version = ".".join(target.python_version.split(".")[:2])
-        if version in self.pythons:
-            return self.pythons[version]
-        can = ", ".join(sorted(self.pythons)) or "none"
-        raise WheelBuildError(
-            f"failed to build `{first.name} {first.version}` for `{target.platform}`: no agent "
-            f"builds for python {version}; agent `{self.agent_id}` builds for python {can}",
-            hint=f"resolve for python {can}, or start the agent with `--build-python "
-            f"/path/to/python{version}`",
-        )
 
     def _live_record(self, source_sha256: str, target: PypiTarget) -> BuiltRecord | None:
         """The stored record if it is valid and its wheel is in the store, verified."""
