@@ -18,7 +18,7 @@ from envd.agents.pypi_resolver import PypiResolver
 from envd.agents.resolver import Resolution, ResolveRequest
 from envd.channels import DEFAULT_CHANNEL_ALIAS
 from envd.client.api import EnvdClient
-from envd.errors import UnsatisfiableError, WheelBuildError
+from envd.errors import UnsatisfiableError
 from envd.progress import Outcome
 from envd.spec import RawDependency, RawSpec, Spec, normalize_spec
 from envd.store.local import LocalStore

@@ -58,9 +58,10 @@ def _marked(platform: str, builds: str, python: str | None = None) -> Job:
 
 def test_the_waiting_message_names_the_platform_and_the_packages() -> None:
     assert native_waiting_message(_marked("osx-arm64", BUILDS), None) == WAITING
-    assert native_waiting_message(
-        _marked("linux-64", "a 1 (git source), b 2 (sdist only)"), None
-    ) == "waiting for a linux-64 agent to build a 1 (git source), b 2 (sdist only)"
+    assert (
+        native_waiting_message(_marked("linux-64", "a 1 (git source), b 2 (sdist only)"), None)
+        == "waiting for a linux-64 agent to build a 1 (git source), b 2 (sdist only)"
+    )
 
 
 def test_the_waiting_message_names_the_python_only_when_native_agents_lack_it() -> None:
@@ -224,7 +225,7 @@ async def test_no_native_agent_with_the_python_fails_naming_the_versions(w: Worl
 
 @memory_scenario
 async def test_a_native_agent_with_the_python_keeps_the_job_from_the_timeout(w: World) -> None:
-    job, helper = await _handed_back(w, "osx-arm64", "3.12")
+    job, _ = await _handed_back(w, "osx-arm64", "3.12")
     mac = await _agent(w, "mac", "osx-arm64", ("osx-arm64",), ("3.12",))
     mac.slots = 0  # busy: the job stays queued
     w.clock.t += 61
