@@ -15,7 +15,6 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from packaging.tags import Tag
 from packaging.utils import parse_wheel_filename
 
 from envd.description import BuildOrigin, ResolvedPackage
@@ -33,9 +32,10 @@ from envd.uv import uv_bin, uv_environment
 
 from .built_record import BuiltRecord, python_tag
 from .fetch import Fetcher, redact_text, redact_url
-from .pylock import NOARCH, SourceArchive, Unbuilt, wheel_misfit
+from .pylock import SourceArchive, Unbuilt
 from .pypi_target import PypiTarget
 from .source_inputs import fetch_source
+from .wheel_fit import check_wheel_tags, wheel_subdir
 
 log = logging.getLogger("envd.agent")
 DEFAULT_BUILD_TIMEOUT = 600.0
@@ -65,18 +65,6 @@ def build_python(target: PypiTarget) -> str:
     """The python ("3.12", MAJOR.MINOR) a build for `target` needs: the spec's for a PyPI-only
     spec, conda's for a mixed one (the target carries it)."""
     return ".".join(target.python_version.split(".")[:2])
-
-
-def check_wheel_tags(filename: str, target: PypiTarget, what: str) -> None:
-    """Refuse a wheel that does not install on the target, naming both tags: a C extension
-    built on the wrong machine is never labelled for the target."""
-    misfit = wheel_misfit(filename, target)
-    if misfit is not None:
-        raise WheelBuildError(
-            f"failed to build {what} for `{target.platform}`: {misfit}",
-            hint=f"only an agent running on `{target.platform}` can build it: start one there "
-            "(`--native-platform` is for tests and emulation, it changes no compiler)",
-        )
 
 
 def audit_plan(show: str, target: PypiTarget, what: str) -> str | None:
@@ -333,11 +321,10 @@ def _one_wheel(folder: Path, what: str) -> Path:
 def _package(
     item: Unbuilt, source: SourceArchive, record: BuiltRecord, target: PypiTarget
 ) -> ResolvedPackage:
-    _, _, _, tags = parse_wheel_filename(record.filename)
     return ResolvedPackage(
         kind="pypi", name=item.name, version=item.version, build="", channel=source.index,
         url=source.url, filename=record.filename, sha256=record.sha256, md5=None,
-        size=record.size, subdir=NOARCH if _pure(tags) else target.platform,
+        size=record.size, subdir=wheel_subdir(record.filename, target),
         built=BuildOrigin(source=source.url, sha256=source.sha256, agent=record.agent,
                           platform=record.platform),
     )  # fmt: skip
@@ -362,10 +349,6 @@ def _unverifiable(item: Unbuilt, target: PypiTarget) -> WheelBuildError:
         f"failed to build {what}: envd builds from an sdist or an archive with a sha256",
         hint="pin a release on the index, or an archive URL with `#sha256=…`",
     )
-
-
-def _pure(tags: frozenset[Tag]) -> bool:
-    return all(t.platform == "any" for t in tags)
 
 
 def _tail(text: str) -> str:

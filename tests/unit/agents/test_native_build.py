@@ -12,9 +12,10 @@ import pytest
 
 from envd.agents.built_record import BuiltRecord, python_tag
 from envd.agents.fetch import Fetcher
-from envd.agents.native_build import NativeBuildNeeded, NativeBuilds, audit_plan, check_wheel_tags
+from envd.agents.native_build import NativeBuildNeeded, NativeBuilds, audit_plan
 from envd.agents.pylock import SourceArchive, Unbuilt
 from envd.agents.pypi_target import pypi_target
+from envd.agents.wheel_fit import check_wheel_tags
 from envd.errors import ArchiveIntegrityError, WheelBuildError
 from envd.store.layout import built_key, package_key
 from envd.store.local import LocalStore
