@@ -9,7 +9,6 @@ import logging
 import os
 import re
 import shutil
-import signal
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -28,7 +27,7 @@ from envd.errors import (
 from envd.spec import parse_source_url
 from envd.store.base import Store
 from envd.store.layout import built_key, package_key
-from envd.uv import uv_bin, uv_environment
+from envd.uv import run_group, uv_bin, uv_environment
 
 from .built_record import BuiltRecord, python_tag
 from .fetch import Fetcher, redact_text, redact_url
@@ -287,27 +286,6 @@ class NativeBuilds:
         log.info("built wheel %s for %s (sha256 %s); recorded at %s", wheel.name,
                  target.platform, sha256, key)  # fmt: skip
         return record
-
-
-async def run_group(args: Sequence[str], cwd: Path, env: dict[str, str]) -> tuple[int, str]:
-    """Run a command in its own process group, stdout and stderr together; cancelled (a
-    deadline, a revoked lease), the whole group is killed and reaped before
-    `CancelledError` leaves here."""
-    process = await asyncio.create_subprocess_exec(
-        *args, cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        start_new_session=True,
-    )  # fmt: skip
-    try:
-        output, _ = await process.communicate()
-    except BaseException:
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        await asyncio.shield(process.wait())
-        raise
-    return process.returncode or 0, output.decode("utf-8", "replace")
 
 
 def _one_wheel(folder: Path, what: str) -> Path:
