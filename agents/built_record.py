@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from packaging.utils import InvalidWheelFilename, parse_wheel_filename
-
 from envd.errors import EnvdError
 from envd.store.layout import BUILT_FORMAT, package_key
 
 from .pypi_target import PypiTarget
+from .wheel_fit import wheel_rank
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,15 +44,14 @@ class BuiltRecord:
                          str(doc["platform"]), str(doc["filename"]), str(doc["sha256"]),
                          int(doc["size"]), str(doc["agent"]))  # fmt: skip
             package_key(record.sha256, record.filename)  # refuses a bad sha256 or filename
-            _, _, _, tags = parse_wheel_filename(record.filename)
-        except (ValueError, TypeError, KeyError, EnvdError, InvalidWheelFilename):
+        except (ValueError, TypeError, KeyError, EnvdError):
             return None
         valid = (
             doc.get("schema") == BUILT_FORMAT
             and record.source_sha256 == source_sha256
             and record.python == python_tag(target)
             and record.platform == target.platform
-            and target.rank(tags) is not None
+            and wheel_rank(record.filename, target) is not None
         )
         return record if valid else None
 

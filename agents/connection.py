@@ -251,7 +251,10 @@ class AgentConnection:
             log.info("job=%s handed back: %s", job.job_id, need)
             reply = agents_pb2.AgentMessage(
                 release=agents_pb2.JobRelease(
-                    lease_id=job.lease_id, reason=str(need), native_builds=list(need.builds)
+                    lease_id=job.lease_id,
+                    reason=str(need),
+                    native_builds=list(need.builds),
+                    native_python=need.python,
                 )
             )
         except EnvdError as err:

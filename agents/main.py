@@ -83,7 +83,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=[],
         metavar="PATH",
         help="a host python to build wheels with, for its version (repeatable; this agent's "
-        "own python is always one)",
+        "own python is one too, unless `--no-own-build-python`)",
+    )
+    parser.add_argument(
+        "--no-own-build-python",
+        dest="own_build_python",
+        action="store_false",
+        help="do not build wheels with this agent's own python: only with the `--build-python` "
+        "ones (none: the agent builds no wheels, and the coordinator routes builds to agents "
+        "that advertise the python a job needs)",
     )
     parser.add_argument(
         "--build-timeout",
@@ -257,9 +265,11 @@ def build_connection(
         repodata_timeout=repodata_timeout,
     )  # fmt: skip
     names = pypi_names or PypiNames()
-    pythons = dict(build_pythons or host_pythons(()))
+    pythons = host_pythons(()) if build_pythons is None else dict(build_pythons)
     if not identity.native_platform:  # e.g. the embedded default's agents: this machine's
         identity = replace(identity, native_platform=host_platform_name())
+    # it advertises exactly the pythons it builds with: the coordinator routes builds by them
+    identity = replace(identity, build_pythons=tuple(pythons))
     if metrics is None:
         fetcher = Fetcher(credentials, timeout=fetch_timeout)
         transmuter = Transmuter(level=transmute_level, workers=workers)
@@ -297,7 +307,7 @@ def build_connection(
 async def run(args: argparse.Namespace) -> None:
     native = check_platform(args.native_platform or host_platform_name())
     platforms = platforms_tuple(check_platform(p) for p in args.platform or [native])
-    pythons = host_pythons(args.build_python)
+    pythons = host_pythons(args.build_python, own=args.own_build_python)
     identity = AgentIdentity(args.agent_id, socket.gethostname(), platforms, max(1, args.slots),
                              native, tuple(pythons))  # fmt: skip
     metrics = AgentMetrics() if args.metrics_listen else None
@@ -325,10 +335,10 @@ async def run(args: argparse.Namespace) -> None:
             endpoint.stop()
 
 
-def host_pythons(paths: Sequence[str]) -> dict[str, str]:
-    """Python version ("3.11") → interpreter: this process's python, then each `--build-python`
-    (asked for its version; one that does not run is a `ConfigError`)."""
-    found = {f"{sys.version_info[0]}.{sys.version_info[1]}": sys.executable}
+def host_pythons(paths: Sequence[str], *, own: bool = True) -> dict[str, str]:
+    """Python version ("3.11") → interpreter: this process's python (unless not `own`), then
+    each `--build-python` (asked for its version; one that does not run is a `ConfigError`)."""
+    found = {f"{sys.version_info[0]}.{sys.version_info[1]}": sys.executable} if own else {}
     for path in paths:
         try:
             done = subprocess.run(

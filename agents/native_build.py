@@ -9,13 +9,11 @@ import logging
 import os
 import re
 import shutil
-import signal
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from packaging.tags import Tag
 from packaging.utils import parse_wheel_filename
 
 from envd.description import BuildOrigin, ResolvedPackage
@@ -29,13 +27,14 @@ from envd.errors import (
 from envd.spec import parse_source_url
 from envd.store.base import Store
 from envd.store.layout import built_key, package_key
-from envd.uv import uv_bin, uv_environment
+from envd.uv import run_group, uv_bin, uv_environment
 
 from .built_record import BuiltRecord, python_tag
 from .fetch import Fetcher, redact_text, redact_url
-from .pylock import NOARCH, SourceArchive, Unbuilt, wheel_misfit
+from .pylock import SourceArchive, Unbuilt
 from .pypi_target import PypiTarget
 from .source_inputs import fetch_source
+from .wheel_fit import check_wheel_tags, wheel_subdir
 
 log = logging.getLogger("envd.agent")
 DEFAULT_BUILD_TIMEOUT = 600.0
@@ -47,25 +46,24 @@ _AUDIT_TAG = re.compile(r'following platform tag:\s*"(manylinux_2_(\d+)_\w+)"')
 
 
 class NativeBuildNeeded(Exception):
-    """The job needs wheels built on an agent whose native platform is `platform`, and this
-    agent is not one: it hands the job back (`JobRelease.native_builds`). Not an error."""
+    """The job needs wheels built on an agent whose native platform is `platform` and that
+    builds for `python` ("3.12"), and this agent is not one: it hands the job back
+    (`JobRelease.native_builds`, `native_python`). Not an error: the coordinator routes it."""
 
-    def __init__(self, platform: str, builds: Sequence[str]) -> None:
-        super().__init__(f"needs a native build on a `{platform}` agent: {', '.join(builds)}")
+    def __init__(self, platform: str, builds: Sequence[str], python: str = "") -> None:
+        with_python = f" with python {python}" if python else ""
+        super().__init__(
+            f"needs a native build on a `{platform}` agent{with_python}: {', '.join(builds)}"
+        )
         self.platform = platform
         self.builds = tuple(builds)
+        self.python = python
 
 
-def check_wheel_tags(filename: str, target: PypiTarget, what: str) -> None:
-    """Refuse a wheel that does not install on the target, naming both tags: a C extension
-    built on the wrong machine is never labelled for the target."""
-    misfit = wheel_misfit(filename, target)
-    if misfit is not None:
-        raise WheelBuildError(
-            f"failed to build {what} for `{target.platform}`: {misfit}",
-            hint=f"only an agent running on `{target.platform}` can build it: start one there "
-            "(`--native-platform` is for tests and emulation, it changes no compiler)",
-        )
+def build_python(target: PypiTarget) -> str:
+    """The python ("3.12", MAJOR.MINOR) a build for `target` needs: the spec's for a PyPI-only
+    spec, conda's for a mixed one (the target carries it)."""
+    return ".".join(target.python_version.split(".")[:2])
 
 
 def audit_plan(show: str, target: PypiTarget, what: str) -> str | None:
@@ -135,26 +133,17 @@ class NativeBuilds:
                          record.agent, item.name, item.version)  # fmt: skip
                 found[item.name] = _package(item, source, record, target)
         missing = [(i, s) for i, s in sources if i.name not in found]
-        if missing and self.native_platform != target.platform:
-            raise NativeBuildNeeded(target.platform, [i.shown() for i, _ in missing])
+        version = build_python(target)
+        if missing and (self.native_platform != target.platform or version not in self.pythons):
+            # another agent may build it: the coordinator routes the job to one (or says
+            # which pythons the connected native agents build for)
+            raise NativeBuildNeeded(target.platform, [i.shown() for i, _ in missing], version)
         if missing:
-            interpreter = self._interpreter(target, missing[0][0])
+            interpreter = self.pythons[version]
             for item, source in missing:
                 record = await self._build(item, source, target, interpreter, indexes)
                 found[item.name] = _package(item, source, record, target)
         return tuple(found[i.name] for i in unbuilt)
-
-    def _interpreter(self, target: PypiTarget, first: Unbuilt) -> str:
-        version = ".".join(target.python_version.split(".")[:2])
-        if version in self.pythons:
-            return self.pythons[version]
-        can = ", ".join(sorted(self.pythons)) or "none"
-        raise WheelBuildError(
-            f"failed to build `{first.name} {first.version}` for `{target.platform}`: no agent "
-            f"builds for python {version}; agent `{self.agent_id}` builds for python {can}",
-            hint=f"resolve for python {can}, or start the agent with `--build-python "
-            f"/path/to/python{version}`",
-        )
 
     def _live_record(self, source_sha256: str, target: PypiTarget) -> BuiltRecord | None:
         """The stored record if it is valid and its wheel is in the store, verified."""
@@ -299,27 +288,6 @@ class NativeBuilds:
         return record
 
 
-async def run_group(args: Sequence[str], cwd: Path, env: dict[str, str]) -> tuple[int, str]:
-    """Run a command in its own process group, stdout and stderr together; cancelled (a
-    deadline, a revoked lease), the whole group is killed and reaped before
-    `CancelledError` leaves here."""
-    process = await asyncio.create_subprocess_exec(
-        *args, cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        start_new_session=True,
-    )  # fmt: skip
-    try:
-        output, _ = await process.communicate()
-    except BaseException:
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        await asyncio.shield(process.wait())
-        raise
-    return process.returncode or 0, output.decode("utf-8", "replace")
-
-
 def _one_wheel(folder: Path, what: str) -> Path:
     wheels = sorted(folder.glob("*.whl")) if folder.is_dir() else []
     if len(wheels) != 1:
@@ -331,11 +299,10 @@ def _one_wheel(folder: Path, what: str) -> Path:
 def _package(
     item: Unbuilt, source: SourceArchive, record: BuiltRecord, target: PypiTarget
 ) -> ResolvedPackage:
-    _, _, _, tags = parse_wheel_filename(record.filename)
     return ResolvedPackage(
         kind="pypi", name=item.name, version=item.version, build="", channel=source.index,
         url=source.url, filename=record.filename, sha256=record.sha256, md5=None,
-        size=record.size, subdir=NOARCH if _pure(tags) else target.platform,
+        size=record.size, subdir=wheel_subdir(record.filename, target),
         built=BuildOrigin(source=source.url, sha256=source.sha256, agent=record.agent,
                           platform=record.platform),
     )  # fmt: skip
@@ -360,10 +327,6 @@ def _unverifiable(item: Unbuilt, target: PypiTarget) -> WheelBuildError:
         f"failed to build {what}: envd builds from an sdist or an archive with a sha256",
         hint="pin a release on the index, or an archive URL with `#sha256=…`",
     )
-
-
-def _pure(tags: frozenset[Tag]) -> bool:
-    return all(t.platform == "any" for t in tags)
 
 
 def _tail(text: str) -> str:

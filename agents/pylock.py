@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from packaging.markers import InvalidMarker, Marker
-from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+from packaging.utils import InvalidWheelFilename, canonicalize_name
 
 from envd.description import ResolvedPackage
 from envd.errors import InternalError, PypiNotAvailableError, WheelBuildError
@@ -18,8 +18,8 @@ from envd.spec import source_url
 
 from .pypi_target import PypiTarget
 from .source_inputs import source_of
+from .wheel_fit import wheel_misfit, wheel_rank, wheel_subdir
 
-NOARCH = "noarch"
 _SHA256_HEX = 64
 
 
@@ -129,7 +129,8 @@ def _package(
         raise InternalError(f"failed to read uv's pylock.toml: an entry has no name or version: "
                             f"{sorted(entry)}")  # fmt: skip
     wheels = entry.get("wheels") or []
-    ranked = [(rank, wheel) for wheel in wheels if (rank := _rank(wheel, target)) is not None]
+    ranked = [(rank, wheel) for wheel in wheels
+              if (rank := wheel_rank(_filename(wheel), target)) is not None]  # fmt: skip
     if not ranked:
         return _unbuilt(entry, name, version, target, indexes)
     _, wheel = min(ranked, key=lambda pair: pair[0])
@@ -144,22 +145,11 @@ def _wheel_package(
     name: str, version: str, channel: str, url: str, filename: str, sha256: str,
     size: int | None, target: PypiTarget,
 ) -> ResolvedPackage:  # fmt: skip
-    _, _, _, tags = parse_wheel_filename(filename)
     return ResolvedPackage(
         kind="pypi", name=name, version=version, build="", channel=channel, url=url,
         filename=filename, sha256=sha256, md5=None, size=size,
-        subdir=NOARCH if all(t.platform == "any" for t in tags) else target.platform,
+        subdir=wheel_subdir(filename, target),
     )  # fmt: skip
-
-
-def wheel_misfit(filename: str, target: PypiTarget) -> str | None:
-    """Why a wheel does not install on the target, naming both tags; None when it does."""
-    _, _, _, tags = parse_wheel_filename(filename)
-    if target.rank(tags) is not None:
-        return None
-    tagged = ".".join(sorted(str(t) for t in tags))
-    return (f"the wheel is tagged `{tagged}`, which does not install on the target "
-            f"(`{target.tags[0]}`)")  # fmt: skip
 
 
 def _unbuilt(
@@ -231,14 +221,6 @@ def _archive_wheel(
 
 _SOURCE_KINDS = (("sdist", "sdist only"), ("vcs", "git source"), ("archive", "URL source"),
                  ("directory", "local source"))  # fmt: skip
-
-
-def _rank(wheel: dict[str, Any], target: PypiTarget) -> int | None:
-    try:
-        _, _, _, tags = parse_wheel_filename(_filename(wheel))
-    except InvalidWheelFilename:
-        return None
-    return target.rank(tags)
 
 
 def _filename(wheel: dict[str, Any]) -> str:

@@ -26,11 +26,11 @@ from envd.errors import (
 )
 from envd.requirements_txt import DEFAULT_INDEX_URL
 from envd.store.base import Store
-from envd.uv import uv_bin, uv_environment
+from envd.uv import run_group, uv_bin, uv_environment
 
 from .credentials import ChannelCredentials
 from .fetch import redact_text, redact_url
-from .native_build import NativeBuilds, run_group, vcs_refused
+from .native_build import NativeBuilds, vcs_refused
 from .pylock import Unbuilt, needs_build_error, read_lock_packages
 from .pypi_target import PypiTarget, pypi_target
 from .resolver import Resolution, ResolveRequest, missing_packages_error

@@ -33,7 +33,7 @@ from envd.errors import InvalidSpecError, StoreError
 from envd.spec import PypiDependency, RawDependency, Spec, normalize_pypi, source_url
 from envd.store.base import Store
 from envd.store.layout import package_key
-from envd.uv import uv_bin
+from envd.uv import run_uv, uv_bin
 
 DEFAULT_BUILD_TIMEOUT = 300.0
 MAX_SOURCE_BYTES = 512 * 1024 * 1024
@@ -140,8 +140,7 @@ def _build_sdist(
     args = [uv_bin(), "build", "--sdist", "--out-dir", str(out), "--python", python,
             str(project)]  # fmt: skip
     try:
-        run = subprocess.run(args, cwd=scratch, env=env, stdin=subprocess.DEVNULL,
-                             capture_output=True, text=True, timeout=timeout, check=False)  # fmt: skip
+        run = run_uv(args, env=env, timeout=timeout, cwd=scratch)
     except subprocess.TimeoutExpired as err:
         raise InvalidSpecError(
             f"failed to pack local project `{project}`: `uv build --sdist` took over {timeout:g} s",

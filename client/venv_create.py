@@ -24,7 +24,7 @@ from rattler import Version, VersionSpec
 from envd.errors import ArchiveIntegrityError, EnvironmentNotFoundError, InstallError
 from envd.store.base import Store
 from envd.store.layout import package_key
-from envd.uv import uv_bin, uv_environment
+from envd.uv import run_uv, uv_bin, uv_environment
 
 from .create import CachedArchive, install, undo_prefix
 
@@ -175,10 +175,7 @@ def install_wheels(
 
 def _uv(args: list[str], env: dict[str, str], prefix: Path) -> str:
     try:
-        done = subprocess.run(
-            [uv_bin(), *args], env=env, capture_output=True, text=True, timeout=_TIMEOUT,
-            check=False, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
+        done = run_uv([uv_bin(), *args], env=env, timeout=_TIMEOUT)
     except subprocess.TimeoutExpired as err:
         raise InstallError(
             f"failed to create environment in `{prefix}`: `uv {args[0]}` took over {_TIMEOUT:g} s"

@@ -115,6 +115,14 @@ class AgentRegistry:
         waits for a native agent of the replica whose sweep sees it.)"""
         return sum(a.native_platform == platform for a in self.serving(platform, now, ttl))
 
+    def native_pythons(self, platform: str, now: float, ttl: float) -> frozenset[str] | None:
+        """The pythons the live agents native to `platform` (connected here) build for; None
+        when there is no such agent (then a native-only job waits for one, whatever python)."""
+        natives = [a for a in self.serving(platform, now, ttl) if a.native_platform == platform]
+        if not natives:
+            return None
+        return frozenset(v for a in natives for v in a.build_pythons)
+
     def platforms(self) -> list[str]:
         return sorted({p for a in self._sessions.values() for p in a.platforms})
 

@@ -132,11 +132,12 @@ class AgentSessions:
 
     async def release(
         self, agent: ConnectedAgent, lease_id: str, reason: str,
-        native_builds: Sequence[str] = (),
+        native_builds: Sequence[str] = (), native_python: str | None = None,
     ) -> None:  # fmt: skip
         """The agent gives the job back unfinished. Stopping: queue it again now, and lease
         this session nothing new. With `native_builds` (packages to build on an agent native
-        to the job's platform, which this one is not): queue it for such an agent only."""
+        to the job's platform, which this one is not, or one without `native_python`): queue
+        it for a native agent that builds for that python only."""
         agent.draining = agent.draining or not native_builds
         self.registry.release(lease_id)
         job = await self.jobs.state.by_lease(lease_id)
@@ -144,6 +145,10 @@ class AgentSessions:
             await self.jobs.requeue(
                 job, f"agent `{agent.agent_id}` released it: {reason}", lease_id=lease_id,
                 native_build=", ".join(native_builds) or None,
+                native_python=native_python if native_builds else None,
+                native_pythons=self.registry.native_pythons(
+                    job.platform, self.clock.now(), self.settings.lease_ttl
+                ),
             )  # fmt: skip
         self.dispatcher.kick()
 

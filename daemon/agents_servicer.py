@@ -105,7 +105,11 @@ class AgentsServicer(agents_pb2_grpc.AgentsServicer):  # type: ignore[misc]
         elif kind == "release":
             body = message.release
             await self.sessions.release(
-                agent, body.lease_id, body.reason, _native_builds(body.native_builds)
+                agent,
+                body.lease_id,
+                body.reason,
+                _native_builds(body.native_builds),
+                _python(body.native_python) if body.native_python else None,
             )
         else:
             log.warning("agent=%s sent unexpected `%s`", agent.agent_id, kind)

@@ -183,9 +183,10 @@ class Coordinator:
         if job.status in (JobStatus.LEASED, JobStatus.COMPLETING):
             return job_event(job, Stage.LEASED, message=f"leased by agent `{job.agent_id}`")
         if job.native_build is not None:
-            return job_event(
-                job, Stage.QUEUED, message=native_waiting_message(job.platform, job.native_build)
+            pythons = self.registry.native_pythons(
+                job.platform, self.clock.now(), self.settings.lease_ttl
             )
+            return job_event(job, Stage.QUEUED, message=native_waiting_message(job, pythons))
         agents = self.registry.serving_count(
             job.platform, self.clock.now(), self.settings.lease_ttl
         )

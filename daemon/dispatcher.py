@@ -5,9 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 
 from envd.clock import Clock
-from envd.errors import JobAttemptsExceededError, NoAgentForPlatformError, StaleLeaseError
+from envd.errors import (
+    EnvdError,
+    JobAttemptsExceededError,
+    NoAgentForPlatformError,
+    StaleLeaseError,
+)
 
 from .agent_registry import AgentRegistry, AssignJob, ConnectedAgent, RevokeLease
 from .jobs import JobLifecycle, JobTransitionError, native_waiting_message
@@ -71,7 +77,7 @@ class Dispatcher:
 
     async def _lease_next(self, agent: ConnectedAgent) -> Job | None:
         candidates = await self.jobs.state.queued(
-            agent.platforms, _CANDIDATES, agent.native_platform or None
+            agent.platforms, _CANDIDATES, agent.native_platform or None, agent.build_pythons
         )
         for candidate in candidates:
             if not self.registry.connected(agent) or agent.free_slots() == 0:
@@ -97,14 +103,11 @@ class Dispatcher:
         timeout = self.settings.no_agent_timeout
         for job in await self.jobs.state.queued_before(now - timeout):
             if job.native_build is not None:
-                if self.registry.native_count(job.platform, now, self.settings.lease_ttl):
+                pythons = self.registry.native_pythons(job.platform, now, self.settings.lease_ttl)
+                if pythons is not None and (job.native_python is None
+                                            or job.native_python in pythons):  # fmt: skip
                     continue
-                err = NoAgentForPlatformError(
-                    f"{native_waiting_message(job.platform, job.native_build)}: none connected "
-                    f"within {timeout:g} s",
-                    hint=f"start `envd-agent --coordinator ADDR` on a `{job.platform}` machine "
-                    "(its native platform is detected), or pin versions that publish wheels",
-                )
+                err = _no_native_agent(job, pythons, timeout)
             elif self.registry.serving_count(job.platform, now, self.settings.lease_ttl):
                 continue
             else:
@@ -146,3 +149,28 @@ class Dispatcher:
         if holder is not None:
             holder.send(RevokeLease(job.lease_id, reason))
         self.kick()
+
+
+def _no_native_agent(job: Job, pythons: frozenset[str] | None, timeout: float) -> EnvdError:
+    """No agent native to the job's platform came within the timeout; or some did, and none
+    builds for the python the job needs: then the error names the versions they build for."""
+    waiting = native_waiting_message(replace(job, native_python=None), None)
+    if pythons is None or job.native_python is None:
+        return NoAgentForPlatformError(
+            f"{waiting}: none connected within {timeout:g} s",
+            hint=f"start `envd-agent --coordinator ADDR` on a `{job.platform}` machine "
+            "(its native platform is detected), or pin versions that publish wheels",
+        )
+    python = job.native_python
+    can = ", ".join(sorted(pythons, key=_version_key)) or "no python"
+    resolve_for = f", or resolve for python {can}" if pythons else ""
+    return NoAgentForPlatformError(
+        f"{waiting}: no agent connected within {timeout:g} s builds for python {python}; "
+        f"connected {job.platform} agents build for {can}",
+        hint=f"start `envd-agent --coordinator ADDR --build-python /path/to/python{python}` on "
+        f"a `{job.platform}` machine{resolve_for}",
+    )
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in version.split(".") if p.isdigit())

@@ -207,17 +207,22 @@ class JobLifecycle:
 
     async def requeue(
         self, job: Job, reason: str, lease_id: str | None = None,
-        native_build: str | None = None,
+        native_build: str | None = None, native_python: str | None = None,
+        native_pythons: frozenset[str] | None = None,
     ) -> Job | None:  # fmt: skip
         """leased/completing → queued again; None when the job had moved on (or, with
         `lease_id`, that lease is no longer current). With `native_build` (what needs building,
-        "crcmod 1.7 (sdist only)"), only an agent native to the job's platform may lease it
-        from now on; its status says what it waits for."""
-        queued = await self.state.requeue(job.job_id, self.clock.now(), lease_id, native_build)
+        "crcmod 1.7 (sdist only)"), only an agent native to the job's platform (that builds for
+        `native_python`, "3.12", if given) may lease it from now on; its status says what it
+        waits for (`native_pythons`: what the connected native agents build for, None if none
+        is connected)."""
+        queued = await self.state.requeue(
+            job.job_id, self.clock.now(), lease_id, native_build, native_python
+        )
         if queued is None:
             return None
         message = (f"{reason}; queued again" if native_build is None
-                   else native_waiting_message(queued.platform, native_build))  # fmt: skip
+                   else native_waiting_message(queued, native_pythons))  # fmt: skip
         event = job_event(queued, Stage.QUEUED, message=message)
         self._emit(Transition.REQUEUED, queued, event, "requeued job=%s lease=%s: %s",
                    job.job_id, job.lease_id, reason, level=logging.WARNING)  # fmt: skip
@@ -243,11 +248,15 @@ class JobLifecycle:
         return jobs
 
 
-def native_waiting_message(platform: str, builds: str) -> str:
+def native_waiting_message(job: Job, native_pythons: frozenset[str] | None) -> str:
     """The status of a job queued for a native build: "waiting for an osx-arm64 agent to build
-    crcmod 1.7 (sdist only)"."""
-    article = "an" if platform[:1] in "aeiou" else "a"
-    return f"waiting for {article} {platform} agent to build {builds}"
+    crcmod 1.7 (sdist only)"; "… agent with python 3.12 to build …" when native agents are
+    connected (`native_pythons`: what they build for) but none builds for the job's python."""
+    article = "an" if job.platform[:1] in "aeiou" else "a"
+    python = job.native_python
+    need = (f" with python {python}" if python is not None and native_pythons is not None
+            and python not in native_pythons else "")  # fmt: skip
+    return f"waiting for {article} {job.platform} agent{need} to build {job.native_build}"
 
 
 def _transient(err: StoreError) -> bool:

@@ -47,6 +47,9 @@ class Job:
     # what the job needs built natively ("crcmod 1.7 (sdist only)"): set, the job is leased
     # only to an agent whose native platform is the job's platform. Kept once set.
     native_build: str | None = None
+    # the python ("3.12") those builds need: the job is leased only to a native agent that
+    # builds for it (None: any native agent). Kept once set, like `native_build`.
+    native_python: str | None = None
 
     @property
     def finished(self) -> bool:
@@ -84,6 +87,7 @@ def job_from_row(row: Any, load: Callable[[Any], dict[str, str]]) -> Job:
         created_at=row["created_at"],
         queued_at=row["queued_at"],
         native_build=row["native_build"],
+        native_python=row["native_python"],
     )
 
 
@@ -110,10 +114,12 @@ class JobState(Protocol):
         ...
 
     async def queued(
-        self, platforms: Sequence[str], limit: int, native_platform: str | None = None
-    ) -> list[Job]:
+        self, platforms: Sequence[str], limit: int, native_platform: str | None = None,
+        build_pythons: Sequence[str] = (),
+    ) -> list[Job]:  # fmt: skip
         """Queued jobs for any of `platforms`, oldest first, at most `limit`; a job marked
-        native-only (`native_build`) only when its platform is `native_platform`."""
+        native-only (`native_build`) only when its platform is `native_platform` and its
+        `native_python`, if any, is one of `build_pythons`."""
         ...
 
     async def queued_before(self, cutoff: float) -> list[Job]:
@@ -149,11 +155,12 @@ class JobState(Protocol):
 
     async def requeue(
         self, job_id: str, now: float, lease_id: str | None = None,
-        native_build: str | None = None,
+        native_build: str | None = None, native_python: str | None = None,
     ) -> Job | None:  # fmt: skip
         """leased or completing → queued (lease dropped); with `lease_id`, only while the job
-        is leased under it. With `native_build`, the job is marked native-only from now on
-        (a requeue without it never clears the mark)."""
+        is leased under it. With `native_build` (and `native_python`), the job is marked
+        native-only (for that python) from now on (a requeue without them never clears the
+        marks)."""
         ...
 
     async def cancel(self, job_id: str, error: dict[str, str]) -> Job | None:

@@ -139,12 +139,14 @@ class PostgresJobState:
         return found[0]
 
     async def queued(
-        self, platforms: Sequence[str], limit: int, native_platform: str | None = None
-    ) -> list[Job]:
+        self, platforms: Sequence[str], limit: int, native_platform: str | None = None,
+        build_pythons: Sequence[str] = (),
+    ) -> list[Job]:  # fmt: skip
         return await self._select(
             "SELECT * FROM jobs WHERE status='queued' AND platform = ANY(%s)"
-            " AND (native_build IS NULL OR platform = %s) ORDER BY created_at LIMIT %s",
-            (list(platforms), native_platform, limit),
+            " AND (native_build IS NULL OR (platform = %s AND (native_python IS NULL"
+            " OR native_python = ANY(%s)))) ORDER BY created_at LIMIT %s",
+            (list(platforms), native_platform, list(build_pythons), limit),
         )
 
     async def queued_before(self, cutoff: float) -> list[Job]:
@@ -202,17 +204,18 @@ class PostgresJobState:
 
     async def requeue(
         self, job_id: str, now: float, lease_id: str | None = None,
-        native_build: str | None = None,
+        native_build: str | None = None, native_python: str | None = None,
     ) -> Job | None:  # fmt: skip
         where = "status IN ('leased', 'completing')" if lease_id is None else "status='leased'"
         fence = "" if lease_id is None else " AND lease_id=%s"
         return await self._one(
             "UPDATE jobs SET status='queued', lease_id=NULL, agent_id=NULL,"
             " lease_expires_at=NULL, full_id=NULL, completer=NULL, queued_at=%s,"
-            " native_build=COALESCE(%s, native_build)"
+            " native_build=COALESCE(%s, native_build),"
+            " native_python=COALESCE(%s, native_python)"
             f" WHERE job_id=%s AND {where}{fence}"
             f" RETURNING *, {_QUEUED}",
-            (now, native_build, job_id, *_opt(lease_id)),
+            (now, native_build, native_python, job_id, *_opt(lease_id)),
         )
 
     async def cancel(self, job_id: str, error: dict[str, str]) -> Job | None:

@@ -61,6 +61,11 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE jobs ADD COLUMN native_build text;
     """,
+    # 3: the python a native-only job's builds need (leased only to a native agent that
+    # builds for it)
+    """
+    ALTER TABLE jobs ADD COLUMN native_python text;
+    """,
 )
 LATEST = len(MIGRATIONS)
 # any constant: replicas starting together apply migrations one at a time

@@ -33,7 +33,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     error TEXT,
     created_at REAL NOT NULL,
     queued_at REAL NOT NULL,
-    native_build TEXT
+    native_build TEXT,
+    native_python TEXT
 );
 -- single-flight: at most one in-flight job per (req_id, platform, archives or not); a request
 -- without archives also attaches to a job that caches them (see create_or_attach)
@@ -79,6 +80,8 @@ class SqliteJobState:
             columns = {r["name"] for r in db.execute("PRAGMA table_info(jobs)")}
             if "native_build" not in columns:  # a state written before native builds
                 db.execute("ALTER TABLE jobs ADD COLUMN native_build TEXT")
+            if "native_python" not in columns:  # a state written before routing by python
+                db.execute("ALTER TABLE jobs ADD COLUMN native_python TEXT")
             db.execute("SELECT job_id, req_id, status, lease_id FROM jobs LIMIT 1").fetchall()
         except sqlite3.Error as err:
             db.close()
@@ -156,13 +159,16 @@ class SqliteJobState:
         return _job(row)
 
     async def queued(
-        self, platforms: Sequence[str], limit: int, native_platform: str | None = None
-    ) -> list[Job]:
+        self, platforms: Sequence[str], limit: int, native_platform: str | None = None,
+        build_pythons: Sequence[str] = (),
+    ) -> list[Job]:  # fmt: skip
         marks = ",".join("?" * len(platforms)) or "''"
+        pythons = ",".join("?" * len(build_pythons)) or "''"
         return await self._select(
             f"SELECT * FROM jobs WHERE status=? AND platform IN ({marks})"
-            " AND (native_build IS NULL OR platform IS ?) ORDER BY created_at LIMIT ?",
-            (JobStatus.QUEUED, *platforms, native_platform, limit),
+            " AND (native_build IS NULL OR (platform IS ? AND (native_python IS NULL"
+            f" OR native_python IN ({pythons})))) ORDER BY created_at LIMIT ?",
+            (JobStatus.QUEUED, *platforms, native_platform, *build_pythons, limit),
         )
 
     async def queued_before(self, cutoff: float) -> list[Job]:
@@ -230,16 +236,17 @@ class SqliteJobState:
 
     async def requeue(
         self, job_id: str, now: float, lease_id: str | None = None,
-        native_build: str | None = None,
+        native_build: str | None = None, native_python: str | None = None,
     ) -> Job | None:  # fmt: skip
         where = "status IN ('leased', 'completing')" if lease_id is None else "status='leased'"
         fence = "" if lease_id is None else " AND lease_id=?"
         return await self._update(
             job_id,
             "UPDATE jobs SET status=?, lease_id=NULL, agent_id=NULL, lease_expires_at=NULL,"
-            " full_id=NULL, queued_at=?, native_build=COALESCE(?, native_build)"
+            " full_id=NULL, queued_at=?, native_build=COALESCE(?, native_build),"
+            " native_python=COALESCE(?, native_python)"
             f" WHERE job_id=? AND {where}{fence}",
-            (JobStatus.QUEUED, now, native_build, job_id, *_opt(lease_id)),
+            (JobStatus.QUEUED, now, native_build, native_python, job_id, *_opt(lease_id)),
         )
 
     async def cancel(self, job_id: str, error: dict[str, str]) -> Job | None:

@@ -1,8 +1,13 @@
-"""uv as envd runs it: the binary from its PyPI wheel, in an environment without secrets."""
+"""uv as envd runs it: the binary from its PyPI wheel, in an environment without secrets, in
+its own process group (a deadline kills the build backends uv started too)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+import os
+import signal
+import subprocess
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 # What uv may see of the caller's environment: the network path (proxies, CA bundles) and the
@@ -47,3 +52,47 @@ def uv_environment(
     )
     env.update(extra or {})
     return env
+
+
+def run_uv(
+    argv: Sequence[str], *, env: Mapping[str, str], timeout: float, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `argv` (`[uv_bin(), …]`) to its end, stdin closed, output captured as text, in its
+    own process group: past `timeout` seconds the whole group is killed and reaped, then
+    `subprocess.TimeoutExpired` is raised (as `subprocess.run` raises it)."""
+    with subprocess.Popen(
+        list(argv), cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, start_new_session=True,
+    ) as process:  # fmt: skip
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except BaseException:
+            _kill_group(process.pid)
+            process.communicate()
+            raise
+    return subprocess.CompletedProcess(list(argv), process.returncode, stdout, stderr)
+
+
+async def run_group(args: Sequence[str], cwd: Path, env: dict[str, str]) -> tuple[int, str]:
+    """Run a command (uv, auditwheel) in its own process group, stdout and stderr together;
+    cancelled (a deadline, a revoked lease), the whole group is killed and reaped before
+    `CancelledError` leaves here."""
+    process = await asyncio.create_subprocess_exec(
+        *args, cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        output, _ = await process.communicate()
+    except BaseException:
+        _kill_group(process.pid)
+        await asyncio.shield(process.wait())
+        raise
+    return process.returncode or 0, output.decode("utf-8", "replace")
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass

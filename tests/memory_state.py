@@ -45,11 +45,13 @@ class MemoryJobState:
         return self.jobs[job_id]
 
     async def queued(
-        self, platforms: Sequence[str], limit: int, native_platform: str | None = None
-    ) -> list[Job]:
+        self, platforms: Sequence[str], limit: int, native_platform: str | None = None,
+        build_pythons: Sequence[str] = (),
+    ) -> list[Job]:  # fmt: skip
         found = [j for j in self.jobs.values() if j.status is JobStatus.QUEUED
                  and j.platform in platforms
-                 and (j.native_build is None or j.platform == native_platform)]  # fmt: skip
+                 and (j.native_build is None or (j.platform == native_platform and (
+                     j.native_python is None or j.native_python in build_pythons)))]  # fmt: skip
         return sorted(found, key=lambda j: j.created_at)[:limit]
 
     async def queued_before(self, cutoff: float) -> list[Job]:
@@ -114,7 +116,7 @@ class MemoryJobState:
 
     async def requeue(
         self, job_id: str, now: float, lease_id: str | None = None,
-        native_build: str | None = None,
+        native_build: str | None = None, native_python: str | None = None,
     ) -> Job | None:  # fmt: skip
         job = self.jobs.get(job_id)
         if job is None or job.status not in (JobStatus.LEASED, JobStatus.COMPLETING):
@@ -125,7 +127,8 @@ class MemoryJobState:
             return None
         return self._set(job, status=JobStatus.QUEUED, lease_id=None, agent_id=None,
                          lease_expires_at=None, full_id=None, queued_at=now,
-                         native_build=native_build or job.native_build)  # fmt: skip
+                         native_build=native_build or job.native_build,
+                         native_python=native_python or job.native_python)  # fmt: skip
 
     async def cancel(self, job_id: str, error: dict[str, str]) -> Job | None:
         job = self.jobs.get(job_id)

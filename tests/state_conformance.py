@@ -220,6 +220,38 @@ class JobStateConformance:
 
         self.check(tmp_path, scenario)
 
+    def test_a_native_only_job_for_a_python_is_listed_only_for_agents_building_it(
+        self, tmp_path: Path
+    ) -> None:
+        async def scenario(state: JobState) -> None:
+            job, _ = await state.create_or_attach(new_job(platform="linux-64"), 100.0)
+            plain, _ = await state.create_or_attach(new_job("p" * 40, "linux-64"), 101.0)
+            leased = await _lease(state, job, "linux-old", 500.0)
+            queued = await state.requeue(
+                job.job_id, 200.0, _lid(leased), "crcmod 1.7 (sdist only)", "3.12"
+            )
+            assert queued is not None and queued.native_python == "3.12"
+            assert plain.native_python is None
+            natives = {
+                (): [plain.job_id],
+                ("3.11",): [plain.job_id],
+                ("3.11", "3.12"): [job.job_id, plain.job_id],
+            }
+            for pythons, expected in natives.items():
+                listed = await state.queued(["linux-64"], 10, "linux-64", pythons)
+                assert [j.job_id for j in listed] == expected, pythons
+            # a non-native agent never gets it, whatever it builds for
+            listed = await state.queued(["linux-64"], 10, "osx-arm64", ("3.12",))
+            assert [j.job_id for j in listed] == [plain.job_id]
+            # the python mark outlives a requeue without it, as the build mark does
+            again = await _lease(state, queued, "linux-new", 600.0)
+            assert again.native_python == "3.12"
+            requeued = await state.requeue(job.job_id, 300.0)
+            assert requeued is not None and requeued.native_python == "3.12"
+            assert (await state.get(job.job_id)).native_python == "3.12"
+
+        self.check(tmp_path, scenario)
+
     def test_archives_requests_never_attach_to_a_job_without_archives(self, tmp_path: Path) -> None:
         async def scenario(state: JobState) -> None:
             bare, _ = await state.create_or_attach(new_job(no_archives=True), 1.0)

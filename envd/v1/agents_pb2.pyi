@@ -79,14 +79,16 @@ class JobFailure(_message.Message):
     def __init__(self, lease_id: _Optional[str] = ..., error: _Optional[_Union[_common_pb2.Error, _Mapping]] = ...) -> None: ...
 
 class JobRelease(_message.Message):
-    __slots__ = ("lease_id", "reason", "native_builds")
+    __slots__ = ("lease_id", "reason", "native_builds", "native_python")
     LEASE_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     NATIVE_BUILDS_FIELD_NUMBER: _ClassVar[int]
+    NATIVE_PYTHON_FIELD_NUMBER: _ClassVar[int]
     lease_id: str
     reason: str
     native_builds: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, lease_id: _Optional[str] = ..., reason: _Optional[str] = ..., native_builds: _Optional[_Iterable[str]] = ...) -> None: ...
+    native_python: str
+    def __init__(self, lease_id: _Optional[str] = ..., reason: _Optional[str] = ..., native_builds: _Optional[_Iterable[str]] = ..., native_python: _Optional[str] = ...) -> None: ...
 
 class CoordinatorMessage(_message.Message):
     __slots__ = ("welcome", "assignment", "revoked")

@@ -12,13 +12,13 @@ import pytest
 from envd.agents.conda_resolver import CondaResolver
 from envd.agents.fetch import Fetcher
 from envd.agents.mixed_resolver import MixedResolver
-from envd.agents.native_build import NativeBuilds
+from envd.agents.native_build import NativeBuildNeeded, NativeBuilds
 from envd.agents.pypi_names import PypiNames
 from envd.agents.pypi_resolver import PypiResolver
 from envd.agents.resolver import Resolution, ResolveRequest
 from envd.channels import DEFAULT_CHANNEL_ALIAS
 from envd.client.api import EnvdClient
-from envd.errors import UnsatisfiableError, WheelBuildError
+from envd.errors import UnsatisfiableError
 from envd.progress import Outcome
 from envd.spec import RawDependency, RawSpec, Spec, normalize_spec
 from envd.store.local import LocalStore
@@ -132,11 +132,12 @@ def test_cluster_writes_a_mixed_description(
     assert ("pypi", "six") not in by_kind
 
 
-def test_a_build_for_conda_python_without_a_host_interpreter_says_so(
+def test_a_build_for_conda_python_without_a_host_interpreter_is_handed_back(
     tmp_path: Path, channel: ChannelServer
 ) -> None:
     """An sdist-only PyPI package in a mixed spec is built for conda's python (3.9 here); an
-    agent with host interpreters of other versions only fails it in the mixed spec's words."""
+    agent with host interpreters of other versions only hands the job back naming 3.9, for
+    the coordinator to route it to a native agent that builds for 3.9."""
     with serve_index(tmp_path / "index", wheels=[], sdists=[Sdist("envd-pure", "1.0")]) as index:
         spec = mixed_spec(channel.url, index, "envd-pure")
         conda = CondaResolver(tmp_path / "repodata", DEFAULT_CHANNEL_ALIAS, 60.0)
@@ -146,16 +147,8 @@ def test_a_build_for_conda_python_without_a_host_interpreter_says_so(
         )  # fmt: skip
         pypi = PypiResolver(tmp_path / "pypi", attempts=1, builds=builds)
         mixed = MixedResolver(conda, pypi, PypiNames())
-        with pytest.raises(WheelBuildError) as failed:
+        with pytest.raises(NativeBuildNeeded) as needed:
             asyncio.run(mixed.resolve(ResolveRequest(spec, "linux-64")))
-    message = failed.value.message
-    assert message.startswith(
-        "failed to build `envd-pure 1.0` for `linux-64`: no agent builds for python 3.9; agent "
-        "`linux` builds for python 3.11; the mixed spec's python for `linux-64` is conda's "
-        "`python 3.9."
-    ), message
-    assert failed.value.hint == (
-        "pin the conda python to a version the agents build for (`python=3.11` in the conda "
-        "dependencies), or start an agent with `--build-python /path/to/python3.9`"
-    )
+    assert (needed.value.platform, needed.value.python) == ("linux-64", "3.9")
+    assert needed.value.builds == ("envd-pure 1.0 (sdist only)",)
     assert builds.built == 0

@@ -10,6 +10,7 @@ import re
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ from envd.errors import StageTimeoutError, WheelBuildError
 from envd.progress import Outcome, ResolveEvent, Stage
 from envd.spec import RawDependency, RawSpec, Spec, normalize_spec
 from envd.store.local import LocalStore
-from harness import Cluster
+from harness import Cluster, wait_for
 from pypi_index import PypiIndex, Sdist, serve_index
 
 pytestmark = pytest.mark.integration
@@ -122,6 +123,54 @@ def test_no_native_agent_waits_then_fails_with_the_same_words(
     assert event.outcome is Outcome.FAILED and event.error is not None
     assert event.error.message == f"{waiting}: none connected within 2 s"
     assert "handed back" in cluster.processes[1].log()
+
+
+def test_a_build_lands_on_the_native_agent_that_builds_for_its_python(
+    cluster: Cluster, index: PypiIndex
+) -> None:
+    """Two native linux-64 agents; the first builds for no python (`--no-own-build-python`:
+    this machine has only python 3.11, so it stands for an agent with other versions). It
+    gets the job first, hands it back naming 3.11, and the job waits, saying so, until the
+    agent that builds for 3.11 connects and builds it."""
+    cluster.start_daemon()
+    cluster.start_agent("old", ["linux-64"], args=["--no-own-build-python"])
+    seen: list[ResolveEvent] = []
+    with ThreadPoolExecutor(1) as pool, EnvdClient(cluster.address) as client:
+        pending = pool.submit(client.resolve, pypi_spec(index, "envd-pure"), ["linux-64"],
+                              on_event=seen.append)  # fmt: skip
+        waiting = (
+            "waiting for a linux-64 agent with python 3.11 to build envd-pure 1.0 (sdist only)"
+        )
+        wait_for(lambda: (Stage.QUEUED, waiting) in [(e.stage, e.message) for e in seen], 60,
+                 "the job handed back by the agent without python 3.11")  # fmt: skip
+        cluster.start_agent("new", ["linux-64"])  # builds for its own python, 3.11
+        result = pending.result(timeout=120)
+    event = result.events["linux-64"]
+    assert event.outcome is Outcome.RESOLVED, event.error
+    assert event.description is not None
+    (package,) = event.description["packages"]
+    assert package["built"]["agent"] == "new"
+    assert "handed back" in cluster.processes[1].log()
+    assert "built wheel envd_pure-1.0-py3-none-any.whl" not in cluster.processes[1].log()
+
+
+def test_no_native_agent_building_the_python_waits_then_fails_naming_versions(
+    cluster: Cluster, index: PypiIndex
+) -> None:
+    cluster.start_daemon(no_agent_timeout=2.0)
+    cluster.start_agent("old", ["linux-64"], args=["--no-own-build-python"])
+    with EnvdClient(cluster.address) as client:
+        result = client.resolve(pypi_spec(index, "envd-pure"), ["linux-64"])
+    event = result.events["linux-64"]
+    assert event.outcome is Outcome.FAILED and event.error is not None
+    assert event.error.message == (
+        "waiting for a linux-64 agent to build envd-pure 1.0 (sdist only): no agent connected "
+        "within 2 s builds for python 3.11; connected linux-64 agents build for no python"
+    )
+    assert event.error.hint == (
+        "start `envd-agent --coordinator ADDR --build-python /path/to/python3.11` on a "
+        "`linux-64` machine"
+    )
 
 
 def direct_build(tmp_path: Path, index: PypiIndex, name: str, timeout: float) -> None:

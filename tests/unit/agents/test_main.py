@@ -57,11 +57,14 @@ def test_plain_http_hosts_are_repeatable_and_none_by_default() -> None:
 def test_build_pythons_are_this_python_plus_those_named(tmp_path: Path) -> None:
     own = f"{sys.version_info[0]}.{sys.version_info[1]}"
     assert host_pythons([]) == {own: sys.executable}
+    assert host_pythons([], own=False) == {}  # `--no-own-build-python`
     assert host_pythons([sys.executable]) == {own: sys.executable}  # asked, same version
     with pytest.raises(ConfigError, match=r"^failed to use `--build-python .*/nope`: it does"):
         host_pythons([str(tmp_path / "nope")])
     args = parse_args(["--coordinator", "x:1", "--native-platform", "osx-arm64",
                        "--build-python", "/p1", "--build-python", "/p2"])  # fmt: skip
+    assert args.own_build_python
+    assert not parse_args(["--coordinator", "x:1", "--no-own-build-python"]).own_build_python
     assert (args.native_platform, args.build_python, args.build_timeout) == (
         "osx-arm64",
         ["/p1", "/p2"],

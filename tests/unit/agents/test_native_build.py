@@ -12,9 +12,10 @@ import pytest
 
 from envd.agents.built_record import BuiltRecord, python_tag
 from envd.agents.fetch import Fetcher
-from envd.agents.native_build import NativeBuildNeeded, NativeBuilds, audit_plan, check_wheel_tags
+from envd.agents.native_build import NativeBuildNeeded, NativeBuilds, audit_plan
 from envd.agents.pylock import SourceArchive, Unbuilt
 from envd.agents.pypi_target import pypi_target
+from envd.agents.wheel_fit import check_wheel_tags
 from envd.errors import ArchiveIntegrityError, WheelBuildError
 from envd.store.layout import built_key, package_key
 from envd.store.local import LocalStore
@@ -118,19 +119,22 @@ def test_a_non_native_agent_hands_back_what_needs_building(tmp_path: Path) -> No
     linux.store.put_if_absent(built_key(SOURCE_SHA, "cp311", "osx-arm64"), record().encode())
     with pytest.raises(NativeBuildNeeded) as info:
         asyncio.run(linux.provide([unbuilt()], MAC, [INDEX]))
-    assert info.value.platform == "osx-arm64"
+    assert (info.value.platform, info.value.python) == ("osx-arm64", "3.11")
     assert info.value.builds == ("envd-pure 1.0 (sdist only)",)
 
 
-def test_a_python_no_agent_builds_for_is_named_with_those_it_can(tmp_path: Path) -> None:
+def test_a_native_agent_without_the_python_hands_back_naming_it(tmp_path: Path) -> None:
+    """Another native agent may build for it: the coordinator routes the job by python."""
     mac = builds(tmp_path, "osx-arm64", {"3.11": "/p311", "3.10": "/p310"})
-    target = pypi_target("osx-arm64", "3.12", {})
-    with pytest.raises(WheelBuildError) as info:
+    target = pypi_target("osx-arm64", "3.12.4", {})
+    with pytest.raises(NativeBuildNeeded) as info:
         asyncio.run(mac.provide([unbuilt()], target, [INDEX]))
-    assert info.value.message == (
-        "failed to build `envd-pure 1.0` for `osx-arm64`: no agent builds for python 3.12; "
-        "agent `here` builds for python 3.10, 3.11"
+    assert (info.value.platform, info.value.python) == ("osx-arm64", "3.12")
+    assert info.value.builds == ("envd-pure 1.0 (sdist only)",)
+    assert str(info.value) == (
+        "needs a native build on a `osx-arm64` agent with python 3.12: envd-pure 1.0 (sdist only)"
     )
+    assert mac.built == 0
 
 
 def test_a_source_without_a_sha256_to_check_is_not_built(tmp_path: Path) -> None:

@@ -120,3 +120,38 @@ def test_the_state_makes_its_folder_and_names_a_path_it_cannot_use(tmp_path: Pat
         f"failed to open the coordinator state `{blocker}/s.sqlite`"
     )
     assert info.value.hint is not None and "`--state`" in info.value.hint
+
+
+def test_a_state_written_before_native_builds_gains_their_marks(tmp_path: Path) -> None:
+    """A jobs table without `native_build`/`native_python` (an older envd's) is upgraded in
+    place: its jobs read back unmarked, and a hand-back marks them."""
+    path = tmp_path / "old.sqlite"
+    state = SqliteJobState(path, random_id)
+    run(state.close())
+    db = sqlite3.connect(path)
+    db.execute("ALTER TABLE jobs DROP COLUMN native_python")
+    db.execute("ALTER TABLE jobs DROP COLUMN native_build")
+    db.commit()
+    db.close()
+
+    async def scenario() -> None:
+        old = SqliteJobState(path, random_id)
+        job, _ = await old.create_or_attach(new_job(platform="linux-64"), 1.0)
+        await old.close()
+        db = sqlite3.connect(path)
+        columns = {r[1] for r in db.execute("PRAGMA table_info(jobs)")}
+        db.close()
+        assert {"native_build", "native_python"} <= columns
+        state = SqliteJobState(path, random_id)
+        try:
+            assert (job.native_build, job.native_python) == (None, None)
+            leased = await state.lease(job.job_id, "a", 100.0)
+            assert leased is not None and leased.lease_id is not None
+            marked = await state.requeue(
+                job.job_id, 2.0, leased.lease_id, "x 1 (sdist only)", "3.11"
+            )
+            assert marked is not None and marked.native_python == "3.11"
+        finally:
+            await state.close()
+
+    run(scenario())
