@@ -11,7 +11,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from envd.description import ResolvedPackage, SolverInfo
-from envd.errors import InternalError, InvalidSpecError, UnsatisfiableError, WheelBuildError
+from envd.errors import InternalError, InvalidSpecError, UnsatisfiableError
 
 from .pypi_names import PypiNames
 from .pypi_resolver import PypiResolver
@@ -56,8 +56,6 @@ class MixedResolver:
                 )
             except UnsatisfiableError as err:
                 raise _with_held(err, held, wanted) from err
-            except WheelBuildError as err:
-                raise _for_conda_python(err, self.pypi, python, request.platform) from err
         packages = drop_held(pypi.packages, held, stub_index)
         # shown as "<name> <version>": `py-rattler (resolvo) 0.28.0 + uv 0.13.9`
         both = f"{conda.solver.name} {conda.solver.version} + {pypi.solver.name}"
@@ -150,28 +148,6 @@ def _refuse_urls_for_held(
                 hint=f"drop `{stub.conda_name}` from the conda dependencies, or the direct URL "
                 "from the PyPI ones",
             )
-
-
-def _for_conda_python(
-    err: WheelBuildError, pypi: PypiResolver, python: str, platform: str
-) -> WheelBuildError:
-    """A build needing a host interpreter of conda's python that the agent lacks: said in the
-    words of a mixed spec (the python is conda's, pinned in the conda part). Builds use a host
-    interpreter of that version, not yet the environment's own python (issue 9 item 4)."""
-    version = ".".join(python.split(".")[:2])
-    builds = pypi.builds
-    # NativeBuilds picks the interpreter before any build: with none of this version, its
-    # WheelBuildError is that one
-    if builds is None or version in builds.pythons or "builds for python" not in err.message:
-        return err
-    can = sorted(builds.pythons)
-    pin = f"`python={can[-1]}`" if can else "a python an agent builds for"
-    return WheelBuildError(
-        f"{err.message}; the mixed spec's python for `{platform}` is conda's `python {python}`, "
-        f"and wheels are built with a host interpreter of that version",
-        hint=f"pin the conda python to a version the agents build for ({pin} in the conda "
-        f"dependencies), or start an agent with `--build-python /path/to/python{version}`",
-    )
 
 
 def _with_held(
