@@ -96,7 +96,7 @@ def needs_build_error(
     noun = "package" if len(unbuilt) == 1 else "packages"
     verb = "needs" if len(unbuilt) == 1 else "need"
     why = (f"the index has no source to build {'it' if len(unbuilt) == 1 else 'them'} from"
-           if sourceless else "not available yet")  # fmt: skip
+           if sourceless else "this resolver builds no wheels")  # fmt: skip
     return PypiNotAvailableError(
         f"failed to resolve PyPI requirements for `{platform}`: {noun} {names} {verb} a native "
         f"build on an agent of `{platform}`: {why}",

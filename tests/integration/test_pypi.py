@@ -145,11 +145,16 @@ def pypi_reachable(attempts: int = 3) -> str | None:
     return reason
 
 
-def test_requests_from_the_real_pypi_for_two_platforms(tmp_path: Path) -> None:
+def test_requests_and_numpy_from_the_real_pypi_for_two_platforms(tmp_path: Path) -> None:
     unreachable = pypi_reachable()
     if unreachable is not None:
         pytest.skip(f"PyPI is not reachable from here: {unreachable}")
-    spec = normalize_spec(RawSpec(pypi=[RawDependency("requests>=2.31")], python="3.11"))
+    # numpy's newest wheels are manylinux_2_28: the request's glibc admits them (with envd's
+    # default __glibc 2.17 they are sdist only here, a native build)
+    spec = normalize_spec(RawSpec(
+        pypi=[RawDependency("requests>=2.31"), RawDependency("numpy>=1.26")], python="3.11",
+        virtual_packages={"__glibc": "2.28"},
+    ))  # fmt: skip
     resolver = PypiResolver(tmp_path / "cache", attempts=3, retry_delay=1.0, resolve_timeout=120)
     for platform in PLATFORMS:
         resolution = asyncio.run(resolver.resolve(ResolveRequest(spec, platform)))
@@ -159,3 +164,7 @@ def test_requests_from_the_real_pypi_for_two_platforms(tmp_path: Path) -> None:
         assert all(p.channel == "https://pypi.org/simple" for p in resolution.packages)
         charset = names["charset-normalizer"].filename
         assert "linux" not in charset if platform == "osx-arm64" else "macosx" not in charset
+        numpy = names["numpy"].filename  # compiled: a wheel for the target, never the host's
+        wanted = ("macosx", "arm64") if platform == "osx-arm64" else ("manylinux", "x86_64")
+        assert all(part in numpy for part in wanted), numpy
+        assert numpy.startswith("numpy-") and "-cp311-cp311-" in numpy, numpy

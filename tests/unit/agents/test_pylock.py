@@ -72,7 +72,7 @@ wheels = [{ url = "https://f/winonly-1-cp311-cp311-win_amd64.whl", hashes = { sh
         "failed to resolve PyPI requirements for `linux-64`: packages `crcmod 1.7` (sdist "
         "only), `winonly 1` (no wheel for "
         "`x86_64-manylinux_2_17`, python 3.11) need a native build on an agent of `linux-64`: "
-        "not available yet"
+        "this resolver builds no wheels"
     )
 
 
