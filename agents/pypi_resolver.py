@@ -26,7 +26,7 @@ from envd.errors import (
 )
 from envd.requirements_txt import DEFAULT_INDEX_URL
 from envd.store.base import Store
-from envd.uv import uv_bin, uv_environment
+from envd.uv import find_links_args, uv_bin, uv_environment
 
 from .credentials import ChannelCredentials
 from .fetch import redact_text, redact_url
@@ -127,7 +127,12 @@ class PypiResolver:
         try:
             async with deadline:
                 lock = await self._compile_with_retries(
-                    target, requirements, indexes, spec.exclude_newer, stub_index
+                    target,
+                    requirements,
+                    indexes,
+                    spec.exclude_newer,
+                    stub_index,
+                    spec.pypi_find_links,
                 )
         except TimeoutError as err:
             if not deadline.expired():
@@ -143,7 +148,9 @@ class PypiResolver:
             return Resolution(found.packages, self.solver)
         if self.builds is None:
             raise needs_build_error(found.unbuilt, platform)
-        built = await self.builds.provide(found.unbuilt, target, indexes)
+        built = await self.builds.provide(
+            found.unbuilt, target, indexes, find_links=spec.pypi_find_links
+        )
         return Resolution(tuple(sorted(found.packages + built, key=lambda p: p.name)), self.solver)
 
     async def _compile_with_retries(
@@ -153,10 +160,13 @@ class PypiResolver:
         indexes: list[str],
         exclude_newer: str | None,
         stub_index: str | None = None,
+        find_links: Sequence[str] = (),
     ) -> str:
         delay = self.retry_delay
         for attempt in range(1, self.attempts + 1):
-            run = await self._compile(target, requirements, indexes, exclude_newer, stub_index)
+            run = await self._compile(
+                target, requirements, indexes, exclude_newer, stub_index, find_links
+            )
             if run.returncode == 0 and run.lock is not None:
                 return run.lock
             error, transient = _explain(run.stderr, target, requirements, indexes, attempt)
@@ -175,6 +185,7 @@ class PypiResolver:
         indexes: list[str],
         exclude_newer: str | None,
         stub_index: str | None = None,
+        find_links: Sequence[str] = (),
     ) -> _Run:
         scratch = self.cache_dir / "pypi-tmp"
         scratch.mkdir(parents=True, exist_ok=True)
@@ -189,6 +200,7 @@ class PypiResolver:
                 "--python-platform", target.python_platform,
                 "--index-url", indexes[0],
                 *(arg for url in indexes[1:] for arg in ("--extra-index-url", url)),
+                *find_links_args(find_links),
                 "--no-header", "--quiet",
             ]  # fmt: skip
             if exclude_newer:
@@ -200,7 +212,7 @@ class PypiResolver:
             if target.macos_target is not None:
                 extra["MACOSX_DEPLOYMENT_TARGET"] = target.macos_target
             logins = self.credentials and self.credentials.write_index_netrc(
-                indexes, work / "netrc"
+                [*indexes, *find_links], work / "netrc"
             )
             if logins:
                 extra["NETRC"] = str(logins)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 # What uv may see of the caller's environment: the network path (proxies, CA bundles) and the
@@ -47,3 +47,8 @@ def uv_environment(
     )
     env.update(extra or {})
     return env
+
+
+def find_links_args(find_links: Sequence[str]) -> list[str]:
+    """uv's `--find-links URL` for each of a spec's find-links pages, in order."""
+    return [arg for url in find_links for arg in ("--find-links", url)]
