@@ -169,7 +169,9 @@ class PypiResolver:
             )
             if run.returncode == 0 and run.lock is not None:
                 return run.lock
-            error, transient = _explain(run.stderr, target, requirements, indexes, attempt)
+            error, transient = _explain(
+                run.stderr, target, requirements, indexes, attempt, find_links
+            )
             if not transient or attempt == self.attempts:
                 raise error
             log.warning("pypi resolve attempt %d/%d failed, retrying in %gs: %s",
@@ -242,8 +244,9 @@ async def _run(args: Sequence[str], cwd: Path, env: dict[str, str]) -> tuple[int
 
 
 def _explain(
-    stderr: str, target: PypiTarget, requirements: list[str], indexes: list[str], attempt: int
-) -> tuple[EnvdError, bool]:
+    stderr: str, target: PypiTarget, requirements: list[str], indexes: list[str], attempt: int,
+    find_links: Sequence[str] = (),
+) -> tuple[EnvdError, bool]:  # fmt: skip
     """uv's failure as the envd error a user can act on, and whether it may pass on retry."""
     text = redact_text(stderr.strip())
     tail = text if len(text) <= _MAX_STDERR else "…" + text[-_MAX_STDERR:]
@@ -266,9 +269,10 @@ def _explain(
         found = [Unbuilt(name, version, why) for name, version in unbuilt]
         return needs_build_error(found, target.platform, sourceless=True), False
     if _TRANSIENT.search(text):
-        index = _failing_index(text, indexes)
+        index = _failing_index(text, [*indexes, *find_links])
+        kind = "find-links location" if index in find_links else "PyPI index"
         return ChannelError(
-            f"failed to fetch from PyPI index `{redact_url(index)}` for `{target.platform}` "
+            f"failed to fetch from {kind} `{redact_url(index)}` for `{target.platform}` "
             f"({attempt} {'attempt' if attempt == 1 else 'attempts'}): {_last_cause(text)}",
             hint="check that the index is up and reachable from the agent, then retry",
         ), True
