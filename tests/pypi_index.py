@@ -276,11 +276,16 @@ def serve_index(
 
 
 @contextmanager
-def serve_find_links(folder: Path, wheels: Sequence[Wheel]) -> Iterator[tuple[str, list[str]]]:
+def serve_find_links(
+    folder: Path, wheels: Sequence[Wheel], sdists: Sequence[Sdist] = (), extra: Sequence[Path] = ()
+) -> Iterator[tuple[str, list[str]]]:
     """A `--find-links` page over loopback: `(url, requests)`, where `url` (`…/links/`) is one
-    flat HTML page of relative links (with `#sha256=`) to the wheels, served next to it."""
+    flat HTML page of relative links (with `#sha256=`) to the wheels, sdists and `extra` files
+    (e.g. `SETUPTOOLS_WHEEL`), served next to it."""
     folder.mkdir(parents=True, exist_ok=True)
     files = {w.filename: write_wheel(w, folder) for w in wheels}
+    files.update((s.filename, write_sdist(s, folder)) for s in sdists)
+    files.update((p.name, p) for p in extra)
     page = "".join(
         f'<a href="{html.escape(name)}#sha256={hashlib.sha256(p.read_bytes()).hexdigest()}">'
         f"{html.escape(name)}</a><br>\n"

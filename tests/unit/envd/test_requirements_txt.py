@@ -223,7 +223,10 @@ def test_find_links_are_kept_in_order_from_files_and_environment_pip_lists(
         "environment.yml",
     )
     spec = load_spec(env_files=[env], find_links=["https://inline.example/links/"]).spec
-    assert spec.pypi_find_links == ("https://links.example/wheels/", "https://inline.example/links/")
+    assert spec.pypi_find_links == (
+        "https://links.example/wheels/",
+        "https://inline.example/links/",
+    )
 
 
 @pytest.mark.parametrize(
