@@ -143,7 +143,8 @@ class PypiResolver:
                 hint="check that the index answers; pin more versions, or raise the agent's "
                 "`--solve-timeout`",
             ) from err
-        found = read_lock_packages(lock, target, indexes)
+        # a package's index: the one (or the find-links page) on its URL's host, else the first
+        found = read_lock_packages(lock, target, [*indexes, *spec.pypi_find_links])
         if not found.unbuilt:
             return Resolution(found.packages, self.solver)
         if self.builds is None:

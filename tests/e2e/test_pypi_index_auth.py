@@ -109,5 +109,13 @@ def test_the_coordinator_refuses_an_index_outside_its_policy_before_any_job(
         "coordinator: it matches no `--allow-pypi-index` pattern of the coordinator "
         "(`https://pypi.corp.example/*`)"
     ), out.stderr
+    corp = tmp_path / "corp.txt"
+    corp.write_text("-i https://pypi.corp.example/simple\nenvd-app\n")
+    linked = run_client("--coordinator", cluster.address, "resolve", "-r", str(corp),
+                        "--find-links", "http://127.0.0.1:9/links/", "--python", "3.11",
+                        "--arch", "linux-64", cwd=tmp_path)  # fmt: skip
+    assert linked.returncode == 2, linked.stderr
+    assert "error: find-links location `http://127.0.0.1:9/links/` is not allowed by this " \
+        "coordinator: it matches no `--allow-pypi-index` pattern" in linked.stderr  # fmt: skip
     listed = run_client("--coordinator", cluster.address, "list", "--json", cwd=tmp_path)
     assert listed.returncode == 0 and one_json(listed)["environments"] == [], listed.stdout

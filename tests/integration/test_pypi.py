@@ -183,6 +183,7 @@ def test_find_links_page_provides_a_package_the_index_lacks_through_the_cluster(
     assert description is not None and description["spec"]["pypi_find_links"] == [links]
     by_name = {p["name"]: p for p in description["packages"]}
     assert sorted(by_name) == ["envd-app", "envd-flat"]  # its dependency from the index
+    assert (by_name["envd-flat"]["index"], by_name["envd-app"]["index"]) == (links, index.url)
     assert by_name["envd-app"]["filename"] == "envd_app-1.0-py3-none-any.whl"
     (cached,) = by_name["envd-flat"]["formats"]
     stored = cluster.root / "store" / "pkgs" / cached["sha256"] / cached["filename"]
