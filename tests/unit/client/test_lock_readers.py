@@ -160,3 +160,15 @@ def test_not_a_lock_file(tmp_path: Path) -> None:
         read_lock(path)
     with pytest.raises(InvalidLockError, match=r"failed to read lock file"):
         read_lock(tmp_path / "nope.yml")
+
+
+def test_from_lock_refuses_find_links_like_every_spec_option(tmp_path: Path) -> None:
+    from envd.client.lock_readers import locked_request
+    from envd.client.parser import build_parser
+    from envd.errors import InvalidSpecError
+
+    args = build_parser().parse_args(
+        ["resolve", "--from-lock", str(tmp_path / "x.lock"), "--find-links", "https://l.example/"]
+    )
+    with pytest.raises(InvalidSpecError, match=r"takes no spec options, but `--find-links`"):
+        locked_request(args)
