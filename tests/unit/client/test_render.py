@@ -109,3 +109,12 @@ def test_show_names_the_source_and_agent_of_a_wheel_envd_built() -> None:
         f"sha256 {crcmod.built.sha256[:12]}\n"
     ), text
     assert "Built by envd" not in environment_text(lock_envs.description("osx-arm64"), "resolved")
+
+
+def test_show_names_find_links_pages_after_the_indexes() -> None:
+    description = lock_envs.environment()["linux-64"]
+    linked = {**description, "spec": {**description["spec"], "pypi_find_links": ["https://l.ex/"]}}
+    assert f"PyPI indexes: {lock_envs.INDEX}; find-links: https://l.ex/\n" in environment_text(
+        linked, "resolved"
+    )
+    assert "find-links" not in environment_text(description, "resolved")
