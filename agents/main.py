@@ -288,7 +288,7 @@ def build_connection(
         builds = NativeBuilds(
             store, fetcher, cache_dir, agent_id=identity.agent_id,
             native_platform=identity.native_platform, pythons=pythons,
-            build_timeout=build_timeout,
+            build_timeout=build_timeout, credentials=credentials,
         )  # fmt: skip
         pypi_resolver = PypiResolver(cache_dir, resolve_timeout=solve_timeout, store=store,
                                      credentials=credentials, builds=builds)  # fmt: skip

@@ -27,9 +27,10 @@ from envd.errors import (
 from envd.spec import parse_source_url
 from envd.store.base import Store
 from envd.store.layout import built_key, package_key
-from envd.uv import run_group, uv_bin, uv_environment
+from envd.uv import find_links_args, run_group, uv_bin, uv_environment
 
 from .built_record import BuiltRecord, python_tag
+from .credentials import ChannelCredentials
 from .fetch import Fetcher, redact_text, redact_url
 from .pylock import SourceArchive, Unbuilt
 from .pypi_target import PypiTarget
@@ -104,6 +105,7 @@ class NativeBuilds:
         self, store: Store, fetcher: Fetcher, cache_dir: Path, *, agent_id: str,
         native_platform: str, pythons: Mapping[str, str],
         build_timeout: float = DEFAULT_BUILD_TIMEOUT, environ: Mapping[str, str] | None = None,
+        credentials: ChannelCredentials | None = None,
     ) -> None:  # fmt: skip
         self.store = store
         self.fetcher = fetcher
@@ -113,12 +115,14 @@ class NativeBuilds:
         self.pythons = dict(pythons)
         self.build_timeout = build_timeout
         self.environ = dict(os.environ if environ is None else environ)
+        self.credentials = credentials  # index logins: a netrc of the build's own, as for resolves
         self.built = 0  # wheels built by this agent (the reuse of a record is not a build)
         self.reused = 0
 
     async def provide(
-        self, unbuilt: Sequence[Unbuilt], target: PypiTarget, indexes: Sequence[str]
-    ) -> tuple[ResolvedPackage, ...]:
+        self, unbuilt: Sequence[Unbuilt], target: PypiTarget, indexes: Sequence[str],
+        find_links: Sequence[str] = (),
+    ) -> tuple[ResolvedPackage, ...]:  # fmt: skip
         sources: list[tuple[Unbuilt, SourceArchive]] = []
         for item in unbuilt:
             if item.source is None:
@@ -141,7 +145,7 @@ class NativeBuilds:
         if missing:
             interpreter = self.pythons[version]
             for item, source in missing:
-                record = await self._build(item, source, target, interpreter, indexes)
+                record = await self._build(item, source, target, interpreter, indexes, find_links)
                 found[item.name] = _package(item, source, record, target)
         return tuple(found[i.name] for i in unbuilt)
 
@@ -162,7 +166,7 @@ class NativeBuilds:
 
     async def _build(
         self, item: Unbuilt, source: SourceArchive, target: PypiTarget, interpreter: str,
-        indexes: Sequence[str],
+        indexes: Sequence[str], find_links: Sequence[str] = (),
     ) -> BuiltRecord:  # fmt: skip
         what = f"`{item.name} {item.version}`"
         scratch = self.cache_dir / "build-tmp"
@@ -174,8 +178,13 @@ class NativeBuilds:
             args = [uv_bin(), "build", "--wheel", "--out-dir", str(out), "--python", interpreter,
                     "--index-url", indexes[0],
                     *(a for url in indexes[1:] for a in ("--extra-index-url", url)),
-                    "--no-config", str(archive)]  # fmt: skip
+                    *find_links_args(find_links), "--no-config", str(archive)]  # fmt: skip
             extra = {"MACOSX_DEPLOYMENT_TARGET": target.macos_target} if target.macos_target else {}
+            logins = self.credentials and self.credentials.write_index_netrc(
+                [*indexes, *find_links], work / "netrc"
+            )
+            if logins:  # build dependencies from a login-protected index
+                extra["NETRC"] = str(logins)
             env = uv_environment(self.environ, home=work, cache_dir=self.cache_dir / "uv",
                                  extra=extra)  # fmt: skip
             log.info("building %s for %s with python %s", what, target.platform, interpreter)

@@ -26,7 +26,7 @@ from envd.errors import (
 )
 from envd.requirements_txt import DEFAULT_INDEX_URL
 from envd.store.base import Store
-from envd.uv import run_group, uv_bin, uv_environment
+from envd.uv import find_links_args, run_group, uv_bin, uv_environment
 
 from .credentials import ChannelCredentials
 from .fetch import redact_text, redact_url
@@ -127,7 +127,12 @@ class PypiResolver:
         try:
             async with deadline:
                 lock = await self._compile_with_retries(
-                    target, requirements, indexes, spec.exclude_newer, stub_index
+                    target,
+                    requirements,
+                    indexes,
+                    spec.exclude_newer,
+                    stub_index,
+                    spec.pypi_find_links,
                 )
         except TimeoutError as err:
             if not deadline.expired():
@@ -138,12 +143,15 @@ class PypiResolver:
                 hint="check that the index answers; pin more versions, or raise the agent's "
                 "`--solve-timeout`",
             ) from err
-        found = read_lock_packages(lock, target, indexes)
+        # a package's index: the one (or the find-links page) on its URL's host, else the first
+        found = read_lock_packages(lock, target, [*indexes, *spec.pypi_find_links])
         if not found.unbuilt:
             return Resolution(found.packages, self.solver)
         if self.builds is None:
             raise needs_build_error(found.unbuilt, platform)
-        built = await self.builds.provide(found.unbuilt, target, indexes)
+        built = await self.builds.provide(
+            found.unbuilt, target, indexes, find_links=spec.pypi_find_links
+        )
         return Resolution(tuple(sorted(found.packages + built, key=lambda p: p.name)), self.solver)
 
     async def _compile_with_retries(
@@ -153,13 +161,18 @@ class PypiResolver:
         indexes: list[str],
         exclude_newer: str | None,
         stub_index: str | None = None,
+        find_links: Sequence[str] = (),
     ) -> str:
         delay = self.retry_delay
         for attempt in range(1, self.attempts + 1):
-            run = await self._compile(target, requirements, indexes, exclude_newer, stub_index)
+            run = await self._compile(
+                target, requirements, indexes, exclude_newer, stub_index, find_links
+            )
             if run.returncode == 0 and run.lock is not None:
                 return run.lock
-            error, transient = _explain(run.stderr, target, requirements, indexes, attempt)
+            error, transient = _explain(
+                run.stderr, target, requirements, indexes, attempt, find_links
+            )
             if not transient or attempt == self.attempts:
                 raise error
             log.warning("pypi resolve attempt %d/%d failed, retrying in %gs: %s",
@@ -175,6 +188,7 @@ class PypiResolver:
         indexes: list[str],
         exclude_newer: str | None,
         stub_index: str | None = None,
+        find_links: Sequence[str] = (),
     ) -> _Run:
         scratch = self.cache_dir / "pypi-tmp"
         scratch.mkdir(parents=True, exist_ok=True)
@@ -189,6 +203,7 @@ class PypiResolver:
                 "--python-platform", target.python_platform,
                 "--index-url", indexes[0],
                 *(arg for url in indexes[1:] for arg in ("--extra-index-url", url)),
+                *find_links_args(find_links),
                 "--no-header", "--quiet",
             ]  # fmt: skip
             if exclude_newer:
@@ -200,7 +215,7 @@ class PypiResolver:
             if target.macos_target is not None:
                 extra["MACOSX_DEPLOYMENT_TARGET"] = target.macos_target
             logins = self.credentials and self.credentials.write_index_netrc(
-                indexes, work / "netrc"
+                [*indexes, *find_links], work / "netrc"
             )
             if logins:
                 extra["NETRC"] = str(logins)
@@ -230,8 +245,9 @@ async def _run(args: Sequence[str], cwd: Path, env: dict[str, str]) -> tuple[int
 
 
 def _explain(
-    stderr: str, target: PypiTarget, requirements: list[str], indexes: list[str], attempt: int
-) -> tuple[EnvdError, bool]:
+    stderr: str, target: PypiTarget, requirements: list[str], indexes: list[str], attempt: int,
+    find_links: Sequence[str] = (),
+) -> tuple[EnvdError, bool]:  # fmt: skip
     """uv's failure as the envd error a user can act on, and whether it may pass on retry."""
     text = redact_text(stderr.strip())
     tail = text if len(text) <= _MAX_STDERR else "…" + text[-_MAX_STDERR:]
@@ -254,9 +270,10 @@ def _explain(
         found = [Unbuilt(name, version, why) for name, version in unbuilt]
         return needs_build_error(found, target.platform, sourceless=True), False
     if _TRANSIENT.search(text):
-        index = _failing_index(text, indexes)
+        index = _failing_index(text, [*indexes, *find_links])
+        kind = "find-links location" if index in find_links else "PyPI index"
         return ChannelError(
-            f"failed to fetch from PyPI index `{redact_url(index)}` for `{target.platform}` "
+            f"failed to fetch from {kind} `{redact_url(index)}` for `{target.platform}` "
             f"({attempt} {'attempt' if attempt == 1 else 'attempts'}): {_last_cause(text)}",
             hint="check that the index is up and reachable from the agent, then retry",
         ), True

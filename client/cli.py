@@ -44,6 +44,7 @@ def load_request(args: argparse.Namespace) -> tuple[LoadedSpec, list[str]]:
         channels=args.channels,
         virtual_packages=overrides,
         exclude_newer=args.exclude_newer,
+        find_links=args.find_links,
     )
     platforms = args.arch or list(loaded.platforms) or [host_platform_name()]
     return loaded, [check_platform(p) for p in platforms]

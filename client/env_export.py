@@ -100,6 +100,7 @@ def requirements_txt(description: Mapping[str, Any], platforms: str) -> bytes:
 
 def _index_options(description: Mapping[str, Any]) -> list[str]:
     indexes = [i for i in description["spec"].get("pypi_indexes", [])]
+    links = [f"--find-links {u}" for u in description["spec"].get("pypi_find_links", [])]
     if not indexes or indexes == [DEFAULT_PYPI_INDEX]:
-        return []
-    return [f"--index-url {indexes[0]}"] + [f"--extra-index-url {i}" for i in indexes[1:]]
+        return links
+    return [f"--index-url {indexes[0]}", *(f"--extra-index-url {i}" for i in indexes[1:]), *links]

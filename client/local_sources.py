@@ -33,12 +33,19 @@ from envd.errors import InvalidSpecError, StoreError
 from envd.spec import PypiDependency, RawDependency, Spec, normalize_pypi, source_url
 from envd.store.base import Store
 from envd.store.layout import package_key
-from envd.uv import run_uv, uv_bin
+from envd.uv import run_uv, uv_bin, uv_environment
 
 DEFAULT_BUILD_TIMEOUT = 300.0
 MAX_SOURCE_BYTES = 512 * 1024 * 1024
 _LOG_TAIL = 2000
 _SDIST_MTIME = 315532800  # 1980-01-01, the earliest time a zip (and so a wheel) can hold
+# What the client's `uv build --sdist` takes from its environment besides `envd.uv.PASSED`:
+# where the project's build backend comes from (this machine's index settings and login).
+# Nothing else: no store or channel credentials reach the project's build backend.
+CLIENT_INDEX_SETTINGS = (
+    "UV_DEFAULT_INDEX", "UV_INDEX", "UV_INDEX_URL", "UV_EXTRA_INDEX_URL", "UV_FIND_LINKS",
+    "UV_INSECURE_HOST", "UV_CACHE_DIR", "NETRC",
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,8 +142,10 @@ def _build_sdist(
     project: Path, scratch: Path, python: str, timeout: float, environ: Mapping[str, str] | None
 ) -> Path:
     out = Path(tempfile.mkdtemp(prefix="sdist-", dir=scratch))
-    env = dict(os.environ if environ is None else environ)
-    env.update(UV_PYTHON_DOWNLOADS="never", UV_NO_PROGRESS="1", NO_COLOR="1")
+    env = sdist_environment(
+        os.environ if environ is None else environ,
+        Path(tempfile.mkdtemp(prefix="home-", dir=scratch)),
+    )
     args = [uv_bin(), "build", "--sdist", "--out-dir", str(out), "--python", python,
             str(project)]  # fmt: skip
     try:
@@ -157,6 +166,22 @@ def _build_sdist(
             "wheel or sdist file instead",
         )
     return normalize_sdist(built[0])
+
+
+def sdist_environment(parent: Mapping[str, str], home: Path) -> dict[str, str]:
+    """The environment of the client's `uv build --sdist`: envd's uv sandbox (a scratch HOME,
+    no config files, no interpreter downloads) plus this machine's index settings
+    (`CLIENT_INDEX_SETTINGS`), its netrc (`$NETRC`, else `~/.netrc` when there is one: a
+    private index's login) and its uv cache (`$UV_CACHE_DIR`, else `$XDG_CACHE_HOME/uv`, else
+    `~/.cache/uv`)."""
+    user_home = Path(parent.get("HOME") or Path.home())
+    cache = parent.get("UV_CACHE_DIR") or str(
+        Path(parent.get("XDG_CACHE_HOME") or user_home / ".cache") / "uv"
+    )
+    extra = {name: parent[name] for name in CLIENT_INDEX_SETTINGS if parent.get(name)}
+    if "NETRC" not in extra and (user_home / ".netrc").is_file():
+        extra["NETRC"] = str(user_home / ".netrc")
+    return uv_environment(parent, home=home, cache_dir=Path(cache), extra=extra)
 
 
 def normalize_sdist(path: Path) -> Path:

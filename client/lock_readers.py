@@ -310,7 +310,7 @@ def locked_request(args: argparse.Namespace) -> tuple[Spec, list[str]]:
         ("-f", args.files), ("-r", args.requirements), ("-p", args.packages),
         ("--pypi", args.pypi), ("--python", args.python), ("-c", args.channels),
         ("--exclude-newer", args.exclude_newer), ("--virtual-package", args.virtual_package),
-        ("--lock", getattr(args, "lock", None)),
+        ("--lock", getattr(args, "lock", None)), ("--find-links", getattr(args, "find_links", [])),
     ) if value]  # fmt: skip
     if given:
         raise InvalidSpecError(

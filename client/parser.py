@@ -167,6 +167,9 @@ def _spec_options(parser: argparse.ArgumentParser) -> None:
         help="conda MatchSpec, e.g. 'numpy>=1.20' (repeatable)")  # fmt: skip
     add("--pypi", action="append", default=[], metavar="SPEC",
         help="PyPI requirement (repeatable)")  # fmt: skip
+    add("--find-links", action="append", default=[], metavar="URL",
+        help="an http(s) page of links to wheels and sdists that uv searches besides the "
+        "indexes, as pip's `-f` (repeatable)")  # fmt: skip
     add("--python", help="python version or constraint, e.g. 3.11")
     add("-c", "--channel", action="append", default=[], dest="channels",
         help="channel name, URL or folder, in priority order (repeatable)")  # fmt: skip

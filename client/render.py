@@ -122,7 +122,12 @@ def _indexes_line(spec: dict[str, Any]) -> str:
     """The PyPI indexes of a spec with PyPI requirements (pypi-only or mixed), else nothing."""
     if not spec.get("pypi"):
         return ""
-    return "PyPI indexes: " + (", ".join(spec.get("pypi_indexes", [])) or f"{DEFAULT_INDEX_URL}")
+    links = spec.get("pypi_find_links", [])
+    return (
+        "PyPI indexes: "
+        + (", ".join(spec.get("pypi_indexes", [])) or f"{DEFAULT_INDEX_URL}")
+        + (f"; find-links: {', '.join(links)}" if links else "")
+    )
 
 
 def _formats_cell(formats: list[dict[str, Any]]) -> str:

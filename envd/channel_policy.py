@@ -143,7 +143,7 @@ def pypi_locations(spec: Spec) -> list[tuple[str, str]]:
     if not spec.pypi:
         return []
     found = [("PyPI index", url) for url in spec.pypi_indexes or (DEFAULT_PYPI_INDEX,)]
-    found += [("find-links location", url) for url in getattr(spec, "pypi_find_links", ())]
+    found += [("find-links location", url) for url in spec.pypi_find_links]
     for dep in spec.pypi:
         url = Requirement(dep.requirement).url
         if url:

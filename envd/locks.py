@@ -21,6 +21,7 @@ from rattler import Version as CondaVersion
 
 from envd.errors import InvalidLockError, UnknownPlatformError
 from envd.platforms import check_platform
+from envd.redaction import CONDA_TOKEN, redact_url
 
 KINDS = ("conda", "pypi")
 CONDA_SUFFIXES = (".conda", ".tar.bz2")
@@ -31,6 +32,10 @@ _MD5 = re.compile(r"^[0-9a-f]{32}$")
 # PEP 508 names (the core metadata spec's regular expression)
 _PYPI_NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
 _HINT = "fix or regenerate the lock file (e.g. `conda-lock lock`, `pixi lock`)"
+_TOKEN_HINT = (
+    "remove `/t/<token>/` from the lock's URLs and give agents the token as channel "
+    "credentials (`ENVD_CHANNEL_TOKEN=HOST[:PORT]=TOKEN`, or `~/.netrc`)"
+)
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -143,10 +148,16 @@ def check_locked_package(package: LockedPackage, platform: str, where: str) -> L
     if not package.url:
         raise bad("it has no URL")
     parts = urlsplit(package.url)
+    if CONDA_TOKEN.search(parts.path):  # anaconda.org's `/t/<token>/`: a secret in the path
+        raise InvalidLockError(
+            f"{bad('').message}its URL `{redact_url(package.url)}` carries an anaconda.org "
+            "token; it would be written into ids, descriptions and exports",
+            hint=_TOKEN_HINT,
+        )
     if parts.scheme not in URL_SCHEMES or not (parts.netloc or parts.scheme == "file"):
         raise bad(
-            f"`{package.url}` is not an http(s) or file URL of an archive; envd imports "
-            "archives, not local paths or source checkouts"
+            f"`{redact_url(package.url)}` is not an http(s) or file URL of an archive; envd "
+            "imports archives, not local paths or source checkouts"
         )
     if parts.username or parts.password:
         raise bad("its URL carries credentials; give agents credentials in `~/.netrc`")

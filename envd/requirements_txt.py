@@ -16,7 +16,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import InvalidSdistFilename, parse_sdist_filename, parse_wheel_filename
 
 from envd.errors import InvalidSpecError, RequestTooLargeError
-from envd.spec import DEFAULT_CATEGORY, RawDependency, is_local_url
+from envd.spec import DEFAULT_CATEGORY, RawDependency, is_local_url, normalize_find_links
 
 DEFAULT_INDEX_URL = "https://pypi.org/simple"
 MAX_SPEC_FILE_BYTES = 1024 * 1024
@@ -25,22 +25,25 @@ MAX_SPEC_FILE_BYTES = 1024 * 1024
 _COMMENT = re.compile(r"(^|\s+)#.*$")
 _VCS_PREFIXES = ("git+", "hg+", "svn+", "bzr+")
 _EGG_FRAGMENT = re.compile(r"(?:^|&)egg=([^&]+)")
-_SUPPORTED = "`-r`, `-i/--index-url`, `--extra-index-url` and `--hash`"
+_SUPPORTED = "`-r`, `-i/--index-url`, `--extra-index-url`, `-f/--find-links` and `--hash`"
 
 EditablePolicy = Literal["error", "skip"]
 
 
 @dataclass(frozen=True, slots=True)
 class PipRequirements:
-    """What requirement lines add up to: dependencies, index URLs, and skipped editables.
+    """What requirement lines add up to: dependencies, index URLs, find-links pages, and
+    skipped editables.
 
     `indexes` is empty when no index option was given (PyPI); otherwise the primary index
     (`-i`, or PyPI when only `--extra-index-url` was given) comes first, then the extra ones.
+    `find_links` are the `-f/--find-links` URLs, in the order given.
     """
 
     dependencies: tuple[RawDependency, ...] = ()
     indexes: tuple[str, ...] = ()
     skipped: tuple[RawDependency, ...] = ()
+    find_links: tuple[str, ...] = ()
 
 
 def read_spec_file(path: Path) -> str:
@@ -183,6 +186,7 @@ class PipLineReader:
         self._skipped: list[RawDependency] = []
         self._index_url: tuple[str, str] | None = None
         self._extra_index_urls: list[str] = []
+        self._find_links: list[str] = []
         self._visited: set[Path] = set()
 
     def result(self) -> PipRequirements:
@@ -191,7 +195,10 @@ class PipLineReader:
             primary = self._index_url[0] if self._index_url else DEFAULT_INDEX_URL
             indexes = [primary, *(u for u in self._extra_index_urls if u != primary)]
         return PipRequirements(
-            tuple(self._dependencies), tuple(dict.fromkeys(indexes)), tuple(self._skipped)
+            tuple(self._dependencies),
+            tuple(dict.fromkeys(indexes)),
+            tuple(self._skipped),
+            tuple(dict.fromkeys(self._find_links)),
         )
 
     def add_extra_index(self, url: str) -> None:
@@ -234,6 +241,8 @@ class PipLineReader:
             self._set_index_url(value.strip(), at.where)
         elif name == "--extra-index-url":
             self.add_extra_index(value)
+        elif name == "--find-links":
+            self._find_links.append(normalize_find_links(value, at.where))
         elif name == "--editable" and self._editable == "skip":
             dep = RawDependency(f"-e {value}", at.source, at.line, self._category, at.selector)
             self._skipped.append(dep)
@@ -302,11 +311,6 @@ _REFUSED = {
         "editable installs are not supported",
         "drop `-e`: envd-client packs the directory and installs it as a regular (non-editable) "
         "package; an editable install can't be shared through a store",
-    ),
-    "--find-links": (
-        "`--find-links {value}`",
-        "flat archive pages are not supported",
-        "serve the archives from a simple index and add it with `--extra-index-url`",
     ),
     "--constraint": (
         "`-c {value}`",

@@ -78,6 +78,8 @@ class Spec:
     pypi_indexes: tuple[str, ...] = ()
     virtual_packages: tuple[tuple[str, str], ...] = ()
     exclude_newer: str | None = None
+    # `-f/--find-links` pages (http(s) URLs of flat pages of archive links), in order
+    pypi_find_links: tuple[str, ...] = ()
     # an imported lock (envd.locks): the packages of each of its platforms, taken as they are
     locked: tuple[LockedPlatform, ...] = ()
 
@@ -127,7 +129,7 @@ class Spec:
         return canonical_json(canonical)
 
     def _canonical_request(self) -> dict[str, Any]:
-        return {
+        canonical: dict[str, Any] = {
             "format": CANONICAL_FORMAT,
             "env_type": str(self.env_type),
             "python": self.python,
@@ -149,6 +151,9 @@ class Spec:
             "virtual_packages": dict(self.virtual_packages),
             "exclude_newer": self.exclude_newer,
         }
+        if self.pypi_find_links:  # only then: every req_id without find-links stays the same
+            canonical["pypi_find_links"] = list(self.pypi_find_links)
+        return canonical
 
     def canonical_bytes(self) -> bytes:
         """The exact bytes hashed into req_id (documented in docs/ids.md)."""
@@ -192,6 +197,7 @@ class RawSpec:
     platforms: list[str] = field(default_factory=list)
     exclude_newer: str | None = None
     locked: list[LockedPlatform] = field(default_factory=list)
+    pypi_find_links: list[str] = field(default_factory=list)
 
 
 def normalize_exclude_newer(text: str, where: str = "--exclude-newer") -> str:
@@ -336,6 +342,24 @@ def refuse_url_credentials(url: str, what: str, where: str | None = None) -> Non
         )
 
 
+def normalize_find_links(url: str, where: str | None = None) -> str:
+    """A `--find-links` location: an http(s) URL of a flat page of archive links, without
+    credentials. Its trailing `/` is kept: relative links on the page resolve against it. A
+    local folder is refused: an agent on another machine can't read it."""
+    value = url.strip()
+    scheme = value.partition("://")[0].lower() if "://" in value else ""
+    at = f" at {where}" if where else ""
+    if scheme not in ("http", "https"):
+        raise InvalidSpecError(
+            f"failed to read `--find-links {value}`{at}: local find-links folders are not "
+            "supported (agents on other machines can't read them); only http(s) URLs are",
+            hint="name each archive as a requirement (`./dist/pkg-1.0.tar.gz`: envd-client "
+            "packs it into the store), or serve the folder over http and give its URL",
+        )
+    refuse_url_credentials(value, "find-links URL", where)
+    return value
+
+
 def normalize_channel(channel: str) -> str:
     """Names stay names (resolved against the channel alias by agents); URLs lose a trailing
     `/`; local folders become absolute `file://` URLs so every agent reads the same place."""
@@ -397,6 +421,7 @@ def normalize_spec(raw: RawSpec) -> Spec:
     indexes = _dedupe(i.strip().rstrip("/") for i in raw.pypi_indexes)
     for index in indexes:
         refuse_url_credentials(index, "PyPI index URL")
+    find_links = _dedupe(normalize_find_links(u) for u in raw.pypi_find_links)
     vpkgs = tuple(sorted((_vpkg_name(k), v.strip()) for k, v in raw.virtual_packages.items()))
     return Spec(
         conda=_merge_conda(conda),
@@ -408,6 +433,7 @@ def normalize_spec(raw: RawSpec) -> Spec:
         exclude_newer=(
             normalize_exclude_newer(raw.exclude_newer) if raw.exclude_newer is not None else None
         ),
+        pypi_find_links=tuple(find_links),
     )
 
 
@@ -415,6 +441,7 @@ def _normalize_locked(raw: RawSpec) -> Spec:
     """A lock's spec is its packages and nothing else: its channels are the ones their URLs
     lie in, so the req_id depends on the packages alone."""
     extra = raw.conda or raw.pypi or raw.python or raw.pypi_indexes or raw.virtual_packages
+    extra = extra or raw.pypi_find_links
     if extra or raw.exclude_newer:
         raise InvalidSpecError(
             "a locked spec carries only the lock's packages, not dependencies or options",
@@ -519,4 +546,5 @@ def spec_from_canonical(data: dict[str, Any]) -> Spec:
         virtual_packages=tuple(sorted(data["virtual_packages"].items())),
         exclude_newer=data["exclude_newer"],
         locked=locked_from_canonical(data.get("locked", {})),
+        pypi_find_links=tuple(data.get("pypi_find_links", ())),
     )

@@ -90,6 +90,7 @@ class _Parser:
         result = pip.result()
         raw.pypi = list(result.dependencies)
         raw.pypi_indexes = list(result.indexes)
+        raw.pypi_find_links = list(result.find_links)
         warnings = [
             f"skipped editable pip entry `{dep.text}` at {dep.where()}: install it after "
             "the environment is created"

@@ -11,7 +11,15 @@ from rattler import Version, VersionSpec
 
 from envd.errors import InvalidSpecError, RequestTooLargeError
 from envd.requirements_txt import read_requirements_file, requirement_text
-from envd.spec import EnvType, RawDependency, RawSpec, Spec, normalize_python, normalize_spec
+from envd.spec import (
+    EnvType,
+    RawDependency,
+    RawSpec,
+    Spec,
+    normalize_find_links,
+    normalize_python,
+    normalize_spec,
+)
 from envd.spec_files import read_environment_file
 
 MAX_DEPENDENCIES = 5000
@@ -44,6 +52,7 @@ def load_spec(
     channels: Sequence[str] = (),
     virtual_packages: Sequence[str] = (),
     exclude_newer: str | None = None,
+    find_links: Sequence[str] = (),
 ) -> LoadedSpec:
     """Read every file, add the inline options after them, check limits, normalize.
 
@@ -60,9 +69,11 @@ def load_spec(
         requirements = read_requirements_file(path)
         raw.pypi.extend(requirements.dependencies)
         raw.pypi_indexes.extend(requirements.indexes)
+        raw.pypi_find_links.extend(requirements.find_links)
     raw.conda.extend(RawDependency(text, PACKAGE_SOURCE) for text in packages)
     raw.pypi.extend(RawDependency(_inline_requirement(text), PYPI_SOURCE) for text in pypi)
     raw.channels.extend(channels)
+    raw.pypi_find_links.extend(normalize_find_links(u, "--find-links") for u in find_links)
     raw.virtual_packages.update(parse_virtual_packages(virtual_packages))
     count = len(raw.conda) + len(raw.pypi)
     if count > MAX_DEPENDENCIES:
@@ -158,6 +169,7 @@ def _merge(raw: RawSpec, other: RawSpec) -> None:
     raw.pypi.extend(other.pypi)
     raw.channels.extend(other.channels)
     raw.pypi_indexes.extend(other.pypi_indexes)
+    raw.pypi_find_links.extend(other.pypi_find_links)
     raw.platforms.extend(other.platforms)
     raw.virtual_packages.update(other.virtual_packages)
 

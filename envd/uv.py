@@ -96,3 +96,8 @@ def _kill_group(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+def find_links_args(find_links: Sequence[str]) -> list[str]:
+    """uv's `--find-links URL` for each of a spec's find-links pages, in order."""
+    return [arg for url in find_links for arg in ("--find-links", url)]

@@ -50,6 +50,7 @@ def spec_to_pb(spec: Spec) -> common_pb2.Spec:
         python=spec.python or "",
         channels=list(spec.channels),
         pypi_indexes=list(spec.pypi_indexes),
+        pypi_find_links=list(spec.pypi_find_links),
         virtual_packages=dict(spec.virtual_packages),
         exclude_newer=spec.exclude_newer or "",
         locked=[
@@ -102,6 +103,7 @@ def raw_spec_from_pb(message: common_pb2.Spec) -> RawSpec:
         python=message.python or None,
         channels=list(message.channels),
         pypi_indexes=list(message.pypi_indexes),
+        pypi_find_links=list(message.pypi_find_links),
         virtual_packages=dict(message.virtual_packages),
         exclude_newer=message.exclude_newer or None,
         locked=[

@@ -273,3 +273,60 @@ def serve_index(
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def serve_find_links(
+    folder: Path, wheels: Sequence[Wheel], sdists: Sequence[Sdist] = (), extra: Sequence[Path] = ()
+) -> Iterator[tuple[str, list[str]]]:
+    """A `--find-links` page over loopback: `(url, requests)`, where `url` (`…/links/`) is one
+    flat HTML page of relative links (with `#sha256=`) to the wheels, sdists and `extra` files
+    (e.g. `SETUPTOOLS_WHEEL`), served next to it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {w.filename: write_wheel(w, folder) for w in wheels}
+    files.update((s.filename, write_sdist(s, folder)) for s in sdists)
+    files.update((p.name, p) for p in extra)
+    page = "".join(
+        f'<a href="{html.escape(name)}#sha256={hashlib.sha256(p.read_bytes()).hexdigest()}">'
+        f"{html.escape(name)}</a><br>\n"
+        for name, p in files.items()
+    )
+    requests: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_HEAD(self) -> None:
+            name = self.path.split("?")[0].removeprefix("/links/")
+            if name not in files:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", str(files[name].stat().st_size))
+            self.end_headers()
+
+        def do_GET(self) -> None:
+            requests.append(self.path)
+            name = self.path.split("?")[0].removeprefix("/links/")
+            if self.path.split("?")[0] == "/links/":
+                body, kind = f"<html><body>\n{page}</body></html>\n".encode(), "text/html"
+            elif name in files:
+                body, kind = files[name].read_bytes(), "application/octet-stream"
+            else:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/links/", requests
+    finally:
+        server.shutdown()
+        server.server_close()

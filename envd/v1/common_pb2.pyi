@@ -41,7 +41,7 @@ class PypiDependency(_message.Message):
     def __init__(self, name: _Optional[str] = ..., requirement: _Optional[str] = ..., category: _Optional[str] = ..., selector: _Optional[str] = ...) -> None: ...
 
 class Spec(_message.Message):
-    __slots__ = ("conda", "pypi", "python", "channels", "pypi_indexes", "virtual_packages", "exclude_newer", "locked")
+    __slots__ = ("conda", "pypi", "python", "channels", "pypi_indexes", "virtual_packages", "exclude_newer", "locked", "pypi_find_links")
     class VirtualPackagesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -57,6 +57,7 @@ class Spec(_message.Message):
     VIRTUAL_PACKAGES_FIELD_NUMBER: _ClassVar[int]
     EXCLUDE_NEWER_FIELD_NUMBER: _ClassVar[int]
     LOCKED_FIELD_NUMBER: _ClassVar[int]
+    PYPI_FIND_LINKS_FIELD_NUMBER: _ClassVar[int]
     conda: _containers.RepeatedCompositeFieldContainer[CondaDependency]
     pypi: _containers.RepeatedCompositeFieldContainer[PypiDependency]
     python: str
@@ -65,7 +66,8 @@ class Spec(_message.Message):
     virtual_packages: _containers.ScalarMap[str, str]
     exclude_newer: str
     locked: _containers.RepeatedCompositeFieldContainer[LockedPlatform]
-    def __init__(self, conda: _Optional[_Iterable[_Union[CondaDependency, _Mapping]]] = ..., pypi: _Optional[_Iterable[_Union[PypiDependency, _Mapping]]] = ..., python: _Optional[str] = ..., channels: _Optional[_Iterable[str]] = ..., pypi_indexes: _Optional[_Iterable[str]] = ..., virtual_packages: _Optional[_Mapping[str, str]] = ..., exclude_newer: _Optional[str] = ..., locked: _Optional[_Iterable[_Union[LockedPlatform, _Mapping]]] = ...) -> None: ...
+    pypi_find_links: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, conda: _Optional[_Iterable[_Union[CondaDependency, _Mapping]]] = ..., pypi: _Optional[_Iterable[_Union[PypiDependency, _Mapping]]] = ..., python: _Optional[str] = ..., channels: _Optional[_Iterable[str]] = ..., pypi_indexes: _Optional[_Iterable[str]] = ..., virtual_packages: _Optional[_Mapping[str, str]] = ..., exclude_newer: _Optional[str] = ..., locked: _Optional[_Iterable[_Union[LockedPlatform, _Mapping]]] = ..., pypi_find_links: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class LockedPlatform(_message.Message):
     __slots__ = ("platform", "packages")

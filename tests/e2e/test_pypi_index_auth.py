@@ -10,7 +10,7 @@ import pytest
 from test_cli import one_json, run_client
 
 from harness import Cluster
-from pypi_index import serve_index
+from pypi_index import Sdist, serve_index
 
 pytestmark = pytest.mark.e2e
 SECRET = "pypi-s3cret-7f3a"
@@ -66,6 +66,35 @@ def test_an_index_login_given_to_the_agent_only_resolves_and_never_shows(
                     in_spec.stdout, in_spec.stderr, *logs) == []  # fmt: skip
 
 
+def test_a_native_build_gets_its_backend_from_the_login_protected_index_and_never_shows(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    sdist = Sdist("envd-pure", "1.0")  # sdist only: built on the agent by `uv build`
+    with serve_index(tmp_path / "index", [], [sdist], require_auth=("ada", SECRET)) as index:
+        port = index.url.split(":")[2].split("/")[0]
+        netrc = tmp_path / "agent-netrc"
+        netrc.write_text(f"machine 127.0.0.1 login ada password {SECRET}\n")
+        requirements = tmp_path / "requirements.txt"
+        requirements.write_text(f"-i {index.url}\nenvd-pure==1.0\n")
+        cluster.start_daemon()
+        cluster.start_agent("keyed", ["linux-64"], env={
+            "NETRC": str(netrc), "ENVD_PLAIN_HTTP_HOSTS": f"127.0.0.1:{port}",
+        })  # fmt: skip
+        ok = run_client("--coordinator", cluster.address, "resolve", "-r", str(requirements),
+                        "--python", "3.11", "--arch", "linux-64", "--json", cwd=tmp_path)  # fmt: skip
+        shown = run_client("--coordinator", cluster.address, "show", one_json(ok)["req_id"]
+                           if ok.returncode == 0 else "-", "--json", cwd=tmp_path)  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    (env,) = one_json(ok)["environments"]
+    assert env["outcome"] == "resolved", env
+    (package,) = env["packages"]
+    assert package["filename"] == "envd_pure-1.0-py3-none-any.whl"
+    # the build's backend (setuptools) came from the protected index, with the agent's login
+    assert any(r.startswith("/files/setuptools-") for r in index.requests), index.requests
+    logs = [p.log() for p in cluster.processes]
+    assert searched(cluster, ok.stdout, ok.stderr, shown.stdout, shown.stderr, *logs) == []
+
+
 def test_the_coordinator_refuses_an_index_outside_its_policy_before_any_job(
     cluster: Cluster, tmp_path: Path
 ) -> None:
@@ -80,5 +109,13 @@ def test_the_coordinator_refuses_an_index_outside_its_policy_before_any_job(
         "coordinator: it matches no `--allow-pypi-index` pattern of the coordinator "
         "(`https://pypi.corp.example/*`)"
     ), out.stderr
+    corp = tmp_path / "corp.txt"
+    corp.write_text("-i https://pypi.corp.example/simple\nenvd-app\n")
+    linked = run_client("--coordinator", cluster.address, "resolve", "-r", str(corp),
+                        "--find-links", "http://127.0.0.1:9/links/", "--python", "3.11",
+                        "--arch", "linux-64", cwd=tmp_path)  # fmt: skip
+    assert linked.returncode == 2, linked.stderr
+    assert "error: find-links location `http://127.0.0.1:9/links/` is not allowed by this " \
+        "coordinator: it matches no `--allow-pypi-index` pattern" in linked.stderr  # fmt: skip
     listed = run_client("--coordinator", cluster.address, "list", "--json", cwd=tmp_path)
     assert listed.returncode == 0 and one_json(listed)["environments"] == [], listed.stdout

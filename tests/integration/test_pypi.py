@@ -168,3 +168,32 @@ def test_requests_and_numpy_from_the_real_pypi_for_two_platforms(tmp_path: Path)
         wanted = ("macosx", "arm64") if platform == "osx-arm64" else ("manylinux", "x86_64")
         assert all(part in numpy for part in wanted), numpy
         assert numpy.startswith("numpy-") and "-cp311-cp311-" in numpy, numpy
+
+
+def test_find_links_page_provides_a_package_the_index_lacks_through_the_cluster(
+    cluster: Cluster, index: PypiIndex, tmp_path: Path
+) -> None:
+    from pypi_index import Wheel, serve_find_links
+
+    flat = Wheel("envd-flat", "1.0", requires=("envd-app<2",))
+    with serve_find_links(tmp_path / "links", [flat]) as (links, asked):
+        requirements = tmp_path / "requirements.txt"
+        requirements.write_text(f"--index-url {index.url}\n-f {links}\nenvd-flat\n")
+        spec = load_spec(requirement_files=[requirements], python="3.11").spec
+        assert spec.pypi_find_links == (links,)
+        cluster.start_daemon()
+        cluster.start_agent("agent", ["linux-64"])
+        with EnvdClient(cluster.address) as client:
+            result = client.resolve(spec, ["linux-64"])
+        event = result.events["linux-64"]
+        assert event.outcome is Outcome.RESOLVED, event.error
+        assert "/links/" in asked and "/links/envd_flat-1.0-py3-none-any.whl" in asked
+    description = event.description
+    assert description is not None and description["spec"]["pypi_find_links"] == [links]
+    by_name = {p["name"]: p for p in description["packages"]}
+    assert sorted(by_name) == ["envd-app", "envd-flat"]  # its dependency from the index
+    assert (by_name["envd-flat"]["index"], by_name["envd-app"]["index"]) == (links, index.url)
+    assert by_name["envd-app"]["filename"] == "envd_app-1.0-py3-none-any.whl"
+    (cached,) = by_name["envd-flat"]["formats"]
+    stored = cluster.root / "store" / "pkgs" / cached["sha256"] / cached["filename"]
+    assert hashlib.sha256(stored.read_bytes()).hexdigest() == by_name["envd-flat"]["sha256"]

@@ -4,6 +4,7 @@ for a conda-only environment and for platforms that pin differently."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -98,3 +99,19 @@ def _pure(the_spec: Spec, platform: str) -> dict[str, Any]:
         packages=[wheel("envd-app", "2.0")], resolved_at=datetime(2024, 6, 1, tzinfo=UTC),
         resolved_by=ResolvedBy("t", "a", "h"), solver=SolverInfo("uv", "0"),
     )  # fmt: skip
+
+
+def test_find_links_pages_are_exported_so_pip_can_find_their_files() -> None:
+    from envd.requirements_txt import PipLineReader
+
+    description = environment()["linux-64"]
+    links = "https://links.example/wheels/"
+    linked = {**description, "spec": {**description["spec"], "pypi_find_links": [links]}}
+    text = render_export({"linux-64": linked}, "requirements.txt", None).decode()
+    assert text.replace("\\\n", "").splitlines()[2:4] == [f"--index-url {INDEX}",
+                                                          f"--find-links {links}"]  # fmt: skip
+    document = yaml.safe_load(render_export({"linux-64": linked}, "environment.yml", "linux-64"))
+    reader = PipLineReader(category="main", editable="error")
+    for number, line in enumerate(document["dependencies"][-1]["pip"], start=1):
+        reader.add_line(line, source="export", line=number, base_dir=Path("."), selector=None)
+    assert reader.result().find_links == (links,)  # what envd reads back

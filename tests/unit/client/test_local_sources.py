@@ -174,3 +174,25 @@ def test_source_urls_round_trip_and_agents_fetch_only_matching_bytes(tmp_path: P
         f"the spec names `{forged}`"
     )
     assert not os.listdir(tmp_path / "work2" / "sources" / forged)
+
+
+def test_the_client_sdist_build_sees_its_index_settings_and_no_secrets(tmp_path: Path) -> None:
+    from envd.client.local_sources import sdist_environment
+
+    home = tmp_path / "user"
+    home.mkdir()
+    (home / ".netrc").write_text("machine idx.example login u password p\n")
+    parent = {
+        "HOME": str(home), "PATH": "/usr/bin", "UV_DEFAULT_INDEX": "http://idx.example/simple",
+        "AWS_SECRET_ACCESS_KEY": "s3-secret", "ENVD_CHANNEL_TOKEN": "h=tok",
+        "UV_PRERELEASE": "allow", "PIP_INDEX_URL": "http://other/simple",
+    }  # fmt: skip
+    env = sdist_environment(parent, tmp_path / "scratch-home")
+    assert env["UV_DEFAULT_INDEX"] == "http://idx.example/simple"
+    assert env["NETRC"] == str(home / ".netrc")  # the user's own login for a private index
+    assert env["UV_CACHE_DIR"] == str(home / ".cache" / "uv")  # the user's uv cache
+    assert env["HOME"] == str(tmp_path / "scratch-home") and env["UV_NO_CONFIG"] == "1"
+    for name in ("AWS_SECRET_ACCESS_KEY", "ENVD_CHANNEL_TOKEN", "UV_PRERELEASE", "PIP_INDEX_URL"):
+        assert name not in env
+    chosen = sdist_environment({**parent, "NETRC": "/etc/mine", "XDG_CACHE_HOME": "/c"}, home)
+    assert (chosen["NETRC"], chosen["UV_CACHE_DIR"]) == ("/etc/mine", "/c/uv")

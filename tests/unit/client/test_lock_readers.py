@@ -185,3 +185,15 @@ def test_a_named_pixi_environment(tmp_path: Path) -> None:
     ) as info:
         read_lock(CONDA_LOCK, environment="default")
     assert info.value.hint is not None and info.value.hint.startswith("drop `--lock-environment`")
+
+
+def test_from_lock_refuses_find_links_like_every_spec_option(tmp_path: Path) -> None:
+    from envd.client.lock_readers import locked_request
+    from envd.client.parser import build_parser
+    from envd.errors import InvalidSpecError
+
+    args = build_parser().parse_args(
+        ["resolve", "--from-lock", str(tmp_path / "x.lock"), "--find-links", "https://l.example/"]
+    )
+    with pytest.raises(InvalidSpecError, match=r"takes no spec options, but `--find-links`"):
+        locked_request(args)

@@ -156,3 +156,12 @@ def test_json_goes_to_sys_stdout_as_it_is_when_printed(monkeypatch: pytest.Monke
     elsewhere = io.StringIO()
     print_json([1], elsewhere)
     assert elsewhere.getvalue() == "[\n  1\n]\n"
+
+
+def test_show_names_find_links_pages_after_the_indexes() -> None:
+    description = lock_envs.environment()["linux-64"]
+    linked = {**description, "spec": {**description["spec"], "pypi_find_links": ["https://l.ex/"]}}
+    assert f"PyPI indexes: {lock_envs.INDEX}; find-links: https://l.ex/\n" in environment_text(
+        linked, "resolved"
+    )
+    assert "find-links" not in environment_text(description, "resolved")

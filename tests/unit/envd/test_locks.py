@@ -149,3 +149,30 @@ def test_pixi_build_numbers_and_noarch_travel_and_count() -> None:
         broken = (LockedPlatform("osx-arm64", (dataclasses.replace(python, **bad),)),)
         with pytest.raises(InvalidLockError, match=reason):
             normalize_spec(RawSpec(locked=list(broken)))
+
+
+def test_an_anaconda_token_in_a_lock_url_is_refused_masked(tmp_path: Path) -> None:
+    lines = (LOCKS / "explicit" / "xtensor_linux-64.txt").read_text("utf-8").splitlines()
+    token = "xy-0123456789abcdef"  # anaconda.org's `/t/<token>/` form
+    lines[5] = lines[5].replace("conda.anaconda.org/", f"conda.anaconda.org/t/{token}/")
+    path = tmp_path / "explicit.txt"
+    path.write_text("\n".join(lines) + "\n", "utf-8")
+    with pytest.raises(InvalidLockError) as refused:
+        read_lock(path)
+    text = refused.value.message + (refused.value.hint or "")
+    assert token not in text
+    assert refused.value.message == (
+        f"invalid lock entry `libstdcxx-ng` at `{path}` linux-64[1]: its URL "
+        "`https://conda.anaconda.org/t/<token>/conda-forge/linux-64/"
+        "libstdcxx-ng-9.3.0-h2ae2ef3_17.tar.bz2` carries an anaconda.org token; it would be "
+        "written into ids, descriptions and exports"
+    )
+    assert "channel credentials" in (refused.value.hint or "")
+    # a client that skips the check: the coordinator's normalization refuses it the same way
+    package = locked_spec(CONDA_LOCK).locked[0].packages[0]
+    tokened = dataclasses.replace(
+        package, url=package.url.replace("conda.anaconda.org/", f"conda.anaconda.org/t/{token}/")
+    )
+    with pytest.raises(InvalidLockError, match=r"carries an anaconda.org token") as again:
+        normalize_spec(RawSpec(locked=[LockedPlatform("linux-64", (tokened,))]))
+    assert token not in again.value.message

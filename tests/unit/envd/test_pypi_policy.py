@@ -90,3 +90,21 @@ def test_credentials_in_index_or_requirement_urls_are_refused_masked() -> None:
     assert spec("a @ git+ssh://git@github.com/o/a").pypi[0].requirement == (
         "a @ git+ssh://git@github.com/o/a"
     )
+
+
+def test_find_links_are_locations_the_policy_checks() -> None:
+    linked = normalize_spec(
+        RawSpec(pypi=[RawDependency("foo")], pypi_find_links=["https://evil.example/links/"])
+    )
+    assert pypi_locations(linked) == [
+        ("PyPI index", "https://pypi.org/simple"),
+        ("find-links location", "https://evil.example/links/"),
+    ]
+    policy = ChannelPolicy.of(allow_pypi=["https://pypi.org/*"])
+    assert refusal(policy, linked) == (
+        "find-links location `https://evil.example/links/` is not allowed by this coordinator: "
+        "it matches no `--allow-pypi-index` pattern of the coordinator (`https://pypi.org/*`)"
+    )
+    ChannelPolicy.of(allow_pypi=["https://pypi.org/*", "https://evil.example/*"]).check_pypi_spec(
+        linked
+    )

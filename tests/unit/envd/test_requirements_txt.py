@@ -128,9 +128,9 @@ def test_bare_urls_get_a_name() -> None:
             "supported",
         ),
         (
-            "--find-links https://x.org/wheels/\nfoo\n",
-            "failed to parse `--find-links https://x.org/wheels/` at {path}:1: flat archive "
-            "pages are not supported",
+            "-f ./wheels\nfoo\n",
+            "failed to read `--find-links ./wheels` at {path}:1: local find-links folders are "
+            "not supported (agents on other machines can't read them); only http(s) URLs are",
         ),
         ("foo\n--pre\n", "failed to parse option `--pre` at {path}:2: not supported"),
         ("--no-index\n", "failed to parse option `--no-index` at {path}:1: not supported"),
@@ -201,3 +201,48 @@ def test_real_includes() -> None:
     assert len(sources) == 8
     spec = load_spec(requirement_files=[FIXTURES / "numpy/requirements/all_requirements.txt"])
     assert 'ninja; sys_platform != "emscripten"' in spec.spec.pypi_requirements_for("linux-64")
+
+
+def test_find_links_are_kept_in_order_from_files_and_environment_pip_lists(
+    tmp_path: Path,
+) -> None:
+    path = write(
+        tmp_path,
+        "-f https://links.example/wheels/\n"
+        "--find-links=https://other.example/flat.html\n"
+        "--find-links https://links.example/wheels/\n"
+        "foo\n",
+    )
+    assert read_requirements_file(path).find_links == (
+        "https://links.example/wheels/",  # the trailing `/` stays: relative links need it
+        "https://other.example/flat.html",
+    )
+    env = write(
+        tmp_path,
+        "dependencies:\n  - pip:\n    - -f https://links.example/wheels/\n    - foo\n",
+        "environment.yml",
+    )
+    spec = load_spec(env_files=[env], find_links=["https://inline.example/links/"]).spec
+    assert spec.pypi_find_links == (
+        "https://links.example/wheels/",
+        "https://inline.example/links/",
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ("https://user:secret@links.example/wheels/", "find-links URL `https://user:***@"),
+        ("/srv/wheels", "local find-links folders are not supported"),
+        ("file:///srv/wheels", "local find-links folders are not supported"),
+    ],
+)
+def test_find_links_refused_with_credentials_or_local(
+    value: str, words: str, tmp_path: Path
+) -> None:
+    caught = error(write(tmp_path, f"--find-links {value}\nfoo\n"))
+    assert words in caught.message
+    assert "secret" not in caught.message + (caught.hint or "")
+    with pytest.raises(InvalidSpecError) as inline:
+        load_spec(pypi=["foo"], find_links=[value])
+    assert words in inline.value.message

@@ -394,3 +394,21 @@ def test_channel_folders_the_system_refuses_are_invalid_spec(tmp_path: Path) -> 
     env = _write(tmp_path / "e.yml", "channels:\n  - ./loop/channel\ndependencies: [python]\n")
     with pytest.raises(InvalidSpecError, match=r"^failed to read channel folder `./loop/channel`"):
         load_spec(env_files=[env])
+
+
+def test_find_links_enter_the_req_id_only_when_given_and_cross_the_wire() -> None:
+    from envd.ids import req_id
+    from envd.wire import raw_spec_from_pb, spec_to_pb
+
+    plain = normalize_spec(RawSpec(pypi=[RawDependency("foo")]))
+    assert "pypi_find_links" not in plain.to_canonical()  # every older req_id stays the same
+    links = ["https://b.example/links/", "https://a.example/links/", "https://b.example/links/"]
+    linked = normalize_spec(RawSpec(pypi=[RawDependency("foo")], pypi_find_links=links))
+    assert linked.pypi_find_links == ("https://b.example/links/", "https://a.example/links/")
+    assert linked.to_canonical()["pypi_find_links"] == list(linked.pypi_find_links)
+    assert req_id(linked) != req_id(plain)
+    reordered = normalize_spec(RawSpec(pypi=[RawDependency("foo")], pypi_find_links=links[1:]))
+    assert req_id(reordered) != req_id(linked)  # order is priority
+    assert spec_from_canonical(json.loads(linked.canonical_bytes())) == linked
+    assert normalize_spec(raw_spec_from_pb(spec_to_pb(linked))) == linked
+    assert normalize_spec(raw_spec_from_pb(spec_to_pb(plain))) == plain
