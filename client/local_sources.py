@@ -8,7 +8,8 @@ directory, with a timeout; then re-packed deterministically, so the same files g
 bytes whatever their mtimes), a file (a wheel or an sdist) is taken as it is. The req_id thus
 changes when the content changes, never when the path does. The bytes are stored at
 `pkgs/<sha256>/<filename>`, the key every archive has; agents fetch them from there and check
-the sha256 before uv sees them.
+the sha256 before uv sees them. A git requirement (`name @ git+…@rev`) is cloned at its commit
+and packed like a directory (`client/git_sources.py`).
 """
 
 from __future__ import annotations
