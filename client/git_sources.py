@@ -71,10 +71,9 @@ def git_requirement(url: str) -> GitRequirement | None:
             f"failed to read git requirement `{mask_text(url)}`: the rev `{rev}` starts with `-`",
             hint="name a branch, a tag or a commit",
         )
-    fragment = parse_qs(parts.fragment)
-    subdirectory = (fragment.get("subdirectory") or [None])[0]
+    subdirectory = "".join(parse_qs(parts.fragment).get("subdirectory", [])[:1]).strip("/")
     clone = urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
-    return GitRequirement(clone, rev or None, subdirectory.strip("/") if subdirectory else None)
+    return GitRequirement(clone, rev or None, subdirectory or None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -114,9 +114,9 @@ def packed(spec: Spec, scratch: Path) -> tuple[str, str, Path]:
     result = pack_local_sources(spec, scratch)
     (source,) = result.sources
     (dep,) = result.spec.pypi
-    sha, filename = parse_source_url(dep.requirement.split(" @ ", 1)[1])
-    assert (sha, filename) == (source.sha256, source.filename)
-    return req_id(result.spec), sha, source.path
+    parsed = parse_source_url(dep.requirement.split(" @ ", 1)[1])
+    assert parsed == (source.sha256, source.filename)
+    return req_id(result.spec), source.sha256, source.path
 
 
 @pytest.mark.usefixtures("backends")
