@@ -119,9 +119,14 @@ def pack_git_source(
     requirement = git_requirement(url)
     assert requirement is not None, url
     checkout = check_out(requirement, name, scratch, timeout=timeout, environ=environ)
-    packed = pack_source(name, checkout.project, scratch, python=python, timeout=timeout,
-                         environ=environ)  # fmt: skip
     origin = f"{requirement.shown}@{checkout.commit}"
+    try:
+        packed = pack_source(name, checkout.project, scratch, python=python, timeout=timeout,
+                             environ=environ)  # fmt: skip
+    except InvalidSpecError as err:  # named by where it came from, not the temp checkout
+        shown = err.message.replace(f"local project `{checkout.project}`", f"`{name}` from "
+                                    f"`{origin}`").replace(str(checkout.project), origin)  # fmt: skip
+        raise InvalidSpecError(shown, hint=err.hint) from err
     record = f"url = {requirement.shown}\ncommit = {checkout.commit}\n"
     if requirement.subdirectory:
         record += f"subdirectory = {requirement.subdirectory}\n"

@@ -164,3 +164,21 @@ def test_submodules_are_checked_out_recursively(repo: Path, tmp_path: Path) -> N
                     environ={**os.environ, **allow})  # fmt: skip
     assert got.commit == top
     assert (got.project / "vendor" / "inner" / "src" / "gitpkg" / "__init__.py").is_file()
+
+
+def test_a_project_that_fails_to_pack_is_named_by_its_url_and_commit(
+    repo: Path, tmp_path: Path
+) -> None:
+    pyproject = (repo / "pyproject.toml").read_text()
+    broken = pyproject.replace('["flit_core>=3.4,<5"]', "[]").replace(
+        '"flit_core.buildapi"', '"envd_missing_backend"'
+    )
+    (repo / "pyproject.toml").write_text(broken)
+    top = commit(repo, "broken")
+    with pytest.raises(InvalidSpecError) as info:
+        pack_local_sources(git_spec(f"gitpkg @ git+{repo.as_uri()}"), tmp_path)
+    assert info.value.message.startswith(
+        f"failed to pack `gitpkg` from `{repo.as_uri()}@{top}` into an sdist (`uv build --sdist` "
+        "exited 2): "
+    ), info.value.message
+    assert "/git-" not in info.value.message  # not the temp checkout's path
