@@ -323,8 +323,14 @@ def vcs_refused(what: str, platform: str, vcs: str = "git") -> WheelBuildError:
         f"failed to build {what} for `{platform}` ({vcs} source): envd does not build {vcs} "
         "sources: a build is recorded and reused by its source's sha256, and a "
         f"{vcs} checkout has none envd could verify",
-        hint="clone it and name the folder (`name @ ./checkout`): envd-client packs it and "
-        "the build is from those bytes; or publish an sdist to an index",
+        hint=(
+            "envd-client packs git requirements itself (cloned at their commit and sent as an "
+            "sdist named by its sha256): send the request with a current envd-client; or clone "
+            "it and name the folder (`name @ ./checkout`)"
+            if vcs == "git"
+            else "clone it and name the folder (`name @ ./checkout`): envd-client packs it "
+            "and the build is from those bytes; or publish an sdist to an index"
+        ),
     )
 
 

@@ -8,7 +8,8 @@ directory, with a timeout; then re-packed deterministically, so the same files g
 bytes whatever their mtimes), a file (a wheel or an sdist) is taken as it is. The req_id thus
 changes when the content changes, never when the path does. The bytes are stored at
 `pkgs/<sha256>/<filename>`, the key every archive has; agents fetch them from there and check
-the sha256 before uv sees them.
+the sha256 before uv sees them. A git requirement (`name @ git+…@rev`) is cloned at its commit
+and packed like a directory (`client/git_sources.py`).
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ class PackedSource:
     """One local source, packed: what the user named and the bytes the spec now names."""
 
     name: str
-    origin: Path
+    origin: Path | str  # a local path, or `git+URL@commit` (client/git_sources.py)
     path: Path
     filename: str
     sha256: str
@@ -71,7 +72,7 @@ class PackedSpec:
 
 
 def has_local_sources(spec: Spec) -> bool:
-    return any(_local_path(d) is not None for d in spec.pypi)
+    return any(_local_path(d) is not None or _git_url(d) is not None for d in spec.pypi)
 
 
 def pack_local_sources(
@@ -84,17 +85,25 @@ def pack_local_sources(
 ) -> PackedSpec:
     """The spec with every local requirement replaced by its packed source's URL, and the
     sources (in `scratch`, which the caller removes). A spec without any is returned as is."""
-    packed: dict[Path, PackedSource] = {}
+    packed: dict[Path | str, PackedSource] = {}
     deps: list[PypiDependency] = []
     for dep in spec.pypi:
         path = _local_path(dep)
-        if path is None:
+        git = _git_url(dep) if path is None else None
+        origin = path if path is not None else git
+        if origin is None:
             deps.append(dep)
             continue
-        if path not in packed:
-            packed[path] = pack_source(dep.name, path, scratch, python=python, timeout=timeout,
-                                       environ=environ)  # fmt: skip
-        deps.append(_rewritten(dep, packed[path]))
+        if origin not in packed:
+            if git is not None:  # cloned at its commit, then packed as a directory
+                from .git_sources import pack_git_source
+
+                packed[origin] = pack_git_source(dep.name, git, scratch, python=python,
+                                                 timeout=timeout, environ=environ)  # fmt: skip
+            elif path is not None:
+                packed[origin] = pack_source(dep.name, path, scratch, python=python,
+                                             timeout=timeout, environ=environ)  # fmt: skip
+        deps.append(_rewritten(dep, packed[origin]))
     if not packed:
         return PackedSpec(spec, ())
     pypi = tuple(sorted(set(deps), key=lambda d: (d.name, d.requirement, d.category,
@@ -217,6 +226,11 @@ def _local_path(dep: PypiDependency) -> Path | None:
     if not url or not url.lower().startswith("file:"):
         return None
     return Path(unquote(urlsplit(url).path))
+
+
+def _git_url(dep: PypiDependency) -> str | None:
+    url = Requirement(dep.requirement).url
+    return url if url and url.lower().startswith("git+") else None
 
 
 def _rewritten(dep: PypiDependency, source: PackedSource) -> PypiDependency:

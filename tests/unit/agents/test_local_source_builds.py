@@ -135,4 +135,5 @@ def test_a_git_requirement_is_refused_before_uv_clones_it(tmp_path: Path) -> Non
         "git sources: a build is recorded and reused by its source's sha256, and a git checkout "
         "has none envd could verify"
     )
+    assert info.value.hint is not None and "envd-client packs git requirements" in info.value.hint
     assert not (tmp_path / "cache").exists()  # uv never ran
