@@ -17,7 +17,6 @@ from typing import Any
 
 VERSION = "3.11.7"
 BUILD = "h0_0"
-FILENAME = f"python-{VERSION}-{BUILD}.tar.bz2"
 
 
 def standin_script(calls: Path) -> bytes:
@@ -30,21 +29,28 @@ def standin_script(calls: Path) -> bytes:
 def python_archive(folder: Path, calls: Path, subdir: str = "linux-64") -> Path:
     """Write `python-3.11.7-h0_0.tar.bz2` into `folder`; its interpreters log to `calls`."""
     script = standin_script(calls)
-    index = {"name": "python", "version": VERSION, "build": BUILD, "build_number": 0,
+    files = {"bin/python": script, "bin/python3.11": script}
+    return conda_archive(folder, "python", VERSION, BUILD, subdir, files)
+
+
+def conda_archive(
+    folder: Path, name: str, version: str, build: str, subdir: str, files: dict[str, bytes]
+) -> Path:
+    """A `.tar.bz2` conda package of executable `files` (path → bytes) and no dependencies."""
+    index = {"name": name, "version": version, "build": build, "build_number": 0,
              "subdir": subdir, "depends": [], "license": "PSF-2.0"}  # fmt: skip
-    files = ["bin/python", "bin/python3.11"]
     paths = {"paths_version": 1, "paths": [
-        {"_path": f, "path_type": "hardlink", "sha256": hashlib.sha256(script).hexdigest(),
-         "size_in_bytes": len(script)} for f in files
+        {"_path": f, "path_type": "hardlink", "sha256": hashlib.sha256(data).hexdigest(),
+         "size_in_bytes": len(data)} for f, data in files.items()
     ]}  # fmt: skip
     members = {
         "info/index.json": (json.dumps(index).encode(), 0o644),
         "info/paths.json": (json.dumps(paths).encode(), 0o644),
-        "info/files": ("\n".join(files).encode() + b"\n", 0o644),
-        **{f: (script, 0o755) for f in files},
+        "info/files": ("".join(f"{f}\n" for f in files).encode(), 0o644),
+        **{f: (data, 0o755) for f, data in files.items()},
     }
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / FILENAME
+    path = folder / f"{name}-{version}-{build}.tar.bz2"
     with tarfile.open(path, "w:bz2") as tar:
         for name, (data, mode) in members.items():
             info = tarfile.TarInfo(name)
@@ -54,19 +60,21 @@ def python_archive(folder: Path, calls: Path, subdir: str = "linux-64") -> Path:
 
 
 def python_channel(folder: Path, calls: Path, subdir: str = "linux-64") -> Path:
-    """A channel folder holding the stand-in python, with `repodata.json` for `subdir` (from
-    the archive's bytes) and an empty `noarch`. Returns the archive."""
+    """A channel folder holding the stand-in python and `envd-tool 1.0` (a conda package with
+    one script: a spec needs a conda dependency besides python to be mixed), with
+    `repodata.json` for `subdir` (from the archives' bytes) and an empty `noarch`. Returns the
+    python archive."""
     archive = python_archive(folder / subdir, calls, subdir)
-    data = archive.read_bytes()
-    record: dict[str, Any] = {
-        **json.loads(
-            tarfile.open(archive).extractfile("info/index.json").read()  # type: ignore[union-attr]
-        ),
-        "size": len(data),
-        "sha256": hashlib.sha256(data).hexdigest(),
-        "md5": hashlib.md5(data).hexdigest(),
-    }
-    for name, packages in ((subdir, {archive.name: record}), ("noarch", {})):
+    tool = conda_archive(folder / subdir, "envd-tool", "1.0", "0", subdir,
+                         {"bin/envd-tool": b"#!/bin/sh\necho envd-tool\n"})  # fmt: skip
+    records: dict[str, Any] = {}
+    for path in (archive, tool):
+        data = path.read_bytes()
+        with tarfile.open(path) as tar:
+            index = json.load(tar.extractfile("info/index.json"))  # type: ignore[arg-type]
+        records[path.name] = {**index, "size": len(data), "md5": hashlib.md5(data).hexdigest(),
+                              "sha256": hashlib.sha256(data).hexdigest()}  # fmt: skip
+    for name, packages in ((subdir, records), ("noarch", {})):
         (folder / name).mkdir(parents=True, exist_ok=True)
         repodata = {"info": {"subdir": name}, "packages": packages, "packages.conda": {},
                     "repodata_version": 1}  # fmt: skip
