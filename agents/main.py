@@ -90,8 +90,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         dest="own_build_python",
         action="store_false",
         help="do not build wheels with this agent's own python: only with the `--build-python` "
-        "ones (none: the agent builds no wheels, and the coordinator routes builds to agents "
-        "that advertise the python a job needs)",
+        "ones (none: the agent builds no PyPI-only spec's wheels, and the coordinator routes "
+        "those to agents that advertise the python a job needs; a mixed spec's are built with "
+        "its own conda python)",
     )
     parser.add_argument(
         "--build-timeout",

@@ -52,7 +52,10 @@ class MixedResolver:
         async with serve_stubs(held) as stub_index:
             try:
                 pypi = await self.pypi.resolve(
-                    request, python_version=python, stub_index=stub_index
+                    request,
+                    python_version=python,
+                    stub_index=stub_index,
+                    conda=conda.packages,
                 )
             except UnsatisfiableError as err:
                 raise _with_held(err, held, wanted) from err

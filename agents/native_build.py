@@ -11,7 +11,8 @@ import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from packaging.utils import parse_wheel_filename
@@ -29,6 +30,7 @@ from envd.store.base import Store
 from envd.store.layout import built_key, package_key
 from envd.uv import find_links_args, run_group, uv_bin, uv_environment
 
+from .build_prefix import BuildPrefixes
 from .built_record import BuiltRecord, python_tag
 from .credentials import ChannelCredentials
 from .fetch import Fetcher, redact_text, redact_url
@@ -48,7 +50,8 @@ _AUDIT_TAG = re.compile(r'following platform tag:\s*"(manylinux_2_(\d+)_\w+)"')
 
 class NativeBuildNeeded(Exception):
     """The job needs wheels built on an agent whose native platform is `platform` and that
-    builds for `python` ("3.12"), and this agent is not one: it hands the job back
+    builds for `python` ("3.12"; "" for a mixed spec, whose builds use its own conda python,
+    so any native agent builds them), and this agent is not one: it hands the job back
     (`JobRelease.native_builds`, `native_python`). Not an error: the coordinator routes it."""
 
     def __init__(self, platform: str, builds: Sequence[str], python: str = "") -> None:
@@ -99,7 +102,9 @@ class NativeBuilds:
     target (else `NativeBuildNeeded`). Sources are fetched and verified against the lock's
     sha256; `uv build` runs in a temp folder with a deadline, in its own process group, with
     no store or channel credentials in its environment, using the host interpreter of the
-    requested python (`pythons`: "3.11" → path)."""
+    requested python (`pythons`: "3.11" → path) for a PyPI-only spec, and for a mixed one
+    (`conda` given) the environment's own python, its conda solution installed into a build
+    prefix (`agents/build_prefix.py`)."""
 
     def __init__(
         self, store: Store, fetcher: Fetcher, cache_dir: Path, *, agent_id: str,
@@ -116,13 +121,21 @@ class NativeBuilds:
         self.build_timeout = build_timeout
         self.environ = dict(os.environ if environ is None else environ)
         self.credentials = credentials  # index logins: a netrc of the build's own, as for resolves
+        self.prefixes = BuildPrefixes(store, fetcher, cache_dir)
         self.built = 0  # wheels built by this agent (the reuse of a record is not a build)
         self.reused = 0
 
     async def provide(
-        self, unbuilt: Sequence[Unbuilt], target: PypiTarget, indexes: Sequence[str],
+        self,
+        unbuilt: Sequence[Unbuilt],
+        target: PypiTarget,
+        indexes: Sequence[str],
+        conda: Sequence[ResolvedPackage] = (),
         find_links: Sequence[str] = (),
-    ) -> tuple[ResolvedPackage, ...]:  # fmt: skip
+    ) -> tuple[ResolvedPackage, ...]:
+        """The wheels of `unbuilt`; `conda` is a mixed spec's conda solution, whose python
+        builds them (the host's of `build_python(target)` builds a PyPI-only spec's);
+        `find_links` are the spec's find-links pages, given to `uv build` with its indexes."""
         sources: list[tuple[Unbuilt, SourceArchive]] = []
         for item in unbuilt:
             if item.source is None:
@@ -137,17 +150,33 @@ class NativeBuilds:
                          record.agent, item.name, item.version)  # fmt: skip
                 found[item.name] = _package(item, source, record, target)
         missing = [(i, s) for i, s in sources if i.name not in found]
-        version = build_python(target)
-        if missing and (self.native_platform != target.platform or version not in self.pythons):
+        version = "" if conda else build_python(target)  # a mixed spec brings its python
+        if missing and (self.native_platform != target.platform
+                        or (version and version not in self.pythons)):  # fmt: skip
             # another agent may build it: the coordinator routes the job to one (or says
             # which pythons the connected native agents build for)
             raise NativeBuildNeeded(target.platform, [i.shown() for i, _ in missing], version)
         if missing:
-            interpreter = self.pythons[version]
-            for item, source in missing:
-                record = await self._build(item, source, target, interpreter, indexes, find_links)
-                found[item.name] = _package(item, source, record, target)
+            what = ", ".join(f"`{i.name} {i.version}`" for i, _ in missing)
+            async with self._interpreter(conda, target, what) as interpreter:
+                for item, source in missing:
+                    record = await self._build(
+                        item, source, target, interpreter, indexes, find_links
+                    )
+                    found[item.name] = _package(item, source, record, target)
         return tuple(found[i.name] for i in unbuilt)
+
+    @asynccontextmanager
+    async def _interpreter(
+        self, conda: Sequence[ResolvedPackage], target: PypiTarget, what: str
+    ) -> AsyncIterator[str]:
+        """A mixed spec's own python (its build prefix, kept while the builds run), else the
+        host interpreter of the requested python."""
+        if not conda:
+            yield self.pythons[build_python(target)]
+            return
+        async with self.prefixes.python(conda, target.platform, what) as python:
+            yield str(python)
 
     def _live_record(self, source_sha256: str, target: PypiTarget) -> BuiltRecord | None:
         """The stored record if it is valid and its wheel is in the store, verified."""

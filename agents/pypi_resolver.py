@@ -16,7 +16,7 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 
-from envd.description import SolverInfo
+from envd.description import ResolvedPackage, SolverInfo
 from envd.errors import (
     ChannelError,
     EnvdError,
@@ -109,10 +109,12 @@ class PypiResolver:
         *,
         python_version: str | None = None,
         stub_index: str | None = None,
+        conda: Sequence[ResolvedPackage] = (),
     ) -> Resolution:
         """`python_version` overrides the spec's python (a mixed spec: conda's python);
         `stub_index` is an index uv consults before the spec's, taking every name it has from
-        it alone (`--index-strategy first-index`): the packages conda already provides."""
+        it alone (`--index-strategy first-index`): the packages conda already provides;
+        `conda` is a mixed spec's conda solution, whose python builds its wheels."""
         spec, platform = request.spec, request.platform
         python = spec.python if python_version is None else python_version
         target = pypi_target(platform, python, dict(spec.virtual_packages))
@@ -150,7 +152,7 @@ class PypiResolver:
         if self.builds is None:
             raise needs_build_error(found.unbuilt, platform)
         built = await self.builds.provide(
-            found.unbuilt, target, indexes, find_links=spec.pypi_find_links
+            found.unbuilt, target, indexes, conda, find_links=spec.pypi_find_links
         )
         return Resolution(tuple(sorted(found.packages + built, key=lambda p: p.name)), self.solver)
 

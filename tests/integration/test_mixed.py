@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from conda_python import python_channel
 from envd.agents.conda_resolver import CondaResolver
 from envd.agents.fetch import Fetcher
 from envd.agents.mixed_resolver import MixedResolver
@@ -18,11 +19,11 @@ from envd.agents.pypi_resolver import PypiResolver
 from envd.agents.resolver import Resolution, ResolveRequest
 from envd.channels import DEFAULT_CHANNEL_ALIAS
 from envd.client.api import EnvdClient
-from envd.errors import UnsatisfiableError
+from envd.errors import UnsatisfiableError, WheelBuildError
 from envd.progress import Outcome
 from envd.spec import RawDependency, RawSpec, Spec, normalize_spec
 from envd.store.local import LocalStore
-from harness import ChannelServer, Cluster
+from harness import ChannelServer, Cluster, serve_channel
 from pypi_index import PypiIndex, Sdist, Wheel, serve_index
 
 pytestmark = pytest.mark.integration
@@ -132,23 +133,76 @@ def test_cluster_writes_a_mixed_description(
     assert ("pypi", "six") not in by_kind
 
 
-def test_a_build_for_conda_python_without_a_host_interpreter_is_handed_back(
+def test_a_mixed_build_uses_no_host_python_and_fails_without_conda_archives(
     tmp_path: Path, channel: ChannelServer
 ) -> None:
-    """An sdist-only PyPI package in a mixed spec is built for conda's python (3.9 here); an
-    agent with host interpreters of other versions only hands the job back naming 3.9, for
-    the coordinator to route it to a native agent that builds for 3.9."""
+    """An sdist-only PyPI package in a mixed spec is built with the environment's own python
+    (conda's 3.9 here): a non-native agent hands the job back naming no python (any native
+    agent can build it), and a native one whose host pythons are all other versions installs
+    conda's python — which fails clearly here, the bundled channel having no archives —
+    rather than building with a host interpreter."""
     with serve_index(tmp_path / "index", wheels=[], sdists=[Sdist("envd-pure", "1.0")]) as index:
         spec = mixed_spec(channel.url, index, "envd-pure")
         conda = CondaResolver(tmp_path / "repodata", DEFAULT_CHANNEL_ALIAS, 60.0)
-        builds = NativeBuilds(
-            LocalStore(tmp_path / "store"), Fetcher(attempts=1), tmp_path / "cache",
-            agent_id="linux", native_platform="linux-64", pythons={"3.11": sys.executable},
+        outcomes: dict[str, BaseException] = {}
+        for native in ("osx-arm64", "linux-64"):
+            builds = NativeBuilds(
+                LocalStore(tmp_path / "store"), Fetcher(attempts=1), tmp_path / native,
+                agent_id="linux", native_platform=native, pythons={"3.11": sys.executable},
+            )  # fmt: skip
+            pypi = PypiResolver(tmp_path / "pypi", attempts=1, builds=builds)
+            mixed = MixedResolver(conda, pypi, PypiNames())
+            with pytest.raises((NativeBuildNeeded, WheelBuildError)) as failed:
+                asyncio.run(mixed.resolve(ResolveRequest(spec, "linux-64")))
+            outcomes[native] = failed.value
+            assert builds.built == 0
+    needed = outcomes["osx-arm64"]
+    assert isinstance(needed, NativeBuildNeeded)
+    assert (needed.platform, needed.python) == ("linux-64", "")
+    assert needed.builds == ("envd-pure 1.0 (sdist only)",)
+    refused = outcomes["linux-64"]
+    assert isinstance(refused, WheelBuildError), refused
+    assert refused.message.startswith(
+        "failed to build `envd-pure 1.0` for `linux-64`: the environment's python (`python 3.9."
+    ), refused.message
+    assert "could not be installed to build with: " in refused.message, refused.message
+    assert not list((tmp_path / "linux-64").glob("build-prefixes/*/bin"))
+
+
+def test_cluster_builds_a_mixed_sdist_with_the_environments_own_python(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """Through the coordinator and a native linux-64 agent that has no host python to build
+    with (`--no-own-build-python`): the sdist is built with `bin/python` of a build prefix
+    holding the conda solution. Conda's python here is the test's stand-in (`conda_python`: a
+    real `python 3.11.7` package whose interpreter scripts exec the host's, since no channel
+    with real python archives is reachable), served from a loopback channel."""
+    calls = tmp_path / "calls"
+    python_channel(tmp_path / "channel", calls)
+    with (
+        serve_channel(tmp_path / "channel") as conda_channel,
+        serve_index(tmp_path / "index", wheels=[], sdists=[Sdist("envd-pure", "1.0")]) as index,
+    ):
+        spec = normalize_spec(
+            RawSpec(conda=[RawDependency("python=3.11"), RawDependency("envd-tool")], pypi=[RawDependency("envd-pure")],
+                    channels=[conda_channel.url], pypi_indexes=[index.url])
         )  # fmt: skip
-        pypi = PypiResolver(tmp_path / "pypi", attempts=1, builds=builds)
-        mixed = MixedResolver(conda, pypi, PypiNames())
-        with pytest.raises(NativeBuildNeeded) as needed:
-            asyncio.run(mixed.resolve(ResolveRequest(spec, "linux-64")))
-    assert (needed.value.platform, needed.value.python) == ("linux-64", "3.9")
-    assert needed.value.builds == ("envd-pure 1.0 (sdist only)",)
-    assert builds.built == 0
+        cluster.start_daemon()
+        agent = cluster.start_agent("linux", ["linux-64"], args=["--no-own-build-python"])
+        with EnvdClient(cluster.address) as client:
+            result = client.resolve(spec, ["linux-64"], no_archives=True)
+    event = result.events["linux-64"]
+    assert event.outcome is Outcome.RESOLVED, event.error
+    description = event.description
+    assert description is not None and description["env_type"] == "mixed"
+    by_kind = {(p["kind"], p["name"]): p for p in description["packages"]}
+    assert by_kind.keys() == {("conda", "python"), ("conda", "envd-tool"), ("pypi", "envd-pure")}
+    assert by_kind[("conda", "python")]["version"] == "3.11.7"
+    wheel = by_kind[("pypi", "envd-pure")]
+    assert wheel["filename"] == "envd_pure-1.0-py3-none-any.whl"
+    assert wheel["built"]["agent"] == "linux" and wheel["built"]["platform"] == "linux-64"
+    prefixes = cluster.root / "cache-linux" / "build-prefixes"
+    (prefix,) = [p for p in prefixes.iterdir() if (p / "conda-meta").is_dir()]
+    interpreter = prefix / "bin" / "python"
+    assert f"for linux-64 with python {interpreter}\n" in agent.log()
+    assert str(interpreter) in calls.read_text()  # uv ran the prefix's interpreter
