@@ -30,7 +30,7 @@ from envd.store.base import Store
 from envd.store.layout import built_key, package_key
 from envd.uv import find_links_args, run_group, uv_bin, uv_environment
 
-from .build_prefix import BuildPrefixes
+from .build_prefix import DEFAULT_KEEP, BuildPrefixes
 from .built_record import BuiltRecord, python_tag
 from .credentials import ChannelCredentials
 from .fetch import Fetcher, redact_text, redact_url
@@ -110,7 +110,7 @@ class NativeBuilds:
         self, store: Store, fetcher: Fetcher, cache_dir: Path, *, agent_id: str,
         native_platform: str, pythons: Mapping[str, str],
         build_timeout: float = DEFAULT_BUILD_TIMEOUT, environ: Mapping[str, str] | None = None,
-        credentials: ChannelCredentials | None = None,
+        credentials: ChannelCredentials | None = None, prefixes_kept: int = DEFAULT_KEEP,
     ) -> None:  # fmt: skip
         self.store = store
         self.fetcher = fetcher
@@ -121,7 +121,7 @@ class NativeBuilds:
         self.build_timeout = build_timeout
         self.environ = dict(os.environ if environ is None else environ)
         self.credentials = credentials  # index logins: a netrc of the build's own, as for resolves
-        self.prefixes = BuildPrefixes(store, fetcher, cache_dir)
+        self.prefixes = BuildPrefixes(store, fetcher, cache_dir, keep=prefixes_kept)
         self.built = 0  # wheels built by this agent (the reuse of a record is not a build)
         self.reused = 0
 
