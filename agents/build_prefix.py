@@ -10,6 +10,7 @@ import json
 import logging
 import shutil
 import tempfile
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -29,6 +30,7 @@ from .fetch import Fetcher, redact_url
 log = logging.getLogger("envd.agent")
 DEFAULT_KEEP = 2  # prefixes kept between jobs (a python environment is ~100-300 MB)
 MARK = ".envd-build-prefix.json"  # written last: a prefix without it is incomplete
+TRASH = "trash-"  # an evicted prefix, renamed before it is deleted off the event loop
 _INDEX_FIELDS = ("name", "version", "build")
 
 
@@ -82,7 +84,7 @@ class BuildPrefixes:
             yield interpreter
         finally:
             self._in_use[key] -= 1
-            self._evict()
+            await asyncio.to_thread(_remove, self._retire())
 
     def _install(
         self, conda: Sequence[ResolvedPackage], platform: str, prefix: Path, what: str
@@ -147,27 +149,47 @@ class BuildPrefixes:
             record, package.filename, local.as_uri(), local.parent.as_uri()
         )
 
-    def _evict(self) -> None:
-        """Remove all but the `keep` most recently used complete prefixes, and incomplete ones,
-        that no build is using."""
+    def _retire(self) -> list[Path]:
+        """Set aside all but the `keep` most recently used complete prefixes, and incomplete
+        ones, that no build is using: each is renamed to `trash-…` here, on the event loop
+        (so a build that starts next installs afresh, never into a prefix being deleted), and
+        the returned folders are deleted off the loop."""
         if not self.root.is_dir():
-            return
+            return []
+        trash: list[Path] = []
         kept: list[tuple[float, Path]] = []
         for folder in self.root.iterdir():
             if not folder.is_dir() or folder.name.startswith("install-"):
                 continue
-            if self._in_use[folder.name] > 0:
+            if folder.name.startswith(TRASH):  # left by a process that stopped mid-delete
+                trash.append(folder)
+            elif self._in_use[folder.name] > 0:
                 continue
-            mark = folder / MARK
-            if mark.is_file():
-                kept.append((mark.stat().st_mtime, folder))
+            elif (folder / MARK).is_file():
+                kept.append(((folder / MARK).stat().st_mtime, folder))
             else:
-                shutil.rmtree(folder, ignore_errors=True)
+                trash.extend(_set_aside(folder))
         kept.sort(reverse=True)
         in_use = sum(1 for n in self._in_use.values() if n > 0)
         for _, folder in kept[max(0, self.keep - in_use) :]:
-            shutil.rmtree(folder, ignore_errors=True)
+            trash.extend(_set_aside(folder))
             self._locks.pop(folder.name, None)
+        return trash
+
+
+def _set_aside(folder: Path) -> list[Path]:
+    aside = folder.with_name(f"{TRASH}{folder.name}-{uuid.uuid4().hex[:8]}")
+    try:
+        folder.rename(aside)
+    except OSError as err:  # left in place: the next eviction tries again
+        log.warning("could not set build prefix %s aside for deletion: %s", folder, err)
+        return []
+    return [aside]
+
+
+def _remove(folders: Iterable[Path]) -> None:
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _index_json(archive: Path) -> dict[str, object]:

@@ -29,6 +29,7 @@ from envd.store.url import open_store
 from envd.tokens import AioTokenInterceptor, channel_credentials
 
 from .archive_cache import DEFAULT_CONCURRENCY, DEFAULT_UPLOAD_TIMEOUT, ArchiveCache
+from .build_prefix import DEFAULT_KEEP
 from .conda_resolver import DEFAULT_REPODATA_TIMEOUT, DEFAULT_SOLVE_TIMEOUT, CondaResolver
 from .connection import AgentConnection, AgentIdentity, platforms_tuple
 from .credentials import PLAIN_HTTP_ENV, TOKEN_ENV, ChannelCredentials
@@ -100,6 +101,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="SECONDS",
         default=DEFAULT_BUILD_TIMEOUT,
         help="seconds one native wheel build may take before it is killed (default %(default)s)",
+    )
+    parser.add_argument(
+        "--build-prefixes",
+        type=_count,
+        metavar="N",
+        default=DEFAULT_KEEP,
+        help="mixed specs' wheels are built with the environment's own conda python, installed "
+        "into a build prefix under --cache-dir (~100-300 MB each): how many of them are kept "
+        "for reuse between builds, least recently used removed first; 0 removes each after "
+        "its build (default %(default)s)",
     )
     parser.add_argument("--store", help="store URL; default: the one the coordinator announces")
     parser.add_argument(
@@ -217,6 +228,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"`{text}` is not a whole number >= 0")
+    return value
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -250,6 +271,7 @@ def build_connection(
     pypi_names: PypiNames | None = None,
     build_pythons: Mapping[str, str] | None = None,
     build_timeout: float = DEFAULT_BUILD_TIMEOUT,
+    build_prefixes: int = DEFAULT_KEEP,
 ) -> AgentConnection:  # fmt: skip
     """The same wiring serves `envd-agent` and the embedded default's in-process agents.
     Channel credentials default to the process environment (netrc, `ENVD_CHANNEL_TOKEN`,
@@ -289,7 +311,7 @@ def build_connection(
         builds = NativeBuilds(
             store, fetcher, cache_dir, agent_id=identity.agent_id,
             native_platform=identity.native_platform, pythons=pythons,
-            build_timeout=build_timeout, credentials=credentials,
+            build_timeout=build_timeout, credentials=credentials, prefixes_kept=build_prefixes,
         )  # fmt: skip
         pypi_resolver = PypiResolver(cache_dir, resolve_timeout=solve_timeout, store=store,
                                      credentials=credentials, builds=builds)  # fmt: skip
@@ -323,6 +345,7 @@ async def run(args: argparse.Namespace) -> None:
         plain_http_hosts=args.plain_http_host, metrics=metrics,
         pypi_names=PypiNames(read_name_map(args.pypi_name_map) if args.pypi_name_map else None),
         build_pythons=pythons, build_timeout=args.build_timeout,
+        build_prefixes=args.build_prefixes,
     )  # fmt: skip
     endpoint = serve_metrics(metrics.registry, args.metrics_listen) if metrics else None
     stop = asyncio.Event()

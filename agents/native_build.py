@@ -25,12 +25,14 @@ from envd.errors import (
     StoreError,
     WheelBuildError,
 )
+from envd.redaction import LOG_TAIL
+from envd.redaction import tail as log_tail
 from envd.spec import parse_source_url
 from envd.store.base import Store
 from envd.store.layout import built_key, package_key
 from envd.uv import find_links_args, run_group, uv_bin, uv_environment
 
-from .build_prefix import BuildPrefixes
+from .build_prefix import DEFAULT_KEEP, BuildPrefixes
 from .built_record import BuiltRecord, python_tag
 from .credentials import ChannelCredentials
 from .fetch import Fetcher, redact_text, redact_url
@@ -41,7 +43,6 @@ from .wheel_fit import check_wheel_tags, wheel_subdir
 
 log = logging.getLogger("envd.agent")
 DEFAULT_BUILD_TIMEOUT = 600.0
-_LOG_TAIL = 2000
 _RECORD_ATTEMPTS = 4
 _LINUX_ARCH = {"linux-64": "x86_64", "linux-aarch64": "aarch64"}
 _MANYLINUX = re.compile(r"^(?:x86_64|aarch64)-manylinux_2_(\d+)$")
@@ -82,7 +83,7 @@ def audit_plan(show: str, target: PypiTarget, what: str) -> str | None:
     if found is None:
         raise WheelBuildError(
             f"failed to build {what} for `{target.platform}`: auditwheel finds it fits no "
-            f"manylinux tag: {show.strip()[-_LOG_TAIL:]}",
+            f"manylinux tag: {show.strip()[-LOG_TAIL:]}",
             hint="the build links against libraries outside the manylinux policy",
         )
     needed = int(found[2])
@@ -110,7 +111,7 @@ class NativeBuilds:
         self, store: Store, fetcher: Fetcher, cache_dir: Path, *, agent_id: str,
         native_platform: str, pythons: Mapping[str, str],
         build_timeout: float = DEFAULT_BUILD_TIMEOUT, environ: Mapping[str, str] | None = None,
-        credentials: ChannelCredentials | None = None,
+        credentials: ChannelCredentials | None = None, prefixes_kept: int = DEFAULT_KEEP,
     ) -> None:  # fmt: skip
         self.store = store
         self.fetcher = fetcher
@@ -121,7 +122,7 @@ class NativeBuilds:
         self.build_timeout = build_timeout
         self.environ = dict(os.environ if environ is None else environ)
         self.credentials = credentials  # index logins: a netrc of the build's own, as for resolves
-        self.prefixes = BuildPrefixes(store, fetcher, cache_dir)
+        self.prefixes = BuildPrefixes(store, fetcher, cache_dir, keep=prefixes_kept)
         self.built = 0  # wheels built by this agent (the reuse of a record is not a build)
         self.reused = 0
 
@@ -374,5 +375,4 @@ def _unverifiable(item: Unbuilt, target: PypiTarget) -> WheelBuildError:
 
 
 def _tail(text: str) -> str:
-    text = redact_text(text.strip())
-    return text if len(text) <= _LOG_TAIL else "…" + text[-_LOG_TAIL:]
+    return log_tail(redact_text(text))

@@ -24,6 +24,7 @@ from envd.errors import (
     SolveTimeoutError,
     UnsatisfiableError,
 )
+from envd.redaction import tail as log_tail
 from envd.requirements_txt import DEFAULT_INDEX_URL
 from envd.store.base import Store
 from envd.uv import find_links_args, run_group, uv_bin, uv_environment
@@ -252,7 +253,7 @@ def _explain(
 ) -> tuple[EnvdError, bool]:  # fmt: skip
     """uv's failure as the envd error a user can act on, and whether it may pass on retry."""
     text = redact_text(stderr.strip())
-    tail = text if len(text) <= _MAX_STDERR else "…" + text[-_MAX_STDERR:]
+    tail = log_tail(text, _MAX_STDERR)
     refused = _NO_LOGIN.search(text)
     if refused:  # uv says "not found" too; the login is what's missing
         return ChannelError(

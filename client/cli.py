@@ -107,14 +107,17 @@ def cmd_resolve(args: argparse.Namespace, config: ClientConfig) -> int:
         _warn(loaded.warnings)
         spec = loaded.spec
     rewrite = None
-    if args.lock is not None or args.locked or args.frozen or args.no_lock:
-        from .lock_use import lock_request
-
-        planned = lock_request(args, spec, platforms, sys.argv[1:])
-        spec, platforms, rewrite = planned.spec, planned.platforms, planned.rewrite
-    from .local_sources import packed_sources
+    from .local_sources import PackedSpec, packed_sources
 
     with packed_sources(spec, config.home / "cache" / "sources-tmp") as packed:
+        if args.lock is not None or args.locked or args.frozen or args.no_lock:
+            from .lock_use import lock_request
+
+            # the lock is checked against local and git sources by content (packed)
+            planned = lock_request(args, packed.spec, platforms, sys.argv[1:])
+            platforms, rewrite = planned.platforms, planned.rewrite
+            if planned.spec is not packed.spec:  # the lock's own packages, used as they are
+                packed = PackedSpec(planned.spec, ())
         return _resolve(packed, platforms, alias, use_latest, rewrite, args, config)
 
 

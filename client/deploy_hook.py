@@ -157,7 +157,8 @@ def _environment_key(
         from envd.errors import InvalidSpecError
 
         raise InvalidSpecError(
-            f"step `{step.name}` names local directories or files, and nothing packs them here",
+            f"step `{step.name}` names local directories, files or git requirements, and nothing "
+            "packs them here",
             hint="run it through `envd-client pre-deploy` or `envd.client.pre_deploy`",
         )
     packed = pack(spec)
@@ -173,6 +174,7 @@ def load_step_spec(source: SpecSource, warn: Progress) -> Spec:
         env_files=source.files, requirement_files=source.requirements, packages=source.packages,
         pypi=source.pypi, python=source.python, channels=source.channels,
         virtual_packages=overrides, exclude_newer=source.exclude_newer,
+        find_links=source.find_links,
     )  # fmt: skip
     require_channels(loaded.spec)
     for text in loaded.warnings:

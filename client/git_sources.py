@@ -28,12 +28,12 @@ from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 from envd.errors import InvalidSpecError
 from envd.redaction import mask_text, mask_url
+from envd.redaction import tail as log_tail
 
 from .local_sources import DEFAULT_BUILD_TIMEOUT, PackedSource, normalize_sdist, pack_source
 
 ORIGIN_MEMBER = "ENVD-GIT-SOURCE"
 _TRANSPORTS = ("https", "http", "file", "ssh")
-_TAIL = 2000
 _HEX = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 
 
@@ -196,8 +196,7 @@ class _Git:
     def run(self, *args: str, doing: str, cwd: Path | None = None) -> None:
         done = self._call(list(args), cwd or self.repo)
         if done.returncode != 0:
-            log = mask_text(done.stderr.strip())
-            tail = log if len(log) <= _TAIL else "…" + log[-_TAIL:]
+            tail = log_tail(mask_text(done.stderr))
             raise InvalidSpecError(
                 f"failed to pack `{self.name}` from `{self.requirement.shown}`: `git {doing}` "
                 f"exited {done.returncode}: {tail or 'no output'}",

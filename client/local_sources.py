@@ -31,6 +31,8 @@ from urllib.parse import unquote, urlsplit
 from packaging.requirements import Requirement
 
 from envd.errors import InvalidSpecError, StoreError
+from envd.redaction import mask_text
+from envd.redaction import tail as log_tail
 from envd.spec import PypiDependency, RawDependency, Spec, normalize_pypi, source_url
 from envd.store.base import Store
 from envd.store.layout import package_key
@@ -38,7 +40,6 @@ from envd.uv import run_uv, uv_bin, uv_environment
 
 DEFAULT_BUILD_TIMEOUT = 300.0
 MAX_SOURCE_BYTES = 512 * 1024 * 1024
-_LOG_TAIL = 2000
 _SDIST_MTIME = 315532800  # 1980-01-01, the earliest time a zip (and so a wheel) can hold
 # What the client's `uv build --sdist` takes from its environment besides `envd.uv.PASSED`:
 # where the project's build backend comes from (this machine's index settings and login).
@@ -166,8 +167,7 @@ def _build_sdist(
         ) from err
     built = sorted(out.glob("*.tar.gz"))
     if run.returncode != 0 or len(built) != 1:
-        log = (run.stderr + run.stdout).strip()
-        tail = log if len(log) <= _LOG_TAIL else "…" + log[-_LOG_TAIL:]
+        tail = log_tail(mask_text(run.stderr + run.stdout))  # index logins masked
         raise InvalidSpecError(
             f"failed to pack local project `{project}` into an sdist (`uv build --sdist` "
             f"exited {run.returncode}): {tail or 'no output'}",

@@ -234,7 +234,23 @@ def pixi_lock_bytes(descriptions: Descriptions) -> bytes:
             entry["sha256"] = locked_artifact(p)[1]
             if p["depends"]:  # as pixi writes it: no key for none
                 entry["requires_dist"] = list(p["depends"])
+    if pypi:
+        _pixi_indexes(document["environments"][PIXI_ENVIRONMENT], first["spec"])
     return dump_yaml(document).encode()
+
+
+def _pixi_indexes(environment: dict[str, Any], spec: Mapping[str, Any]) -> None:
+    """The spec's PyPI indexes and find-links pages, where pixi writes them (after `channels`:
+    `indexes: [URL…]`, `find-links: [{url: URL}…]`), which py-rattler's `add_pypi_package`
+    leaves out."""
+    from envd.requirements_txt import DEFAULT_INDEX_URL
+
+    fields = {"indexes": list(spec.get("pypi_indexes") or [DEFAULT_INDEX_URL])}
+    if spec.get("pypi_find_links"):
+        fields["find-links"] = [{"url": u} for u in spec["pypi_find_links"]]
+    rest = dict(environment)
+    environment.clear()
+    environment.update({"channels": rest.pop("channels", []), **fields, **rest})
 
 
 def dump_yaml(document: Any) -> str:

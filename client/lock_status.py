@@ -23,6 +23,7 @@ from packaging.version import InvalidVersion, Version
 
 from envd.channels import DEFAULT_CHANNEL_ALIAS, channel_url
 from envd.locks import LockedPackage
+from envd.redaction import mask_url
 from envd.spec import Spec
 
 from .lock_readers import Lock, LockFormat
@@ -117,6 +118,13 @@ def _dependency_reason(spec: Spec, platform: str, packages: Sequence[LockedPacka
             return _not_found(name, platform)
         if not _pypi_satisfies(requirement, found.version):
             return _mismatch(name, text, found, platform)
+        if requirement.url and requirement.url != found.url:
+            # a direct reference (a packed local or git source: `envd-source://sha256/…`) is
+            # met only by the same artifact: an edited directory or a moved git rev is stale
+            return (
+                f"Dependency '{name}' requires '{mask_url(requirement.url)}' but the lock has "
+                f"'{mask_url(found.url)}' for platform '{platform}'"
+            )
     return None
 
 
@@ -168,7 +176,11 @@ def cmd_status(args: argparse.Namespace, config: ClientConfig) -> int:
     platforms = list(args.arch) or list(loaded.platforms)
     if not platforms:
         platforms = [lp.platform for lp in lock.platforms] if lock else [host_platform_name()]
-    result = lock_status(loaded.spec, platforms, lock, path)
+    from .local_sources import packed_sources
+
+    # local and git sources count by content, as `resolve` sends them: packed, not uploaded
+    with packed_sources(loaded.spec, config.home / "cache" / "sources-tmp") as packed:
+        result = lock_status(packed.spec, platforms, lock, path)
     if args.json:
         render.print_json({**result.to_json(), "lock": str(path), "platforms": platforms})
     else:

@@ -10,6 +10,7 @@
           requirements: [reqs.txt]      # requirements.txt files, relative to the manifest
           packages: ["numpy>=1.20"]     # conda MatchSpecs
           pypi: ["requests>=2"]         # PyPI requirements
+          find_links: ["https://h.example/wheels/"]  # http(s) pages of archive links (pip's -f)
           python: "3.11"                # a string: YAML reads 3.10 as the number 3.1
           channels: [conda-forge]       # names, URLs or folders, in priority order
           virtual_packages: ["__glibc=2.28"]
@@ -39,7 +40,7 @@ MANIFEST_VERSION = 1
 _STEP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _TOP_KEYS = ("version", "name", "steps")
 _STEP_KEYS = ("name", "platforms", "environment")
-_LISTS = ("files", "requirements", "packages", "pypi", "channels", "virtual_packages")
+_LISTS = ("files", "requirements", "packages", "pypi", "channels", "virtual_packages", "find_links")
 _SPEC_KEYS = (*_LISTS, "python", "exclude_newer")
 _ENVIRONMENT_KEYS = ("alias", *_SPEC_KEYS)
 _SCHEMA_HINT = "docs/pre-deploy.md describes the manifest: `version: 1` and a list of `steps`"
@@ -57,6 +58,7 @@ class SpecSource:
     channels: tuple[str, ...] = ()
     virtual_packages: tuple[str, ...] = ()
     exclude_newer: str | None = None
+    find_links: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +207,7 @@ def _spec(environment: Mapping[str, Any], base: Path, where: str, fail: _Failure
         python=_python(environment.get("python"), where, fail), channels=lists["channels"],
         virtual_packages=lists["virtual_packages"],
         exclude_newer=_moment(environment.get("exclude_newer"), where, fail),
+        find_links=lists["find_links"],
     )  # fmt: skip
 
 

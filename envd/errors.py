@@ -57,7 +57,8 @@ class RequestTooLargeError(EnvdError):
 
 
 class PypiNotAvailableError(EnvdError):
-    """PyPI dependencies are parsed and hashed, but resolving them lands in a later release."""
+    """PyPI dependencies this agent can't resolve: it has no PyPI (or mixed) resolver, or
+    packages need a native wheel build that its resolver doesn't do or that has no source."""
 
     reference = "E103"
     status = "UNIMPLEMENTED"

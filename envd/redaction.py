@@ -47,6 +47,15 @@ def mask_text(text: str) -> str:
     return _USERINFO_URL.sub(lambda match: mask_url(match.group()), text)
 
 
+LOG_TAIL = 2000  # characters of a tool's output quoted in an error message
+
+
+def tail(text: str, limit: int = LOG_TAIL) -> str:
+    """The last `limit` characters of a tool's output (already masked), `…` where cut."""
+    text = text.strip()
+    return text if len(text) <= limit else "…" + text[-limit:]
+
+
 def masked(document: Any) -> Any:
     """A JSON document (a spec, a description, a result) with every string masked."""
     if isinstance(document, str):

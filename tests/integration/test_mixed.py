@@ -206,3 +206,41 @@ def test_cluster_builds_a_mixed_sdist_with_the_environments_own_python(
     interpreter = prefix / "bin" / "python"
     assert f"for linux-64 with python {interpreter}\n" in agent.log()
     assert str(interpreter) in calls.read_text()  # uv ran the prefix's interpreter
+
+
+def test_a_mixed_sdist_and_its_backend_from_find_links_build_with_the_prefix_python(
+    tmp_path: Path,
+) -> None:
+    """find-links x mixed x native builds: the sdist and setuptools are only on a flat links
+    page; the mixed resolve hands the page to `uv build`, run by the build prefix's python
+    (the agent has no host python)."""
+    from pypi_index import SETUPTOOLS_WHEEL, serve_find_links
+
+    calls = tmp_path / "calls"
+    python_channel(tmp_path / "channel", calls)
+    sdist = Sdist("envd-pure", "1.0")
+    with (
+        serve_channel(tmp_path / "channel") as conda_channel,
+        serve_index(tmp_path / "index", [Wheel("envd-app", "1.0")]) as index,
+        serve_find_links(tmp_path / "links", [], [sdist], [SETUPTOOLS_WHEEL]) as (links, asked),
+    ):
+        spec = normalize_spec(
+            RawSpec(conda=[RawDependency("python=3.11"), RawDependency("envd-tool")],
+                    pypi=[RawDependency("envd-pure")],
+                    channels=[conda_channel.url], pypi_indexes=[index.url],
+                    pypi_find_links=[links])
+        )  # fmt: skip
+        builds = NativeBuilds(
+            LocalStore(tmp_path / "store"), Fetcher(attempts=1), tmp_path / "cache",
+            agent_id="here", native_platform="linux-64", pythons={},
+        )  # fmt: skip
+        conda = CondaResolver(tmp_path / "repodata", DEFAULT_CHANNEL_ALIAS, 60.0)
+        pypi = PypiResolver(tmp_path / "pypi", attempts=1, builds=builds)
+        mixed = MixedResolver(conda, pypi, PypiNames())
+        resolution = asyncio.run(mixed.resolve(ResolveRequest(spec, "linux-64")))
+    wheel = next(p for p in resolution.packages if p.kind == "pypi")
+    assert wheel.filename == "envd_pure-1.0-py3-none-any.whl"
+    assert wheel.built is not None and wheel.built.source == f"{links}{sdist.filename}"
+    assert builds.built == 1 and builds.prefixes.installed == 1
+    assert f"/links/{SETUPTOOLS_WHEEL.name}" in asked
+    assert "build-prefixes" in calls.read_text()  # uv ran the prefix's interpreter

@@ -119,3 +119,36 @@ def test_an_unreachable_python_fails_and_a_solution_without_one_too(tmp_path: Pa
     zlib = replace(python, name="zlib")
     with pytest.raises(WheelBuildError, match="the conda solution has no `python`"):
         asyncio.run(interpreter(prefixes(tmp_path), [zlib]))
+
+
+def test_evicted_prefixes_are_deleted_off_the_event_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A prefix is ~100-300 MB: its deletion must not stall the agent's event loop (its
+    heartbeats and other jobs). A spy around the real `shutil.rmtree` records the thread each
+    deletion ran on (no other way to observe it); the evicted prefix is renamed aside on the
+    loop first, so a build starting meanwhile never finds a half-deleted one."""
+    import shutil
+    import threading
+
+    python = conda_python(tmp_path)
+    other = conda_python(tmp_path / "other")
+    built = prefixes(tmp_path, keep=1)
+    root = tmp_path / "cache" / "build-prefixes"
+    real_rmtree = shutil.rmtree
+    threads: list[tuple[str, bool]] = []
+
+    def spy(path: str | os.PathLike[str], *args: object, **kwargs: object) -> None:
+        threads.append((Path(path).name, threading.current_thread() is threading.main_thread()))
+        real_rmtree(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    asyncio.run(interpreter(built, [python]))
+    (root / "trash-left-by-a-crash").mkdir()
+    monkeypatch.setattr(shutil, "rmtree", spy)
+    asyncio.run(interpreter(built, [other]))
+    evicted = [(name, on_loop) for name, on_loop in threads if name.startswith("trash-")]
+    assert sorted(name.split("-")[1] for name, _ in evicted) == sorted(
+        ["left", prefix_key([python])]
+    )
+    assert not any(on_loop for _, on_loop in evicted)
+    assert [p.name for p in root.iterdir()] == [prefix_key([other])]

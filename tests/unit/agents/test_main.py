@@ -70,3 +70,19 @@ def test_build_pythons_are_this_python_plus_those_named(tmp_path: Path) -> None:
         ["/p1", "/p2"],
         600.0,
     )
+
+
+def test_the_build_prefixes_kept_is_a_flag_that_reaches_the_builder(tmp_path: Path) -> None:
+    from envd.agents.build_prefix import DEFAULT_KEEP
+    from envd.agents.fetch import Fetcher
+    from envd.agents.native_build import NativeBuilds
+    from envd.store.local import LocalStore
+
+    assert parse_args(["--coordinator", "x:1"]).build_prefixes == DEFAULT_KEEP
+    kept = parse_args(["--coordinator", "x:1", "--build-prefixes", "0"]).build_prefixes
+    builds = NativeBuilds(LocalStore(tmp_path), Fetcher(attempts=1), tmp_path, agent_id="a",
+                          native_platform="linux-64", pythons={}, prefixes_kept=kept)  # fmt: skip
+    assert builds.prefixes.keep == 0
+    for bad in ("-1", "two"):
+        with pytest.raises(SystemExit):
+            parse_args(["--coordinator", "x:1", "--build-prefixes", bad])

@@ -80,6 +80,28 @@ def test_a_spec_that_does_not_load_fails_its_step_alone(tmp_path: Path) -> None:
     assert result.exit_code == 2
 
 
+def test_find_links_are_part_of_a_steps_spec_as_with_resolve(tmp_path: Path) -> None:
+    """`environment.find_links` gives the spec what `resolve --find-links` gives it (the same
+    req_id); a local folder is refused for that step alone, naming the option."""
+    from envd.spec_input import load_spec
+
+    page = "https://wheels.example/simple/"
+    pypi = {"pypi": ["crcmod==1.7"]}
+    manifest = parse_manifest({"version": 1, "steps": [
+        {"name": "plain", "platforms": ["linux-64"], "environment": pypi},
+        {"name": "linked", "platforms": ["linux-64"],
+         "environment": {**pypi, "find_links": [page]}},
+        {"name": "folder", "platforms": ["linux-64"],
+         "environment": {**pypi, "find_links": ["./wheels"]}},
+    ]}, base=tmp_path)  # fmt: skip
+    environments, errors, keys = group_environments(manifest, lambda _: None)
+    expected = req_id(load_spec(pypi=["crcmod==1.7"], find_links=[page]).spec)
+    assert keys["linked"] == expected != keys["plain"]
+    assert [e.steps for e in environments] == [["plain"], ["linked"]]
+    assert list(errors) == ["folder"]
+    assert "`--find-links ./wheels`" in errors["folder"].message
+
+
 @pytest.fixture
 def aliased(tmp_path: Path) -> tuple[LocalStore, dict[str, Any]]:
     store = LocalStore(tmp_path / "store")

@@ -182,3 +182,34 @@ def test_a_project_that_fails_to_pack_is_named_by_its_url_and_commit(
         "exited 2): "
     ), info.value.message
     assert "/git-" not in info.value.message  # not the temp checkout's path
+
+
+@pytest.mark.usefixtures("backends")
+def test_pre_deploy_packs_a_git_requirement_as_resolve_does(repo: Path, tmp_path: Path) -> None:
+    """A manifest step naming a git requirement asks for the req_id `spec`/`resolve` compute
+    (the clone packed, its sdist among the sources to upload); an unknown rev fails that step
+    alone, naming the rev."""
+    from contextlib import ExitStack
+
+    from envd.client.deploy_hook import group_environments
+    from envd.client.local_sources import packed_sources
+    from envd.client.manifest import parse_manifest
+
+    requirement = f"gitpkg @ git+{repo.as_uri()}@v1"
+    manifest = parse_manifest({"version": 1, "steps": [
+        {"name": "ok", "platforms": ["linux-64"], "environment": {"pypi": [requirement]}},
+        {"name": "norev", "platforms": ["linux-64"],
+         "environment": {"pypi": [f"gitpkg @ git+{repo.as_uri()}@v9"]}},
+    ]}, base=tmp_path)  # fmt: skip
+    with ExitStack() as stack:
+        environments, errors, keys = group_environments(
+            manifest, lambda _: None,
+            lambda spec: stack.enter_context(packed_sources(spec, tmp_path / "scratch")),
+        )  # fmt: skip
+        (environment,) = environments
+        commit = git(repo, "rev-parse", "HEAD")
+        assert [s.origin for s in environment.sources] == [f"git+{repo.as_uri()}@{commit}"]
+    from envd.spec_input import load_spec
+
+    assert keys["ok"] == packed(load_spec(pypi=[requirement]).spec, tmp_path / "resolve")[0]
+    assert list(errors) == ["norev"] and "`v9`" in errors["norev"].message

@@ -196,3 +196,26 @@ def test_the_client_sdist_build_sees_its_index_settings_and_no_secrets(tmp_path:
         assert name not in env
     chosen = sdist_environment({**parent, "NETRC": "/etc/mine", "XDG_CACHE_HOME": "/c"}, home)
     assert (chosen["NETRC"], chosen["UV_CACHE_DIR"]) == ("/etc/mine", "/c/uv")
+
+
+def test_a_failing_pack_quotes_the_build_log_with_logins_masked(tmp_path: Path) -> None:
+    """The `uv build --sdist` log in the error goes to the user's terminal and CI logs: an index
+    login in it (the backend or uv printing a URL from `UV_INDEX_URL`) is masked, as git's
+    log is when a git source fails to pack. A real in-tree backend fails, printing one."""
+    from envd.client.local_sources import pack_source
+
+    project = tmp_path / "failing"
+    project.mkdir()
+    (project / "pyproject.toml").write_text(
+        '[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n'
+        '[project]\nname = "failing"\nversion = "1.0"\n'
+    )
+    (project / "backend.py").write_text(
+        "def build_sdist(sdist_directory, config_settings=None):\n"
+        "    raise RuntimeError('cannot reach https://ada:s3cret@h.example/simple')\n"
+    )
+    (tmp_path / "scratch").mkdir()
+    with pytest.raises(InvalidSpecError) as failed:
+        pack_source("failing", project, tmp_path / "scratch")
+    assert "https://ada:***@h.example/simple" in failed.value.message
+    assert "s3cret" not in failed.value.message

@@ -180,3 +180,24 @@ def test_unknown_format_and_no_environment() -> None:
 def test_build_number_from_the_build_string(build: str, number: int) -> None:
     assert build_number({"build": build}) == number
     assert build_number({"build": build, "build_number": 16}) == 16  # recorded: taken as is
+
+
+def test_pixi_lock_names_the_pypi_indexes_and_find_links(tmp_path: Path) -> None:
+    """A pixi.lock with PyPI packages says where they come from, as pixi writes it (`indexes`,
+    `find-links` in the environment, after `channels`), and py-rattler reads it back."""
+    import yaml
+
+    page = "https://wheels.example.invalid/links/"
+    descriptions = environment()
+    for d in descriptions.values():
+        d["spec"]["pypi_find_links"] = [page]
+    (path,) = write_lock(descriptions, "pixi", tmp_path / "pixi.lock", req_id="r", alias=None)
+    written = yaml.safe_load(path.read_text())["environments"]["default"]
+    assert list(written)[:3] == ["channels", "indexes", "find-links"]
+    assert written["indexes"] == list(descriptions["linux-64"]["spec"]["pypi_indexes"])
+    assert written["find-links"] == [{"url": page}]
+    env = rattler.LockFile.from_path(path).default_environment()
+    assert env is not None and env.pypi_packages()
+    conda_only = environment(pypi=False)
+    (plain,) = write_lock(conda_only, "pixi", tmp_path / "c.lock", req_id="r", alias=None)
+    assert "indexes" not in yaml.safe_load(plain.read_text())["environments"]["default"]

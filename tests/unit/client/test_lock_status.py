@@ -116,3 +116,23 @@ def test_version_constraint_met_and_python_checked(tmp_path: Path) -> None:
         "Dependency 'python' requires 'python 3.11.*' but the lock has version '3.12.0' for "
         "platform 'linux-64'",
     )
+
+
+def test_a_direct_reference_is_met_only_by_the_locked_artifact(tmp_path: Path) -> None:
+    """`name @ URL` (what a local or git source becomes once packed: `envd-source://sha256/…`)
+    is met by the lock's package at that URL, not by any of the same name: an edited directory
+    or a moved git rev packs to another URL, and the lock is stale."""
+    env, lock = copied(tmp_path)
+    wheel = (
+        "https://files.pythonhosted.org/packages/70/8e/0e2d847013cb52cd35b38c009bb167a1a26b2ce6"
+        "cd6965bf26b47bc0bf44/requests-2.31.0-py3-none-any.whl"
+    )
+    env.write_text(env.read_text().replace("  - requests\n", f"  - requests @ {wheel}\n"))
+    assert status(env, lock) == LockStatus(LockState.UP_TO_DATE)
+    other = f"envd-source://sha256/{'a' * 64}/requests-2.31.0.tar.gz"
+    env.write_text(env.read_text().replace(wheel, other))
+    assert status(env, lock) == LockStatus(
+        LockState.OUT_OF_DATE,
+        f"Dependency 'requests' requires '{other}' but the lock has '{wheel}' for platform "
+        "'linux-64'",
+    )

@@ -120,3 +120,14 @@ def test_a_hint_is_bounded_to_a_quarter_of_a_message() -> None:
     cut = UnsatisfiableError("m", hint="h" * (limit + 1)).hint
     assert cut == f"{'h' * (limit - 40)}… (41 more characters)"
     assert UnsatisfiableError("m").hint is None
+
+
+def test_every_reference_is_in_the_readmes_table_under_its_exit_code() -> None:
+    """The README's error table (`| exit | kind | references |`) lists each reference once,
+    in the row of the exit code it exits with."""
+    rows = re.findall(r"^\| (\d+) \| [^|]+ \| ([^|]+) \|$", README.read_text(), re.MULTILINE)
+    listed = {ref: int(code) for code, refs in rows for ref in re.findall(r"\bE\d{3}\b", refs)}
+    assert sum(len(re.findall(r"\bE\d{3}\b", refs)) for _, refs in rows) == len(listed)
+    actual = {ref: cls.exit_code for ref, cls in all_error_classes().items()
+              if ref not in OUTSIDE_THE_README}  # fmt: skip
+    assert listed == actual
