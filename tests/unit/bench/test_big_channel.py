@@ -102,3 +102,27 @@ def test_bench_runs_end_to_end(channel: LockChannel) -> None:
     assert table.startswith(f"resolve at conda-forge scale: {RECORDS} records, ")
     assert "cold (CLI, fresh)" in table and "warm (hot agent)" in table
     assert "same, CPU ms" in table
+
+
+def test_a_peer_killed_by_a_signal_runs_once_more_then_is_named(tmp_path: Path) -> None:
+    """The timed process of the bench (a real child process) dying by a signal once is run
+    again in a new home; dying twice is an error naming the signal."""
+    import sys
+
+    from bench.big_channel import _timed_process
+
+    marker = tmp_path / "died-once"
+    script = (
+        "import os, pathlib, signal, sys\n"
+        "marker = pathlib.Path(sys.argv[1])\n"
+        "if not marker.exists():\n"
+        "    marker.touch(); os.kill(os.getpid(), signal.SIGSEGV)\n"
+        "print('ran')\n"
+    )
+    (tmp_path / "home").mkdir()
+    usage, out = _timed_process([sys.executable, "-c", script, str(marker)], tmp_path / "home")
+    assert out == "ran\n" and usage.wall > 0
+    always = "import os, signal; os.kill(os.getpid(), signal.SIGTERM)"
+    (tmp_path / "again").mkdir()
+    with pytest.raises(RuntimeError, match=r"it exited with SIGTERM: \(no output on stderr\)"):
+        _timed_process([sys.executable, "-c", always], tmp_path / "again")
