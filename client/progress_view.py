@@ -42,7 +42,7 @@ class ProgressPrinter:
 
     def __init__(
         self,
-        stream: TextIO = sys.stderr,
+        stream: TextIO | None = None,
         *,
         quiet: bool = False,
         following: bool = False,
@@ -51,6 +51,7 @@ class ProgressPrinter:
         live: bool | None = None,
         clock: Clock = time.monotonic,
     ) -> None:
+        stream = sys.stderr if stream is None else stream  # as it is now, not at import
         self.stream = stream
         self.quiet = quiet
         self.following = following

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import sys
+
+import pytest
 
 from envd.client.colour import Palette
 from envd.client.progress_view import ProgressPrinter, seconds
@@ -93,3 +96,15 @@ def test_a_terminal_redraws_running_lines_in_place_and_keeps_ended_ones() -> Non
 
 def test_seconds() -> None:
     assert [seconds(s) for s in (0.04, 12.36, 75.2)] == ["0.0 s", "12.4 s", "1 min 15 s"]
+
+
+def test_progress_goes_to_sys_stderr_as_it_is_when_the_printer_is_made(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A program embedding the client (or a test) that redirects `sys.stderr` gets the
+    progress, as `print(..., file=sys.stderr)` output goes there."""
+    redirected = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", redirected)
+    printer = ProgressPrinter(live=False, clock=Clock())
+    printer(event(Stage.DONE, Outcome.CACHE_HIT))
+    assert redirected.getvalue().startswith("linux-64"), redirected.getvalue()
