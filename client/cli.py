@@ -60,6 +60,7 @@ def cmd_spec(args: argparse.Namespace, config: ClientConfig) -> int:
     _warn(loaded.warnings)
     with packed_sources(loaded.spec, config.home / "cache" / "sources-tmp") as packed:
         spec = packed.spec  # local sources count by content: packed, not uploaded
+        _say_packed(packed, args)
     document = {
         "req_id": compute_req_id(spec),
         "env_type": str(spec.env_type),
@@ -68,6 +69,7 @@ def cmd_spec(args: argparse.Namespace, config: ClientConfig) -> int:
             for p in platforms
         },
         "canonical": spec.to_canonical(),
+        "sources": [source.to_json() for source in packed.sources],
     }
     if args.json:
         render.print_json(document)
@@ -110,6 +112,7 @@ def cmd_resolve(args: argparse.Namespace, config: ClientConfig) -> int:
     from .local_sources import PackedSpec, packed_sources
 
     with packed_sources(spec, config.home / "cache" / "sources-tmp") as packed:
+        _say_packed(packed, args)
         if args.lock is not None or args.locked or args.frozen or args.no_lock:
             from .lock_use import lock_request
 
@@ -381,6 +384,15 @@ def cmd_completion(args: argparse.Namespace) -> int:
 
     sys.stdout.write(completion_script(args.shell, build_parser()))
     return 0
+
+
+def _say_packed(packed: PackedSpec, args: argparse.Namespace) -> None:
+    """Name each git source cloned and packed here, on stderr (not with `-q`)."""
+    from .local_sources import git_notes
+
+    if not getattr(args, "quiet", False):
+        for note in git_notes(packed.sources):
+            print(note, file=sys.stderr)
 
 
 def _warn(warnings: tuple[str, ...]) -> None:

@@ -49,6 +49,13 @@ class GitRequirement:
     def shown(self) -> str:
         return mask_url(self.url)
 
+    @property
+    def named(self) -> str:
+        """The masked URL with the rev and subdirectory the requirement names."""
+        rev = f"@{self.rev}" if self.rev else ""
+        sub = f"#subdirectory={self.subdirectory}" if self.subdirectory else ""
+        return f"{self.shown}{rev}{sub}"
+
 
 def git_requirement(url: str) -> GitRequirement | None:
     """The parts of a `git+` URL (None for any other URL); a transport git can't be asked for
@@ -133,7 +140,7 @@ def pack_git_source(
     stamp_origin(packed.path, record)
     data = packed.path.read_bytes()
     return replace(packed, origin=f"git+{origin}", sha256=hashlib.sha256(data).hexdigest(),
-                   size=len(data))  # fmt: skip
+                   size=len(data), commit=checkout.commit, named=requirement.named)  # fmt: skip
 
 
 def stamp_origin(sdist: Path, record: str) -> None:

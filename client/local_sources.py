@@ -60,10 +60,32 @@ class PackedSource:
     filename: str
     sha256: str
     size: int
+    commit: str | None = None  # a git source's commit
+    named: str = ""  # a git source's URL as the requirement names it (masked), rev included
 
     @property
     def key(self) -> str:
         return package_key(self.sha256, self.filename)
+
+    @property
+    def url(self) -> str:
+        return source_url(self.sha256, self.filename)
+
+    def to_json(self) -> dict[str, str | None]:
+        """`spec --json`'s `sources` entry: what was packed, from where, as which bytes."""
+        origin = f"git+{self.named}" if self.commit else str(self.origin)
+        return {"name": self.name, "origin": origin, "commit": self.commit,
+                "sha256": self.sha256, "filename": self.filename}  # fmt: skip
+
+
+def git_notes(sources: tuple[PackedSource, ...]) -> list[str]:
+    """One line per packed git source, for stderr: it was cloned and packed here, silently
+    otherwise (`packed NAME from URL@REV (commit C) as envd-source://…`, the URL masked)."""
+    return [
+        f"packed {s.name} from {s.named} (commit {s.commit}) as {s.url}"
+        for s in sources
+        if s.commit
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,7 +257,7 @@ def _git_url(dep: PypiDependency) -> str | None:
 
 def _rewritten(dep: PypiDependency, source: PackedSource) -> PypiDependency:
     req = Requirement(dep.requirement)
-    req.url = source_url(source.sha256, source.filename)
+    req.url = source.url
     raw = RawDependency(str(req), "<local source>", None, dep.category, dep.selector)
     return normalize_pypi(raw)
 

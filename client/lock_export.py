@@ -16,6 +16,7 @@ from typing import Any, Literal
 import yaml
 
 from envd.errors import LockExportError
+from envd.locks import index_of
 
 FORMATS = ("conda-lock", "explicit", "pixi")
 DEFAULT_PATHS = {"conda-lock": "conda-lock.yml", "explicit": "conda-{platform}.lock",
@@ -235,22 +236,44 @@ def pixi_lock_bytes(descriptions: Descriptions) -> bytes:
             if p["depends"]:  # as pixi writes it: no key for none
                 entry["requires_dist"] = list(p["depends"])
     if pypi:
-        _pixi_indexes(document["environments"][PIXI_ENVIRONMENT], first["spec"])
+        _pixi_indexes(document["environments"][PIXI_ENVIRONMENT], first["spec"], pypi.values())
     return dump_yaml(document).encode()
 
 
-def _pixi_indexes(environment: dict[str, Any], spec: Mapping[str, Any]) -> None:
+def _pixi_indexes(
+    environment: dict[str, Any], spec: Mapping[str, Any], pypi: Iterable[Mapping[str, Any]]
+) -> None:
     """The spec's PyPI indexes and find-links pages, where pixi writes them (after `channels`:
     `indexes: [URL…]`, `find-links: [{url: URL}…]`), which py-rattler's `add_pypi_package`
-    leaves out."""
+    leaves out. A solve without indexes used PyPI's; an imported lock's spec names none, so its
+    packages' recorded indexes are written, and no `indexes:` when none is (`lock_indexes`)."""
     from envd.requirements_txt import DEFAULT_INDEX_URL
 
-    fields = {"indexes": list(spec.get("pypi_indexes") or [DEFAULT_INDEX_URL])}
+    fields: dict[str, Any] = {}
+    if spec.get("pypi_indexes"):
+        fields["indexes"] = list(spec["pypi_indexes"])
+    elif spec.get("locked"):
+        if indexes := lock_indexes(pypi):
+            fields["indexes"] = indexes
+    else:
+        fields["indexes"] = [DEFAULT_INDEX_URL]
     if spec.get("pypi_find_links"):
         fields["find-links"] = [{"url": u} for u in spec["pypi_find_links"]]
     rest = dict(environment)
     environment.clear()
     environment.update({"channels": rest.pop("channels", []), **fields, **rest})
+
+
+def lock_indexes(pypi: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The indexes an imported lock's PyPI packages record (their `channel`), in first-seen
+    order. A lock that records none leaves each one the origin of its file's URL
+    (`envd.locks.index_of`), a file host and not an index: not written, not invented."""
+    found: dict[str, None] = {}
+    for p in pypi:
+        channel = str(p.get("channel") or "")
+        if channel and channel != index_of(str(p["url"])):
+            found.setdefault(channel, None)
+    return list(found)
 
 
 def dump_yaml(document: Any) -> str:

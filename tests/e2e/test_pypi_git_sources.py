@@ -47,11 +47,19 @@ def test_a_git_tag_is_packed_by_the_client_and_built_natively(tmp_path: Path) ->
             (requirement,) = [d["requirement"] for d in document["canonical"]["pypi"]]
             match = SOURCE.match(requirement)
             assert match, requirement
+            head = git(repo, "rev-parse", "HEAD")
+            assert document["sources"] == [
+                {"name": "gitpkg", "origin": f"git+{base}/repo.git@v1", "commit": head,
+                 "sha256": match.group(1), "filename": "gitpkg-0.1.tar.gz"}
+            ]  # fmt: skip
+            assert (f"packed gitpkg from {base}/repo.git@v1 (commit {head}) as "
+                    f"{requirement.partition(' @ ')[2]}\n") in out.stderr  # fmt: skip
             return document["req_id"], match.group(1)
 
         def built(sha: str) -> tuple[str, dict[str, object]]:
             out = run_client(*resolve, cwd=tmp_path, env=env)
             document = one_json(out)
+            assert f"/repo.git@v1 (commit {git(repo, 'rev-parse', 'HEAD')}) as " in out.stderr
             (result,) = document["environments"]
             assert result["outcome"] == "resolved", (result, out.stderr)
             key = description_key(document["req_id"], "linux-64", result["full_id"])
@@ -77,6 +85,8 @@ def test_a_git_tag_is_packed_by_the_client_and_built_natively(tmp_path: Path) ->
         moved_id, moved_sha = spec()
         assert (moved_id, moved_sha) != (req_id, sha)
         second_id, second = built(moved_sha)
+        quiet = run_client(*resolve[:-1], "-q", cwd=tmp_path, env=env)  # a hit: no line
+        assert quiet.returncode == 0 and "packed" not in quiet.stderr, quiet.stderr
     assert second_id == moved_id and second["sha256"] != first["sha256"]
     with zipfile.ZipFile(store / "pkgs" / str(second["sha256"]) / WHEEL) as wheel:
         assert wheel.read("gitpkg/__init__.py") == b"X = 2\n"

@@ -19,7 +19,12 @@ from envd.client.git_sources import (
     check_out,
     git_requirement,
 )
-from envd.client.local_sources import has_local_sources, pack_local_sources
+from envd.client.local_sources import (
+    PackedSource,
+    git_notes,
+    has_local_sources,
+    pack_local_sources,
+)
 from envd.errors import InvalidSpecError
 from envd.ids import req_id
 from envd.requirements_txt import requirement_text
@@ -43,6 +48,23 @@ def test_a_git_url_is_taken_apart_into_clone_url_rev_and_subdirectory() -> None:
         git_requirement("git+https://h.example/r.git@--upload-pack=x")
     masked = GitRequirement("https://ada:s3cret@h.example/r.git", None, None).shown
     assert masked == "https://ada:***@h.example/r.git"
+
+
+def test_packed_sources_are_named_for_people_and_scripts_with_logins_masked() -> None:
+    named = GitRequirement("https://ada:s3cret@h.example/r.git", "v1", "pkgs/a").named
+    assert named == "https://ada:***@h.example/r.git@v1#subdirectory=pkgs/a"
+    git_source = PackedSource("a", "git+…", Path("/t/a-1.tar.gz"), "a-1.tar.gz", "ab" * 32, 9,
+                              commit="c" * 40, named=named)  # fmt: skip
+    local = PackedSource("b", Path("/src/b"), Path("/t/b-2.tar.gz"), "b-2.tar.gz", "cd" * 32, 9)
+    assert git_notes((git_source, local)) == [
+        f"packed a from {named} (commit {'c' * 40}) as envd-source://sha256/{'ab' * 32}/a-1.tar.gz"
+    ]
+    assert [s.to_json() for s in (git_source, local)] == [
+        {"name": "a", "origin": f"git+{named}", "commit": "c" * 40, "sha256": "ab" * 32,
+         "filename": "a-1.tar.gz"},
+        {"name": "b", "origin": "/src/b", "commit": None, "sha256": "cd" * 32,
+         "filename": "b-2.tar.gz"},
+    ]  # fmt: skip
 
 
 @pytest.fixture
@@ -145,6 +167,12 @@ def test_the_same_commit_packs_to_the_same_bytes_and_a_new_one_to_new(
     result = pack_local_sources(sub, tmp_path)
     (dep,) = result.spec.pypi
     assert dep.requirement.startswith("subpkg[x] @ envd-source://sha256/"), dep.requirement
+    (source,) = result.sources  # what `spec`/`resolve` tell the user they packed
+    assert source.commit == git(repo, "rev-parse", "HEAD")
+    assert git_notes(result.sources) == [
+        f"packed subpkg from {repo.as_uri()}@v1#subdirectory=sub (commit {source.commit}) as "
+        f"envd-source://sha256/{source.sha256}/subpkg-0.1.tar.gz"
+    ]
     assert dep.requirement.endswith('/subpkg-0.1.tar.gz ; python_version > "3"'), dep
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,13 @@ from lock_envs import LONG_REQUIREMENT, PLATFORMS, environment
 from packaging.requirements import Requirement
 from rattler.explicit_environment import ExplicitEnvironmentSpec
 
+from envd.agents.locked_resolver import SOLVER_NAME, resolved_package
 from envd.client.lock_export import build_number, install_order, render_lock, write_lock
+from envd.client.lock_readers import read_lock
+from envd.description import ResolvedBy, SolverInfo, build_description
 from envd.errors import LockExportError
+from envd.ids import req_id
+from envd.spec import RawSpec, normalize_spec
 
 with warnings.catch_warnings():
     # conda-lock (a test-only reference) warns about its own deprecated imports on import.
@@ -201,3 +207,41 @@ def test_pixi_lock_names_the_pypi_indexes_and_find_links(tmp_path: Path) -> None
     conda_only = environment(pypi=False)
     (plain,) = write_lock(conda_only, "pixi", tmp_path / "c.lock", req_id="r", alias=None)
     assert "indexes" not in yaml.safe_load(plain.read_text())["environments"]["default"]
+
+
+def _imported(lock: Path) -> dict[str, dict[str, Any]]:
+    """The descriptions of `lock` imported as `resolve --from-lock` does: read by envd's reader,
+    the spec its `locked` form, the packages the locked resolver's."""
+    read = read_lock(lock)
+    spec = normalize_spec(RawSpec(locked=list(read.platforms)))
+    by = ResolvedBy(user="tester", agent="none", host="tests")
+    at, solver = datetime(2024, 6, 1, tzinfo=UTC), SolverInfo(name=SOLVER_NAME, version="0")
+    descriptions = {}
+    for lp in read.platforms:
+        packages = [resolved_package(p) for p in lp.packages]
+        descriptions[lp.platform] = build_description(
+            req_id=req_id(spec), platform=lp.platform, spec=spec, packages=packages,
+            resolved_at=at, resolved_by=by, solver=solver,
+        )  # fmt: skip
+    return descriptions
+
+
+def test_pixi_lock_of_an_imported_lock_invents_no_index(tmp_path: Path) -> None:
+    """An imported lock's spec names no index: the export writes the indexes its PyPI packages
+    record, and none (not PyPI's) when they record none; py-rattler reads either back."""
+    fixture = Path(__file__).parents[2] / "fixtures/locks/pixi/numpy-as-pypi/pixi.lock"
+    descriptions = _imported(fixture)
+    (path,) = write_lock(descriptions, "pixi", tmp_path / "pixi.lock", req_id="r", alias=None)
+    written = yaml.safe_load(path.read_text())["environments"]["default"]
+    assert "indexes" not in written  # the lock's packages record only their files' host
+    env = rattler.LockFile.from_path(path).default_environment()
+    assert env is not None
+    assert [p.name for p in env.pypi_packages()["osx-arm64"]] == ["numpy"]
+    index = "https://mirror.example.invalid/pypi/simple"
+    for d in descriptions.values():
+        for p in d["packages"]:
+            if p["kind"] == "pypi":
+                p["channel"] = index  # a lock that recorded its index
+    (again,) = write_lock(descriptions, "pixi", tmp_path / "b.lock", req_id="r", alias=None)
+    assert yaml.safe_load(again.read_text())["environments"]["default"]["indexes"] == [index]
+    assert rattler.LockFile.from_path(again).default_environment() is not None
