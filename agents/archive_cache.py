@@ -4,8 +4,9 @@ Per conda package (and per PyPI wheel, which is never transmuted): an archive al
 otherwise it is streamed from its channel to a temp file, checked against the repodata's sha256
 (or md5), and uploaded create-only. A `.tar.bz2` also gets a `.conda`: reused when
 `links/<sha256>.json` names one in the store, else transmuted on a worker process, verified,
-uploaded and linked. Packages run on a bounded thread pool, so memory stays at a few chunks per
-archive in flight and the disk holds at most `concurrency` packages' temp files at once.
+uploaded and linked (those records: `archive_links`). Packages run on a bounded thread pool, so
+memory stays at a few chunks per archive in flight and the disk holds at most `concurrency`
+packages' temp files at once.
 
 Sources: before anything is fetched, every archive URL must stay in the channel it came from
 (`check_sources`): a repodata `base_url` can't send a download to another host or to local
@@ -24,7 +25,6 @@ import asyncio
 import concurrent.futures
 import contextvars
 import hashlib
-import json
 import logging
 import shutil
 import tempfile
@@ -38,14 +38,13 @@ from envd.description import PackageFormat, ResolvedPackage
 from envd.errors import (
     ArchiveIntegrityError,
     ChannelNotAllowedError,
-    EnvdError,
-    PreconditionFailed,
     StageTimeoutError,
     StoreError,
 )
 from envd.store.base import Store
-from envd.store.layout import LINK_FORMAT, link_key, package_key
+from envd.store.layout import link_key, package_key
 
+from .archive_links import Link, linked_format, live_link, publish_link
 from .fetch import FetchCancelled, Fetcher, redact_url
 from .transmute import Transmuter, conda_name
 
@@ -53,7 +52,6 @@ log = logging.getLogger("envd.agent")
 DEFAULT_CONCURRENCY = 8
 DEFAULT_UPLOAD_TIMEOUT = 600.0  # one archive; a 1 GB package at under 2 MB/s still makes it
 _POLL = 0.1  # how often a thread waiting on an upload looks at the cancel flag
-_LINK_ATTEMPTS = 4
 _SHA256_HEX = 64
 _CACHED_KINDS = ("conda", "pypi")
 ProgressCallback = Callable[["CacheProgress"], Awaitable[None]]
@@ -85,36 +83,6 @@ class _Cached:
     uploaded: int = 0
     transmuted: bool = False
     reused: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Link:
-    """`links/<source sha256>.json`: the `.conda` envd made from a `.tar.bz2`."""
-
-    source_sha256: str
-    source_filename: str
-    sha256: str
-    filename: str
-    size: int
-
-    def encode(self) -> bytes:
-        doc = {"schema": LINK_FORMAT, "source_sha256": self.source_sha256,
-               "source_filename": self.source_filename, "sha256": self.sha256,
-               "filename": self.filename, "size": self.size}  # fmt: skip
-        return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
-
-    @classmethod
-    def decode(cls, data: bytes, source_sha256: str) -> Link | None:
-        """The link, or None if the bytes are not a valid link for this source."""
-        try:
-            doc = json.loads(data)
-            link = cls(doc["source_sha256"], doc["source_filename"], doc["sha256"],
-                       doc["filename"], int(doc["size"]))  # fmt: skip
-            package_key(link.sha256, link.filename)  # refuses a bad sha256 or filename
-        except (ValueError, TypeError, KeyError, EnvdError):
-            return None
-        valid = doc.get("schema") == LINK_FORMAT and link.source_sha256 == source_sha256
-        return link if valid and link.filename.endswith(".conda") else None
 
 
 class ArchiveCache:
@@ -279,9 +247,9 @@ class ArchiveCache:
     ) -> tuple[PackageFormat, bool, int, int]:
         """The `.conda` of a `.tar.bz2`: (format, made now, uploads, reused)."""
         key = link_key(sha256)
-        held = self._live_link(key, sha256)
+        held = live_link(self.store, key, sha256)
         if held is not None:
-            return _linked(held), False, 0, 1
+            return linked_format(held), False, 0, 1
         if local is None:  # the original is in the store but was never linked
             local = self._from_store(package, sha256, work)
         out = work / "conda"
@@ -291,44 +259,9 @@ class ArchiveCache:
         filename = conda_name(package.filename)
         uploads = self._upload(package_key(made.sha256, filename), made.path, cancel)
         link = Link(sha256, package.filename, made.sha256, filename, made.size)
-        winner = self._publish_link(key, link)
+        winner = publish_link(self.store, key, link)
         log.info("transmuted %s → %s (%d files verified)", package.filename, filename, made.files)
-        return _linked(winner), winner == link, uploads, int(winner != link)
-
-    def _live_link(self, key: str, sha256: str) -> Link | None:
-        """The stored link if it parses and its `.conda` is in the store."""
-        data = self.store.get(key)
-        link = None if data is None else Link.decode(data, sha256)
-        if link is None or self.store.stat(package_key(link.sha256, link.filename)) is None:
-            return None
-        return link
-
-    def _publish_link(self, key: str, link: Link) -> Link:
-        """Write the link create-only; if another agent linked first (and its `.conda` is
-        there) use theirs, so every description names the same `.conda`. A corrupt or dangling
-        link is replaced by compare-and-swap."""
-        for _ in range(_LINK_ATTEMPTS):
-            if self.store.put_if_absent(key, link.encode()):
-                return link
-            current = self.store.get_versioned(key)
-            if current is None:
-                continue  # deleted in between: try to create it again
-            data, version = current
-            held = Link.decode(data, link.source_sha256)
-            if held is not None and held == link:
-                return link
-            if held is not None and self.store.stat(package_key(held.sha256, held.filename)):
-                return held
-            try:
-                self.store.compare_and_swap(key, version, link.encode())
-            except PreconditionFailed:
-                continue
-            log.warning("replaced a corrupt or dangling link `%s`", key)
-            return link
-        raise StoreError(
-            f"failed to write link `{key}`: it changed on each of {_LINK_ATTEMPTS} attempts",
-            hint="many agents are racing on this archive; retry",
-        )
+        return linked_format(winner), winner == link, uploads, int(winner != link)
 
     def _from_store(self, package: ResolvedPackage, sha256: str, work: Path) -> Path:
         dest = work / package.filename
@@ -383,10 +316,6 @@ def check_sources(packages: Sequence[ResolvedPackage]) -> None:
                 f"{err.message} (package `{package.name}` {package.version}): nothing was fetched",
                 hint=err.hint,
             ) from err
-
-
-def _linked(link: Link) -> PackageFormat:
-    return PackageFormat(".conda", link.filename, link.sha256, link.size, link.source_sha256)
 
 
 def _format_of(filename: str) -> str:

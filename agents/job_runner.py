@@ -127,6 +127,7 @@ class JobRunner:
         resolved_at = datetime.fromtimestamp(self.clock.now(), UTC)
         doing.stage = "caching archives"
         packages = await self._cache_archives(job, resolution.packages, progress)
+        # validated once: by the catalog as it writes it (an invalid one is refused, unstored)
         description = build_description(
             req_id=job.req_id,
             platform=job.platform,
@@ -135,6 +136,7 @@ class JobRunner:
             resolved_at=resolved_at,
             resolved_by=ResolvedBy(user=job.requester_user, agent=self.agent_id, host=self.host),
             solver=resolution.solver,
+            validate=False,
         )
         await progress(Stage.UPLOADING, f"writing description of {len(packages)} packages")
         doing.stage = "writing the description"

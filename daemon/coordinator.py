@@ -80,7 +80,6 @@ class Coordinator:
         self.settings.channel_policy.check_pypi_spec(spec)  # indexes, find-links, direct URLs
         targets = list(dict.fromkeys(check_platform(p) for p in platforms))
         rid = compute_req_id(spec)
-        canonical: bytes | None = None
         attached: dict[str, _Attached] = {}
         hits: list[ResolveEvent] = []
         for platform in targets:
@@ -90,9 +89,8 @@ class Coordinator:
             if hit is not None:
                 hits.append(hit)
                 continue
-            if canonical is None or spec.locked:  # a lock's job carries its platform's packages
-                canonical = spec.job_bytes(platform)
-            new = NewJob(rid, platform, canonical, no_archives, requester)
+            # serialized once per spec (a lock's job: once per platform, with its packages)
+            new = NewJob(rid, platform, spec.job_bytes(platform), no_archives, requester)
             job, created = await self.jobs.create_or_attach(new)
             attached[job.job_id] = _Attached(job, Outcome.RESOLVED if created else Outcome.DEDUP)
         for hit in hits:

@@ -23,7 +23,7 @@ from envd.errors import (
 from envd.ids import is_id
 from envd.ids import req_id as compute_req_id
 from envd.progress import Outcome
-from envd.spec import Spec, canonical_json, normalize_spec
+from envd.spec import Spec, normalize_spec
 from envd.use_latest import parse_use_latest
 from envd.v1 import environments_pb2, environments_pb2_grpc
 from envd.wire import error_metadata, event_to_pb, raw_spec_from_pb, status_code
@@ -190,7 +190,7 @@ def _largest_job(spec: Spec, platforms: list[str]) -> bytes:
     """The canonical spec the largest of the request's jobs will carry (a lock's job carries
     its platform's packages; any other spec's jobs carry the same bytes)."""
     if not spec.locked:
-        return canonical_json(spec.to_canonical())
+        return spec.canonical_bytes()
     return max((spec.job_bytes(p) for p in platforms), key=len)
 
 

@@ -110,8 +110,11 @@ def build_description(
     resolved_at: datetime,
     resolved_by: ResolvedBy,
     solver: SolverInfo,
+    validate: bool = True,
 ) -> dict[str, Any]:
-    """A validated description; full_id is computed here, packages sorted by (kind, name)."""
+    """A validated description; full_id is computed here, packages sorted by (kind, name).
+    `validate=False` only for a writer handing it straight to `Catalog.write_description`,
+    which validates every document it stores: then it is validated once, not twice."""
     ordered = sorted(packages, key=lambda p: (p.kind, p.name, p.version, p.build, p.filename))
     for p in ordered:
         if p.kind == "pypi" and p.build:
@@ -135,7 +138,8 @@ def build_description(
         "solver": {"name": solver.name, "version": solver.version},
         "packages": [_package_json(p) for p in ordered],
     }
-    return validate_description(seal_description(doc))
+    sealed = seal_description(doc)
+    return validate_description(sealed) if validate else sealed
 
 
 def description_digest(doc: dict[str, Any]) -> str:

@@ -82,6 +82,11 @@ class Spec:
     pypi_find_links: tuple[str, ...] = ()
     # an imported lock (envd.locks): the packages of each of its platforms, taken as they are
     locked: tuple[LockedPlatform, ...] = ()
+    # the serialized forms, made once per Spec (it is frozen): None the canonical bytes (hashed
+    # into req_id), a platform that platform's job bytes (a lock's differ per platform)
+    _bytes: dict[str | None, bytes] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @property
     def env_type(self) -> EnvType:
@@ -121,12 +126,16 @@ class Spec:
 
     def job_bytes(self, platform: str) -> bytes:
         """What a job for `platform` carries: the canonical spec, with a lock's packages for
-        that platform in place of their summary (the agent recomputes the same req_id)."""
+        that platform in place of their summary (the agent recomputes the same req_id).
+        Serialized once per platform; without a lock, the canonical bytes themselves."""
         if not self.locked:
             return self.canonical_bytes()
-        canonical = self._canonical_request()
-        canonical["locked"] = locked_to_canonical(self.locked, full=platform)
-        return canonical_json(canonical)
+        made = self._bytes.get(platform)
+        if made is None:
+            canonical = self._canonical_request()
+            canonical["locked"] = locked_to_canonical(self.locked, full=platform)
+            made = self._bytes[platform] = canonical_json(canonical)
+        return made
 
     def _canonical_request(self) -> dict[str, Any]:
         canonical: dict[str, Any] = {
@@ -156,8 +165,11 @@ class Spec:
         return canonical
 
     def canonical_bytes(self) -> bytes:
-        """The exact bytes hashed into req_id (documented in docs/ids.md)."""
-        return canonical_json(self.to_canonical())
+        """The exact bytes hashed into req_id (documented in docs/ids.md), serialized once."""
+        made = self._bytes.get(None)
+        if made is None:
+            made = self._bytes[None] = canonical_json(self.to_canonical())
+        return made
 
 
 def _marker(requirement: str) -> str | None:

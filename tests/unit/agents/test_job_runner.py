@@ -4,13 +4,16 @@ cancelled or timed-out job leaves no temp files and writes no description."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+import envd.description
 from envd.agents.archive_cache import ArchiveCache
 from envd.agents.conda_resolver import CondaResolver
 from envd.agents.fetch import Fetcher
@@ -151,3 +154,32 @@ def test_the_job_deadline_names_the_stage_and_leaves_nothing_behind(
     )
     assert info.value.reference == "E204"
     assert left_behind(tmp_path) == []
+
+
+def test_a_description_is_validated_once_on_its_way_to_the_store(
+    tmp_path: Path, trickling: SlowArchiveChannel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The agent leaves validation to the catalog, which validates as it writes: once
+    (a spy counting calls through the real validation)."""
+    validated: list[str] = []
+    real = envd.description.validate_description
+
+    def spy(doc: Any, where: str | None = None) -> dict[str, Any]:
+        validated.append(doc["full_id"])
+        return real(doc, where)
+
+    monkeypatch.setattr(envd.description, "validate_description", spy)
+    runner = runner_for(tmp_path)
+    job = dataclasses.replace(job_for(spec_of(trickling.url)), no_archives=True)
+
+    async def progress(stage: Stage, message: str) -> None:
+        pass
+
+    try:
+        full_id = asyncio.run(runner.run(job, progress))
+    finally:
+        runner.archives.close()
+    assert validated == [full_id]
+    monkeypatch.undo()
+    stored = runner.catalog.read_description(job.req_id, "linux-64", full_id)
+    assert stored["packages"][0]["name"] == PACKAGE

@@ -116,6 +116,23 @@ def test_write_description_validates_first(catalog: Catalog, store: LocalStore) 
     assert store.list("") == []
 
 
+def test_an_unvalidated_draft_is_refused_by_the_write_as_by_the_builder(
+    catalog: Catalog, store: LocalStore
+) -> None:
+    """The agent leaves validation to the write, so that it happens once."""
+    bad = replace(package("1.2"), sha256="short")  # as a broken index could say
+    made: dict[str, Any] = {
+        "req_id": REQ_A, "platform": "linux-64", "spec": SPEC, "packages": [bad],
+        "resolved_at": T0, "resolved_by": ResolvedBy(user="ada", agent="agent-1", host="h"),
+        "solver": SolverInfo(name="rattler", version="0.28.0"),
+    }  # fmt: skip
+    with pytest.raises(CorruptDescriptionError, match=r"`packages\[0\]\.sha256`"):
+        build_description(**made)
+    with pytest.raises(CorruptDescriptionError, match=r"`packages\[0\]\.sha256`"):
+        catalog.write_description(build_description(**made, validate=False))
+    assert store.list("") == []
+
+
 def test_read_of_an_absent_description_says_not_found(catalog: Catalog, store: LocalStore) -> None:
     with pytest.raises(EnvironmentNotFoundError) as info:
         catalog.read_description(REQ_A, "linux-64", "c" * 40)
