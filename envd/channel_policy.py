@@ -83,6 +83,7 @@ class ChannelPolicy:
         the coordinator holds): a conda package's lies in a channel the policy allows, a PyPI
         package's is allowed as a PyPI location. Each URL is checked, not only the channels
         derived from them: a lock names files, and `..` never walks out of an allowed place."""
+        allowed: set[str] = set()  # channels checked already: the policy once per channel
         for entry in spec.locked:
             for package in entry.packages:
                 if _has_dot_segment(package.url):
@@ -91,7 +92,9 @@ class ChannelPolicy:
                     self.check_pypi("locked PyPI file", package.url)
                     continue
                 try:
-                    self.check(package.channel)
+                    if package.channel not in allowed:
+                        self.check(package.channel)
+                        allowed.add(package.channel)
                     check_archive_url(package.channel, package.url)
                 except ChannelNotAllowedError as err:
                     why = mask_text(err.message).replace(" by this coordinator", "", 1)
