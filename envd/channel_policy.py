@@ -22,9 +22,8 @@ from rattler import MatchSpec
 from envd.channels import DEFAULT_CHANNEL_ALIAS, channel_url
 from envd.errors import ChannelNotAllowedError
 from envd.redaction import mask_text, mask_url
+from envd.requirements_txt import DEFAULT_INDEX_URL
 from envd.spec import ENVD_SOURCE_SCHEME, Spec
-
-DEFAULT_PYPI_INDEX = "https://pypi.org/simple"  # = envd.requirements_txt.DEFAULT_INDEX_URL
 
 WEB_SCHEMES = ("http", "https")
 
@@ -145,7 +144,7 @@ def pypi_locations(spec: Spec) -> list[tuple[str, str]]:
     `--find-links` locations, and the URLs of direct requirements."""
     if not spec.pypi:
         return []
-    found = [("PyPI index", url) for url in spec.pypi_indexes or (DEFAULT_PYPI_INDEX,)]
+    found = [("PyPI index", url) for url in spec.pypi_indexes or (DEFAULT_INDEX_URL,)]
     found += [("find-links location", url) for url in spec.pypi_find_links]
     for dep in spec.pypi:
         url = Requirement(dep.requirement).url
