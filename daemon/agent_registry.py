@@ -109,15 +109,11 @@ class AgentRegistry:
         """Live agents serving `platform`: here, or fleet-wide where replicas share a view."""
         return len(self.serving(platform, now, ttl))
 
-    def native_count(self, platform: str, now: float, ttl: float) -> int:
-        """Live agents connected here that can lease a native-only job of `platform`: they
-        serve it and run on it. (Replicas do not share native platforms: a native-only job
-        waits for a native agent of the replica whose sweep sees it.)"""
-        return sum(a.native_platform == platform for a in self.serving(platform, now, ttl))
-
     def native_pythons(self, platform: str, now: float, ttl: float) -> frozenset[str] | None:
         """The pythons the live agents native to `platform` (connected here) build for; None
-        when there is no such agent (then a native-only job waits for one, whatever python)."""
+        when there is no such agent (then a native-only job waits for one, whatever python).
+        (Replicas do not share native platforms: a native-only job waits for a native agent of
+        the replica whose sweep sees it.)"""
         natives = [a for a in self.serving(platform, now, ttl) if a.native_platform == platform]
         if not natives:
             return None

@@ -22,9 +22,8 @@ from rattler import MatchSpec
 from envd.channels import DEFAULT_CHANNEL_ALIAS, channel_url
 from envd.errors import ChannelNotAllowedError
 from envd.redaction import mask_text, mask_url
+from envd.requirements_txt import DEFAULT_INDEX_URL
 from envd.spec import ENVD_SOURCE_SCHEME, Spec
-
-DEFAULT_PYPI_INDEX = "https://pypi.org/simple"  # = envd.requirements_txt.DEFAULT_INDEX_URL
 
 WEB_SCHEMES = ("http", "https")
 
@@ -83,6 +82,7 @@ class ChannelPolicy:
         the coordinator holds): a conda package's lies in a channel the policy allows, a PyPI
         package's is allowed as a PyPI location. Each URL is checked, not only the channels
         derived from them: a lock names files, and `..` never walks out of an allowed place."""
+        allowed: set[str] = set()  # channels checked already: the policy once per channel
         for entry in spec.locked:
             for package in entry.packages:
                 if _has_dot_segment(package.url):
@@ -91,7 +91,9 @@ class ChannelPolicy:
                     self.check_pypi("locked PyPI file", package.url)
                     continue
                 try:
-                    self.check(package.channel)
+                    if package.channel not in allowed:
+                        self.check(package.channel)
+                        allowed.add(package.channel)
                     check_archive_url(package.channel, package.url)
                 except ChannelNotAllowedError as err:
                     why = mask_text(err.message).replace(" by this coordinator", "", 1)
@@ -142,7 +144,7 @@ def pypi_locations(spec: Spec) -> list[tuple[str, str]]:
     `--find-links` locations, and the URLs of direct requirements."""
     if not spec.pypi:
         return []
-    found = [("PyPI index", url) for url in spec.pypi_indexes or (DEFAULT_PYPI_INDEX,)]
+    found = [("PyPI index", url) for url in spec.pypi_indexes or (DEFAULT_INDEX_URL,)]
     found += [("find-links location", url) for url in spec.pypi_find_links]
     for dep in spec.pypi:
         url = Requirement(dep.requirement).url
