@@ -115,13 +115,7 @@ def fetch_archives(
 def _fetch(package: dict[str, Any], store: Store, into: Path) -> CachedArchive:
     chosen = pick_format(package)
     filename = chosen["filename"]
-    dest = into / filename
-    if not store.download(package_key(chosen["sha256"], filename), dest):
-        raise EnvironmentNotFoundError(
-            f"failed to create environment: `{filename}` is missing from store `{store.url}`",
-            hint="resolve again with `--force` to cache the archives again",
-        )
-    actual = _sha256(dest)
+    dest, actual = download_package(store, chosen, into, "archives")
     if actual != chosen["sha256"]:
         dest.unlink()
         raise ArchiveIntegrityError(
@@ -303,6 +297,21 @@ def _kept_hint(prefix: Path) -> str:
         f"`{prefix}` held files before (`--force`), so it was left as it is and may hold part "
         "of the environment; create into an empty directory instead"
     )
+
+
+def download_package(
+    store: Store, chosen: dict[str, Any], into: Path, noun: str
+) -> tuple[Path, str]:
+    """Download the package format `chosen` from the store into `into`: its path and the
+    sha256 of the bytes received (the caller checks it); missing → EnvironmentNotFoundError."""
+    filename = chosen["filename"]
+    dest = into / filename
+    if not store.download(package_key(chosen["sha256"], filename), dest):
+        raise EnvironmentNotFoundError(
+            f"failed to create environment: `{filename}` is missing from store `{store.url}`",
+            hint=f"resolve again with `--force` to cache the {noun} again",
+        )
+    return dest, _sha256(dest)
 
 
 def _sha256(path: Path) -> str:

@@ -149,12 +149,13 @@ def _pypi_satisfies(requirement: Requirement, version: str) -> bool:
 def _record(package: LockedPackage) -> Any:
     from rattler import BuildString, PackageName, PackageRecord, VersionWithSource
 
-    tail = package.build.rsplit("_", 1)[-1]
+    from .lock_export import build_number
+
     return PackageRecord(
         name=PackageName(package.name),
         version=VersionWithSource(package.version),
         build=BuildString(package.build),
-        build_number=int(tail) if tail.isdigit() else 0,
+        build_number=build_number({"build": package.build, "build_number": package.build_number}),
         subdir=package.subdir,
     )
 

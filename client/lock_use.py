@@ -15,7 +15,7 @@ from typing import Any
 from envd.errors import StaleLockError
 from envd.spec import RawSpec, Spec, normalize_spec
 
-from .lock_readers import Lock, LockFormat, read_lock
+from .lock_readers import Lock, read_lock
 from .lock_status import LockState, LockStatus, lock_status
 from .result import ResolveResult
 
@@ -119,8 +119,7 @@ def lock_request(
 def lock_format(path: Path, lock: Lock | None) -> str:
     """The format to rewrite in: the lock's own, else what its name says."""
     if lock is not None:
-        return {LockFormat.CONDA_LOCK: "conda-lock", LockFormat.PIXI: "pixi",
-                LockFormat.EXPLICIT: "explicit"}[lock.format]  # fmt: skip
+        return str(lock.format)  # LockFormat's values are the writer's format names
     if path.name.endswith("pixi.lock"):
         return "pixi"
     return "explicit" if "{platform}" in path.name else "conda-lock"

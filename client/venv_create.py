@@ -8,7 +8,6 @@ version, beside conda's own). A failure removes what this call made.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -23,10 +22,9 @@ from rattler import Version, VersionSpec
 
 from envd.errors import ArchiveIntegrityError, EnvironmentNotFoundError, InstallError
 from envd.store.base import Store
-from envd.store.layout import package_key
 from envd.uv import run_uv, uv_bin, uv_environment
 
-from .create import CachedArchive, install, undo_prefix
+from .create import CachedArchive, download_package, install, undo_prefix
 
 Progress = Callable[[str], None]
 WHEEL = ".whl"
@@ -80,14 +78,7 @@ def _fetch(package: dict[str, Any], store: Store, into: Path) -> CachedWheel:
             hint="resolve it again without `--no-archives` and with `--force`",
         )
     filename = chosen["filename"]
-    dest = into / filename
-    if not store.download(package_key(chosen["sha256"], filename), dest):
-        raise EnvironmentNotFoundError(
-            f"failed to create environment: `{filename}` is missing from store `{store.url}`",
-            hint="resolve again with `--force` to cache the wheels again",
-        )
-    with dest.open("rb") as f:
-        actual = hashlib.file_digest(f, "sha256").hexdigest()
+    dest, actual = download_package(store, chosen, into, "wheels")
     if actual != chosen["sha256"] or actual != package["sha256"]:
         dest.unlink()
         raise ArchiveIntegrityError(

@@ -136,3 +136,13 @@ def test_a_direct_reference_is_met_only_by_the_locked_artifact(tmp_path: Path) -
         f"Dependency 'requests' requires '{other}' but the lock has '{wheel}' for platform "
         "'linux-64'",
     )
+
+
+def test_a_build_number_is_read_as_the_lock_export_reads_it(tmp_path: Path) -> None:
+    # linux-64's python `hab00c5b_1_cpython`: the number is not the build string's last part
+    env, lock = copied(tmp_path)
+    lock.write_text(lock.read_text().replace("hab00c5b_0_cpython", "hab00c5b_1_cpython"))
+    env.write_text(env.read_text().replace("- idna\n", "- idna\n- python[build_number=1]\n"))
+    assert status(env, lock, ["linux-64"]).status is LockState.UP_TO_DATE
+    env.write_text(env.read_text().replace("[build_number=1]", "[build_number=0]"))
+    assert status(env, lock, ["linux-64"]).status is LockState.OUT_OF_DATE
