@@ -7,11 +7,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from envd.errors import LockExportError
+from envd.requirements_txt import DEFAULT_INDEX_URL
 
 from .lock_export import dump_yaml, locked_artifact
 
 EXPORT_FORMATS = ("environment.yml", "requirements.txt")
-DEFAULT_PYPI_INDEX = "https://pypi.org/simple"
 
 Descriptions = Mapping[str, Mapping[str, Any]]
 
@@ -101,6 +101,6 @@ def requirements_txt(description: Mapping[str, Any], platforms: str) -> bytes:
 def _index_options(description: Mapping[str, Any]) -> list[str]:
     indexes = [i for i in description["spec"].get("pypi_indexes", [])]
     links = [f"--find-links {u}" for u in description["spec"].get("pypi_find_links", [])]
-    if not indexes or indexes == [DEFAULT_PYPI_INDEX]:
+    if not indexes or indexes == [DEFAULT_INDEX_URL]:
         return links
     return [f"--index-url {indexes[0]}", *(f"--extra-index-url {i}" for i in indexes[1:]), *links]
