@@ -123,11 +123,12 @@ class BuildPrefixes:
         shown = f"`{package.filename}`"
         if self.store.download(package_key(package.sha256, package.filename), dest):
             where = "the store"
+            with dest.open("rb") as f:
+                sha256 = hashlib.file_digest(f, "sha256").hexdigest()
         else:
             where = f"`{redact_url(package.url)}`"
-            self.fetcher.fetch(package.url, dest, max_size=package.size)
-        with dest.open("rb") as f:
-            sha256 = hashlib.file_digest(f, "sha256").hexdigest()
+            # the fetcher hashes as it streams: no second read of the archive
+            sha256 = self.fetcher.fetch(package.url, dest, max_size=package.size).sha256
         if sha256 != package.sha256:
             raise ArchiveIntegrityError(
                 f"{shown} from {where} has sha256 `{sha256}`, the repodata says `{package.sha256}`"

@@ -82,6 +82,20 @@ class ChannelCredentials:
     def authorization(self, url: str) -> str | None:
         """The `Authorization` header value for `url`, or None: nothing for a scheme other
         than https, or http to an origin marked plain-http."""
+        origin = self._origin(url)
+        if origin is None:
+            return None
+        scheme, host, port = origin
+        token = self.tokens.get(f"{host}:{port}")
+        if token is None and port == DEFAULT_PORTS[scheme]:
+            token = self.tokens.get(host)
+        if token:
+            return f"Bearer {token}"
+        return self._netrc(host)
+
+    def _origin(self, url: str) -> tuple[str, str, int] | None:
+        """`(scheme, host, port)` of a URL credentials may go to: https, or http to an origin
+        marked plain-http; None for any other scheme, a port that is not one, or plain http."""
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
         host = (parts.hostname or "").lower()
@@ -91,12 +105,7 @@ class ChannelCredentials:
             return None  # not http(s), or a port that is not one
         if scheme == "http" and not self.is_plain_http(host, port):
             return None
-        token = self.tokens.get(f"{host}:{port}")
-        if token is None and port == DEFAULT_PORTS[scheme]:
-            token = self.tokens.get(host)
-        if token:
-            return f"Bearer {token}"
-        return self._netrc(host)
+        return scheme, host, port
 
     def is_plain_http(self, host: str, port: int) -> bool:
         """Whether the operator lets credentials go to `http://host:port`."""
@@ -129,14 +138,10 @@ class ChannelCredentials:
         Specs never carry these logins (envd.spec refuses URLs with credentials)."""
         entries: dict[str, tuple[str, str]] = {}
         for url in urls:
-            parts = urlsplit(url)
-            scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
-            try:
-                port = parts.port or DEFAULT_PORTS[scheme]
-            except (KeyError, ValueError):
+            origin = self._origin(url)
+            if origin is None:
                 continue
-            if scheme == "http" and not self.is_plain_http(host, port):
-                continue
+            _, host, _ = origin
             found = self._login(host)
             if found is not None and not any(c.isspace() for c in "".join(found)):
                 entries[host] = found

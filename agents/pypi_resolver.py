@@ -224,7 +224,9 @@ class PypiResolver:
                 extra["NETRC"] = str(logins)
             env = uv_environment(self.environ, home=work, cache_dir=self.cache_dir / "uv",
                                  extra=extra)  # fmt: skip
-            returncode, stderr = await _run(args, work, env)
+            # its own process group, killed and reaped when cancelled (a deadline, a revoked
+            # lease); `--quiet`: what it prints is its errors
+            returncode, stderr = await run_group(args, work, env)
             lock = work / _LOCK
             return _Run(returncode, stderr, lock.read_text("utf-8") if lock.exists() else None)
         finally:
@@ -239,12 +241,6 @@ def _refuse_vcs(requirements: Sequence[str], platform: str) -> None:
         scheme = url.partition(":")[0].lower()
         if scheme.startswith(_VCS_PREFIXES):
             raise vcs_refused(f"`{redact_text(text)}`", platform, scheme.partition("+")[0])
-
-
-async def _run(args: Sequence[str], cwd: Path, env: dict[str, str]) -> tuple[int, str]:
-    """Run uv in its own process group; cancelled (a deadline, a revoked lease), the whole
-    group is killed and reaped before `CancelledError` leaves here."""
-    return await run_group(args, cwd, env)  # `--quiet`: what it prints is its errors
 
 
 def _explain(

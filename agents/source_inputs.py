@@ -17,10 +17,6 @@ from envd.store.layout import package_key
 SOURCES_DIR = "sources"
 
 
-def has_sources(requirements: Sequence[str]) -> bool:
-    return any(_source(r) is not None for r in requirements)
-
-
 def fetch_sources(requirements: Sequence[str], work: Path, store: Store | None) -> list[str]:
     """`requirements` with each `envd-source://` URL replaced by the `file://` URL of its bytes,
     downloaded from the store into `work/sources/<sha256>/<filename>` and verified."""
@@ -65,15 +61,13 @@ def fetch_source(sha256: str, filename: str, work: Path, store: Store | None) ->
             hint="envd-client uploads local sources before it sends the request; resolve "
             "again from the machine that has the files",
         )
-    digest = hashlib.sha256()
     with path.open("rb") as data:
-        for block in iter(lambda: data.read(1 << 20), b""):
-            digest.update(block)
-    if digest.hexdigest() != sha256:
+        actual = hashlib.file_digest(data, "sha256").hexdigest()
+    if actual != sha256:
         path.unlink(missing_ok=True)
         raise ArchiveIntegrityError(
             f"failed to verify local source `{filename}` from the store: sha256 is "
-            f"`{digest.hexdigest()}`, the spec names `{sha256}`",
+            f"`{actual}`, the spec names `{sha256}`",
             hint=f"the stored copy is corrupt: delete `{key}` and resolve again",
         )
     return path
