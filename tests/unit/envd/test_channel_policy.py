@@ -146,3 +146,13 @@ def test_every_url_of_a_lock_is_checked(tmp_path: Path) -> None:
     outside = (tmp_path / "elsewhere" / "linux-64" / "p-1.0-0.conda").as_uri()
     with pytest.raises(ChannelNotAllowedError, match="local channels are only allowed"):
         ChannelPolicy.of(local_dirs=[tmp_path / "allowed"]).check_locked(_locked(outside))
+
+
+def test_a_locks_packages_after_a_pypi_file_are_checked_too() -> None:
+    forge = "https://conda.anaconda.org/conda-forge"
+    wheel = "https://files.pythonhosted.org/packages/aa/bb/p-1.0-py3-none-any.whl"
+    other = "https://conda.example.com/private/linux-64/p-1.0-0.conda"
+    policy = ChannelPolicy.of(allow=[forge])  # PyPI files: the default policy allows them
+    policy.check_locked(_locked(wheel, f"{forge}/noarch/p-1.0-0.conda"))
+    with pytest.raises(ChannelNotAllowedError, match=r"conda\.example\.com/private"):
+        policy.check_locked(_locked(wheel, other))
